@@ -11,6 +11,7 @@ export const ERROR_CATALOGUE = {
   NOT_FOUND: { status: 404, title: 'Not found', template: '{detail}' },
   NOT_ACCEPTABLE: { status: 406, title: 'Not acceptable', template: '{detail}' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'Request too large', template: '{detail}' },
+  RESULT_TOO_LARGE: { status: 413, title: 'Answer too large', template: '{detail}' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported media type', template: '{detail}' },
   SHAPE_MISMATCH: { status: 422, title: 'Sizes do not fit together', template: '{detail}' },
   UNKNOWN_ACTIVATION: {
