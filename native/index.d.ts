@@ -1,0 +1,27 @@
+/** The native kernels. Matrices are row-major Float64Arrays (views honour their byteOffset). */
+export interface CurvatureOpenBlas {
+  /** C ← α·op(A)·op(B) + β·C (cblas_dgemm, row-major). */
+  dgemm(
+    transA: boolean, transB: boolean, m: number, n: number, k: number,
+    alpha: number, a: Float64Array, lda: number, b: Float64Array, ldb: number,
+    beta: number, c: Float64Array, ldc: number,
+  ): void;
+  /** Lower triangle of C ← α·op(A)·op(A)ᵀ + β·C (cblas_dsyrk, row-major, lower). */
+  dsyrk(
+    trans: boolean, n: number, k: number, alpha: number, a: Float64Array, lda: number,
+    beta: number, c: Float64Array, ldc: number,
+  ): void;
+  /** Cholesky of the lower triangle in place (dpotrf); returns LAPACK's info. */
+  dpotrf(n: number, a: Float64Array, lda: number): number;
+  /** Inverse from the lower Cholesky factor in place (dpotri); returns LAPACK's info. */
+  dpotri(n: number, a: Float64Array, lda: number): number;
+  /** OpenBLAS's thread count; process-wide, shared by every worker thread. */
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  /** e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64". */
+  config(): string;
+  /** The CPU kernel set OpenBLAS chose, e.g. "Haswell". */
+  corename(): string;
+}
+declare const addon: CurvatureOpenBlas;
+export = addon;
