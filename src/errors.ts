@@ -31,6 +31,7 @@ export const ERROR_CATALOGUE = {
   },
   TARGET_OUT_OF_DOMAIN: { status: 422, title: 'Target outside its domain', template: '{detail}' },
   INVALID_DAMPING: { status: 422, title: 'Invalid damping', template: '{detail}' },
+  UNSUPPORTED_METHOD: { status: 422, title: 'Unsupported method combination', template: '{detail}' },
   NOT_POSITIVE_DEFINITE: { status: 422, title: 'Matrix not positive definite', template: '{detail}' },
   NON_FINITE_RESULT: { status: 422, title: 'Result is not finite', template: '{detail}' },
   OVERLOADED: { status: 503, title: 'Service busy', template: '{detail}' },
