@@ -51,6 +51,8 @@ export interface OutputHead {
   curvature(a: Float64Array, y: Float64Array, t: Float64Array, out: Float64Array): void;
   /** G_n, the outer-product (Gauss–Newton) output curvature, K × K row-major. */
   gaussNewton(a: Float64Array, y: Float64Array, t: Float64Array, out: Float64Array): void;
+  /** A factor C_n with C_nᵀ C_n = G_n, K × K row-major (the rows of the outer product's B_n, 5.86). */
+  gaussNewtonFactor(a: Float64Array, y: Float64Array, t: Float64Array, out: Float64Array): void;
   /** ∂y/∂a, K × K row-major (for Jacobians of the outputs). */
   outputJacobian(a: Float64Array, y: Float64Array, out: Float64Array): void;
 }
@@ -139,6 +141,8 @@ function sumOfSquares(activation: ActivationName): OutputHead {
       }
     },
     gaussNewton,
+    // G = JᵀJ, so C = J = ∂y/∂a.
+    gaussNewtonFactor: (a, y, _t, out) => jac(a, y, out),
     outputJacobian: jac,
   };
 }
@@ -166,6 +170,11 @@ const crossEntropy: OutputHead = {
   },
   gaussNewton(a, y, t, out) {
     crossEntropy.curvature(a, y, t, out);
+  },
+  gaussNewtonFactor(_a, y, _t, out) {
+    const k = y.length;
+    out.fill(0);
+    for (let i = 0; i < k; i++) out[i * k + i] = Math.sqrt(y[i] * (1 - y[i]));
   },
   outputJacobian: outputJacobianOf('sigmoid'),
 };
@@ -201,6 +210,17 @@ const softmaxCrossEntropy: OutputHead = {
   },
   gaussNewton(a, y, t, out) {
     softmaxCrossEntropy.curvature(a, y, t, out);
+  },
+  // C = √s·diag(√y)(I − 1yᵀ): CᵀC = s[(I − y1ᵀ)diag(y)(I − 1yᵀ)] = s[diag(y) − yyᵀ] since Σy = 1.
+  gaussNewtonFactor(_a, y, t, out) {
+    const k = y.length;
+    let s = 0;
+    for (let i = 0; i < k; i++) s += t[i];
+    const r = Math.sqrt(s);
+    for (let i = 0; i < k; i++) {
+      const si = r * Math.sqrt(y[i]);
+      for (let j = 0; j < k; j++) out[i * k + j] = si * ((i === j ? 1 : 0) - y[j]);
+    }
   },
   outputJacobian: outputJacobianOf('softmax'),
 };

@@ -1,0 +1,35 @@
+/**
+ * The Hessian by finite differences (PRML §5.4.4), as a check on the other methods.
+ */
+import { gradient } from './backprop.ts';
+import { parameterVector, withParameters, type Problem } from './network.ts';
+
+/** The default step ε of the central differences: near the optimum (machine ε)^{1/3} for O(1) weights. */
+export const FINITE_DIFFERENCE_STEP = 1e-5;
+
+/**
+ * Central differences of backpropagated gradients (PRML 5.91):
+ *   H[:, i] ≈ (∇E(w + ε e_i) − ∇E(w − ε e_i)) / 2ε,      error O(ε²),
+ * then symmetrised, (H + Hᵀ)/2. Cost 2W gradient evaluations, O(N·W²).
+ */
+export function finiteDifferenceHessian(p: Problem, step = FINITE_DIFFERENCE_STEP): Float64Array {
+  const W = p.network.parameterCount;
+  const w = parameterVector(p.network);
+  const h = new Float64Array(W * W);
+  const at = (v: Float64Array) => gradient({ ...p, network: withParameters(p.network, v) });
+  for (let i = 0; i < W; i++) {
+    const wi = w[i];
+    w[i] = wi + step;
+    const gp = at(w);
+    w[i] = wi - step;
+    const gm = at(w);
+    w[i] = wi;
+    for (let j = 0; j < W; j++) h[j * W + i] = (gp[j] - gm[j]) / (2 * step);
+  }
+  for (let i = 0; i < W; i++) for (let j = 0; j < i; j++) {
+    const v = 0.5 * (h[i * W + j] + h[j * W + i]);
+    h[i * W + j] = v;
+    h[j * W + i] = v;
+  }
+  return h;
+}

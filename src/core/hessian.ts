@@ -1,0 +1,251 @@
+/**
+ * The exact Hessian, the outer-product (Gauss–Newton) Hessian and the exact diagonal of a
+ * multilayer perceptron of any depth, through the block structure of extended backpropagation
+ * (PRML §5.4.5, 5.93–5.95, generalised beyond two layers).
+ *
+ * Per data point, write the parameters of layer l in the augmented layout θ_l[i][j], j ≤ in_l
+ * (j = in_l is the bias b_l[i]), z̃_{l−1} = (z_{l−1}, 1), and R_{l,m} = ∂a_l/∂a_m (R_{m,m} = I,
+ * R_{l,m} = W_l diag(h′_{l−1}) R_{l−1,m}). Then ∂a_l/∂θ_m[p][q] = R_{l,m}[·][p] z̃_{m−1}[q] and,
+ * with δ_l = ∂E_n/∂a_l and g_l = ∂E_n/∂z_l, the second derivatives are, for l ≥ m:
+ *
+ *   ∂²E_n / ∂θ_l[i][j] ∂θ_m[p][q]
+ *       = A^{l,m}[i][p] · z̃_{l−1}[j] · z̃_{m−1}[q]                     (curvature term)
+ *       + [m < l, j < in_l] δ_l[i] · S_{l,m}[j][p] · z̃_{m−1}[q]        (cross term, 5.95)
+ *
+ *   A^{L,L} = L_n = ∂²E_n/∂a_out²;  A^{l,l} = diag(g_l ⊙ h″_l) + diag(h′_l) W_{l+1}ᵀ A^{l+1,l+1} W_{l+1} diag(h′_l)
+ *   A^{l,m} = A^{l,l} R_{l,m};  S_{l,m} = ∂z_{l−1}/∂a_m = diag(h′_{l−1}) R_{l−1,m}.
+ *
+ * The recursion for A^{l,l} is that of 5.93–5.94 carried through every layer. For the outer
+ * product (5.84–5.85) L_n becomes the Gauss–Newton G_n and the h″ and cross terms vanish.
+ *
+ * Summed over n, each block is a matrix product: Σ_n A_n[(i,p)] (z̃_{l−1} ⊗ z̃_{m−1})_n[(j,q)]
+ * is one GEMM of the N × (out_l·out_m) stack of A^{l,m} against the N × ((in_l+1)(in_m+1))
+ * Khatri–Rao product of the layer inputs; the cross term is one GEMM of (δ_l ⊗ z̃_{m−1})
+ * against the stack of S_{l,m}. The total is ≈ 2·N·W² flops for the curvature terms of the lower
+ * block triangle plus 2·N·W_l·W_m for each cross block, in a few large GEMMs (W = Σ W_l), with
+ * memory W² for the answer and bounded chunks of data points for the rest.
+ */
+import { linalg } from './linalg/index.ts';
+import { augmentedInputs, backward, chunkSize, outputMatrices, parameterIndexMap, pullBack, type BackwardPass } from './backprop.ts';
+import { forward, type ForwardPass, type Problem } from './network.ts';
+
+/** Doubles of temporary block product kept at once (32 MB). */
+const TILE_BUDGET = 1 << 22;
+
+/**
+ * Per chunk of data points, A^{l,l} for every layer l (c × out_l × out_l), from the output
+ * curvature down: A^{l,l} = D_l + diag(h′_l) W_{l+1}ᵀ A^{l+1,l+1} W_{l+1} diag(h′_l), with
+ * D_l = diag(g_l ⊙ h″_l) when `exact` (the h″ term of 5.94), zero for the outer product.
+ * Cost O(c · Σ out_{l+1} · out_l²).
+ */
+function selfCurvatures(p: Problem, f: ForwardPass, b: BackwardPass, exact: boolean, n0: number, c: number): Float64Array[] {
+  const net = p.network;
+  const L = net.layers.length;
+  const as: Float64Array[] = new Array(L);
+  as[L - 1] = outputMatrices(p, f, exact ? 'curvature' : 'gaussNewton', n0, c);
+  for (let l = L - 2; l >= 0; l--) {
+    const outNext = net.layers[l + 1].out;
+    const w = net.layers[l].out;
+    // X_n = A^{l+1} W diag(h′) (out_{l+1} × out_l); its transpose is diag(h′) Wᵀ A^{l+1} (A symmetric)
+    const x = pullBack(net, f, l, as[l + 1], c, outNext, n0);
+    const xt = new Float64Array(c * w * outNext);
+    for (let i = 0; i < c; i++) {
+      const o = i * w * outNext;
+      for (let r = 0; r < outNext; r++) for (let q = 0; q < w; q++) xt[o + q * outNext + r] = x[o + r * w + q];
+    }
+    const a = pullBack(net, f, l, xt, c, w, n0);
+    if (exact) {
+      const g = b.gs[l]!, d2 = f.d2[l]!;
+      for (let i = 0; i < c; i++) {
+        for (let j = 0; j < w; j++) a[i * w * w + j * w + j] += g[(n0 + i) * w + j] * d2[(n0 + i) * w + j];
+      }
+    }
+    as[l] = a;
+  }
+  return as;
+}
+
+/** Khatri–Rao rows: out[n][(j,q)] = x[n][j]·y[n][q] for c points. Cost c·nx·ny. */
+function khatriRao(x: Float64Array, nx: number, y: Float64Array, ny: number, c: number): Float64Array {
+  const out = new Float64Array(c * nx * ny);
+  for (let i = 0; i < c; i++) {
+    const xo = i * nx, yo = i * ny;
+    let o = i * nx * ny;
+    for (let j = 0; j < nx; j++) {
+      const v = x[xo + j];
+      for (let q = 0; q < ny; q++) out[o++] = v * y[yo + q];
+    }
+  }
+  return out;
+}
+
+/**
+ * Σ_n over one chunk of the block (l, m), l ≥ m, added into H (W × W row-major), tiled over i:
+ * T[(i,p),(j,q)] = Σ_n X[n][(i,p)] · Y[n][(j,q)], scattered to H[θ_l[i][j], θ_m[p][q]];
+ * `rowsPerI` = size of the p index, `jCount`/`qCount` the sizes of j and q (the cross term
+ * uses j < in_l only, and its X pairs (i,q) with Y's (j,p): `crossed` swaps the roles).
+ */
+function addBlock(
+  h: Float64Array, W: number, mapL: Int32Array, inL1: number, mapM: Int32Array, inM1: number,
+  outL: number, x: Float64Array, xPerI: number, y: Float64Array, yCols: number, c: number,
+  crossed: boolean, outM: number,
+): void {
+  const la = linalg();
+  const xCols = outL * xPerI;
+  const tileI = Math.max(1, Math.min(outL, Math.floor(TILE_BUDGET / Math.max(1, xPerI * yCols))));
+  const t = new Float64Array(tileI * xPerI * yCols);
+  for (let i0 = 0; i0 < outL; i0 += tileI) {
+    const ti = Math.min(tileI, outL - i0);
+    la.gemm(true, false, ti * xPerI, yCols, c, 1, x.subarray(i0 * xPerI), xCols, y, yCols, 0, t, yCols);
+    for (let di = 0; di < ti; di++) {
+      const i = i0 + di;
+      if (!crossed) {
+        // rows (i,p), p < outM; columns (j,q), j ≤ in_l, q ≤ in_m
+        for (let pp = 0; pp < outM; pp++) {
+          const trow = (di * outM + pp) * yCols;
+          for (let j = 0; j < inL1; j++) {
+            const hrow = mapL[i * inL1 + j] * W;
+            const to = trow + j * inM1;
+            const mo = pp * inM1;
+            for (let q = 0; q < inM1; q++) h[hrow + mapM[mo + q]] += t[to + q];
+          }
+        }
+      } else {
+        // rows (i,q), q ≤ in_m; columns (j,p), j < in_l, p < outM
+        const jCount = inL1 - 1;
+        for (let q = 0; q < inM1; q++) {
+          const trow = (di * inM1 + q) * yCols;
+          for (let j = 0; j < jCount; j++) {
+            const hrow = mapL[i * inL1 + j] * W;
+            const to = trow + j * outM;
+            for (let pp = 0; pp < outM; pp++) h[hrow + mapM[pp * inM1 + q]] += t[to + pp];
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Fills the upper triangle from the lower: blocks of two different layers are copied; a layer's
+ * own diagonal block, computed whole, is averaged with its transpose so the answer is exactly
+ * symmetric. Cost W².
+ */
+function symmetrizeBlocks(h: Float64Array, W: number, layerStart: number[]): void {
+  let layer = 0;
+  for (let i = 0; i < W; i++) {
+    while (layer + 1 < layerStart.length && i >= layerStart[layer + 1]) layer++;
+    const start = layerStart[layer];
+    for (let j = 0; j < i; j++) {
+      if (j >= start) {
+        const v = 0.5 * (h[i * W + j] + h[j * W + i]);
+        h[i * W + j] = v;
+        h[j * W + i] = v;
+      } else {
+        h[j * W + i] = h[i * W + j];
+      }
+    }
+  }
+}
+
+function curvatureMatrix(p: Problem, exact: boolean): Float64Array {
+  const net = p.network;
+  const L = net.layers.length;
+  const W = net.parameterCount;
+  const f = forward(net, p.inputs);
+  const b = backward(p, f);
+  const h = new Float64Array(W * W);
+  const maps = net.layers.map((_, l) => parameterIndexMap(net, l));
+  // doubles per data point held at once: A's, one pulled-back A and S, the Khatri–Rao rows
+  let selfSize = 0;
+  let blockSize = 0;
+  for (let l = 0; l < L; l++) {
+    const { out, in: inL } = net.layers[l];
+    selfSize += out * out + (inL + 1);
+    for (let m = 0; m <= l; m++) {
+      const { out: outM, in: inM } = net.layers[m];
+      blockSize = Math.max(blockSize, 2 * out * outM + 2 * inL * outM + (inL + 1) * (inM + 1) + out * (inM + 1));
+    }
+  }
+  const perPoint = selfSize + blockSize;
+  const chunk = chunkSize(f.n, perPoint);
+  for (let n0 = 0; n0 < f.n; n0 += chunk) {
+    const c = Math.min(chunk, f.n - n0);
+    const aSelf = selfCurvatures(p, f, b, exact, n0, c);
+    const zt = net.layers.map((_, l) => augmentedInputs(f, l, n0, c));
+    for (let l = 0; l < L; l++) {
+      const { out: outL, in: inL } = net.layers[l];
+      let pm = aSelf[l]; // A^{l,m}, c × out_l × out_m, for m = l first
+      let s: Float64Array | undefined; // S_{l,m}, c × in_l × out_m
+      for (let m = l; m >= 0; m--) {
+        const { out: outM, in: inM } = net.layers[m];
+        if (m < l) pm = pullBack(net, f, m, pm, c, outL, n0);
+        const kr = khatriRao(zt[l], inL + 1, zt[m], inM + 1, c);
+        addBlock(h, W, maps[l], inL + 1, maps[m], inM + 1, outL, pm, outM, kr, (inL + 1) * (inM + 1), c, false, outM);
+        if (exact && m < l) {
+          if (m === l - 1) {
+            // S_{l,l−1} = diag(h′_{l−1})
+            const d1 = f.d1[m]!;
+            s = new Float64Array(c * inL * outM);
+            for (let i = 0; i < c; i++) for (let j = 0; j < inL; j++) s[i * inL * outM + j * outM + j] = d1[(n0 + i) * inL + j];
+          } else {
+            s = pullBack(net, f, m, s!, c, inL, n0);
+          }
+          const dz = khatriRao(b.deltas[l].subarray(n0 * outL), outL, zt[m], inM + 1, c);
+          addBlock(h, W, maps[l], inL + 1, maps[m], inM + 1, outL, dz, inM + 1, s, inL * outM, c, true, outM);
+        }
+      }
+    }
+  }
+  symmetrizeBlocks(h, W, net.layers.map((l) => l.offset));
+  return h;
+}
+
+/**
+ * The exact Hessian H = ∂²E/∂w∂wᵀ (W × W, row-major, symmetric) by extended backpropagation
+ * (PRML 5.93–5.95 generalised to any depth; see the module comment for the block formulas).
+ * Cost ≈ 2·N·W² flops in GEMMs plus O(N·Σ out_l²·out_{l+1}); memory W² + bounded chunks.
+ */
+export function exactHessian(p: Problem): Float64Array {
+  return curvatureMatrix(p, true);
+}
+
+/**
+ * The outer-product (Levenberg–Marquardt / Gauss–Newton) Hessian Σ_n B_nᵀ G_n B_n
+ * (PRML 5.84–5.85): B_n = ∂a_out/∂w and G_n = L_n for the canonical pairings, and for
+ * sum-of-squares with another output activation B_n = ∂y_n/∂w with L = I (G_n = J_yᵀJ_y at
+ * a_out). Positive semi-definite. Cost ≈ 2·N·W² flops; memory W² + bounded chunks.
+ */
+export function outerProductHessian(p: Problem): Float64Array {
+  return curvatureMatrix(p, false);
+}
+
+/**
+ * The exact diagonal of the Hessian: H[θ_l[i][j]][θ_l[i][j]] = Σ_n A_n^{l,l}[i][i] z̃_{l−1}[j]²
+ * (the cross terms of 5.95 are off-diagonal). One GEMM per layer of N × out_l by N × (in_l + 1).
+ * Cost O(N·Σ out_l²·out_{l+1} + N·W).
+ */
+export function hessianDiagonal(p: Problem): Float64Array {
+  const net = p.network;
+  const f = forward(net, p.inputs);
+  const b = backward(p, f);
+  const diag = new Float64Array(net.parameterCount);
+  const la = linalg();
+  const perPoint = net.layers.reduce((s, l) => s + 2 * l.out * l.out + 2 * (l.in + 1), 0);
+  const chunk = chunkSize(f.n, perPoint);
+  const maps = net.layers.map((_, l) => parameterIndexMap(net, l));
+  for (let n0 = 0; n0 < f.n; n0 += chunk) {
+    const c = Math.min(chunk, f.n - n0);
+    const aSelf = selfCurvatures(p, f, b, true, n0, c);
+    net.layers.forEach((layer, l) => {
+      const { out, in: inL } = layer;
+      const d = new Float64Array(c * out);
+      for (let i = 0; i < c; i++) for (let j = 0; j < out; j++) d[i * out + j] = aSelf[l][i * out * out + j * out + j];
+      const z2 = augmentedInputs(f, l, n0, c).map((v) => v * v);
+      const t = new Float64Array(out * (inL + 1));
+      la.gemm(true, false, out, inL + 1, c, 1, d, out, z2, inL + 1, 0, t, inL + 1);
+      for (let i = 0; i < t.length; i++) diag[maps[l][i]] += t[i];
+    });
+  }
+  return diag;
+}

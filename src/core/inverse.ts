@@ -1,0 +1,112 @@
+/**
+ * Inverses of damped Hessians, (H + αI)⁻¹, with log det(H + αI) (PRML §5.4.3 and the Laplace
+ * approximation's needs).
+ */
+import { EigenvalueDecomposition, Matrix as MlMatrix } from 'ml-matrix';
+import { ServiceError } from '../errors.ts';
+import { chunkSize, outputMatrices } from './backprop.ts';
+import { jacobianRows } from './jacobian.ts';
+import { linalg, symmetrizeFromLower } from './linalg/index.ts';
+import { forward, type Problem } from './network.ts';
+
+export interface InverseResult {
+  /** (H + αI)⁻¹, W × W row-major, symmetric. */
+  readonly inverse: Float64Array;
+  /** log det(H + αI). */
+  readonly logDeterminant: number;
+}
+
+/** Up to this order a refusal for a matrix that is not positive definite names its smallest eigenvalue. */
+const EIGEN_HINT_MAX = 800;
+
+export function checkDamping(damping: number): void {
+  if (!(damping > 0) || !Number.isFinite(damping)) {
+    throw new ServiceError('INVALID_DAMPING', { detail: `damping is ${damping}; it must be a finite number greater than 0 (the inverse is of H + damping·I)` });
+  }
+}
+
+/**
+ * The inverse of the damped outer-product Hessian by Woodbury updates from αI (PRML 5.86–5.89).
+ * The outer product is a sum of rank-one terms b bᵀ, one per data point n and output k: the
+ * rows of C_n B_n with C_nᵀ C_n = G_n (5.86). In blocks of k rows U (k × W), with M = A⁻¹:
+ *   M ← M − M Uᵀ (I + U M Uᵀ)⁻¹ U M                                      (5.89 for k = 1)
+ *   log det(A + UᵀU) = log det A + log det(I + U M Uᵀ)            (determinant lemma)
+ * computed as V = U M, S = I + V Uᵀ = L Lᵀ, S⁻¹ = K Kᵀ, Y = Kᵀ V, M ← M − YᵀY.
+ * `blockSize` 1 is the sequential update of 5.89 exactly; larger blocks do the same arithmetic
+ * as matrix products. Cost ≈ 4·N·K·W² flops (2 GEMMs of W × W × k per block) + W² memory.
+ */
+export function woodburyInverse(p: Problem, damping: number, blockSize = 128): InverseResult {
+  checkDamping(damping);
+  const net = p.network;
+  const W = net.parameterCount;
+  const K = net.outputSize;
+  const la = linalg();
+  const m = new Float64Array(W * W);
+  for (let i = 0; i < W; i++) m[i * W + i] = 1 / damping;
+  let logDet = W * Math.log(damping);
+  const f = forward(net, p.inputs);
+  const pointsPerBlock = Math.max(1, Math.floor(blockSize / K));
+  const chunk = Math.max(pointsPerBlock, chunkSize(f.n, K * W, 1 << 22) - (chunkSize(f.n, K * W, 1 << 22) % pointsPerBlock));
+  const kMax = pointsPerBlock * K;
+  const v = new Float64Array(kMax * W);
+  const s = new Float64Array(kMax * kMax);
+  for (let n0 = 0; n0 < f.n; n0 += chunk) {
+    const c = Math.min(chunk, f.n - n0);
+    const rows = jacobianRows(net, f, outputMatrices(p, f, 'gaussNewtonFactor', n0, c), n0, c);
+    for (let r0 = 0; r0 < c * K; r0 += kMax) {
+      const k = Math.min(kMax, c * K - r0);
+      const u = rows.subarray(r0 * W, (r0 + k) * W);
+      la.gemm(false, false, k, W, W, 1, u, W, m, W, 0, v, W); // V = U M
+      s.fill(0, 0, k * k);
+      for (let i = 0; i < k; i++) s[i * k + i] = 1;
+      la.gemm(false, true, k, k, W, 1, v, W, u, W, 1, s, k); // S = I + V Uᵀ
+      const info = la.potrf(k, s, k);
+      if (info !== 0) throw new ServiceError('NON_FINITE_RESULT', { detail: 'the Woodbury update lost positive definiteness (the outer-product terms are not finite); check the weights and inputs for extreme values' });
+      for (let i = 0; i < k; i++) logDet += 2 * Math.log(s[i * k + i]);
+      la.potri(k, s, k); // S⁻¹ (lower)
+      la.potrf(k, s, k); // S⁻¹ = K Kᵀ
+      for (let i = 0; i < k; i++) for (let j = i + 1; j < k; j++) s[i * k + j] = 0;
+      // Y = Kᵀ V (k × W), written over U's rows (no longer needed)
+      la.gemm(true, false, k, W, k, 1, s, k, v, W, 0, u, W);
+      la.gemm(true, false, W, W, k, -1, u, W, u, W, 1, m, W); // M ← M − YᵀY
+    }
+  }
+  // M stays symmetric up to rounding; make it exactly so
+  for (let i = 0; i < W; i++) for (let j = 0; j < i; j++) {
+    const x = 0.5 * (m[i * W + j] + m[j * W + i]);
+    m[i * W + j] = x;
+    m[j * W + i] = x;
+  }
+  return { inverse: m, logDeterminant: logDet };
+}
+
+/**
+ * (H + αI)⁻¹ and log det(H + αI) by Cholesky: H + αI = L Lᵀ (LAPACK dpotrf),
+ * log det = 2 Σ_i log L_ii, the inverse L⁻ᵀ L⁻¹ (dpotri). `h` (n × n, symmetric) is overwritten
+ * and returned as the inverse. A matrix that is not positive definite is refused (422) with its
+ * smallest eigenvalue where n is small enough to find it. Cost n³ flops (n³/3 + 2n³/3).
+ */
+export function choleskyInverse(h: Float64Array, n: number, damping: number, what = 'the Hessian'): InverseResult {
+  checkDamping(damping);
+  const la = linalg();
+  for (let i = 0; i < n; i++) h[i * n + i] += damping;
+  const original = n <= EIGEN_HINT_MAX ? new Float64Array(h) : undefined;
+  const info = la.potrf(n, h, n);
+  if (info !== 0) {
+    let hint = '';
+    if (original) {
+      const rows = Array.from({ length: n }, (_, i) => Array.from(original.subarray(i * n, (i + 1) * n)));
+      const ev = new EigenvalueDecomposition(new MlMatrix(rows), { assumeSymmetric: true }).realEigenvalues;
+      const least = Math.min(...ev) - damping;
+      if (Number.isFinite(least)) hint = `; the smallest eigenvalue of ${what} is ${least.toPrecision(4)}, so a damping above ${(-least).toPrecision(4)} makes it positive definite`;
+    }
+    throw new ServiceError('NOT_POSITIVE_DEFINITE', {
+      detail: `${what} plus damping·I (damping = ${damping}) is not positive definite (its leading minor of order ${info} is not positive)${hint}; use a larger damping, or the outer-product Hessian, which is positive semi-definite`,
+    });
+  }
+  let logDet = 0;
+  for (let i = 0; i < n; i++) logDet += 2 * Math.log(h[i * n + i]);
+  la.potri(n, h, n);
+  symmetrizeFromLower(n, h);
+  return { inverse: h, logDeterminant: logDet };
+}

@@ -1,0 +1,102 @@
+/**
+ * Jacobians of the network outputs y (PRML §5.3.4), per data point, by backpropagation.
+ */
+import { shapeError } from '../errors.ts';
+import { augmentedInputs, chunkSize, outputMatrices, parameterIndexMap, pullBack } from './backprop.ts';
+import { linalg } from './linalg/index.ts';
+import { checkInputs, forward, type ForwardPass, type Matrix, type Network, type Problem } from './network.ts';
+import { outputHead } from './losses.ts';
+
+export interface JacobianResult {
+  readonly outputs: Matrix;
+  /** Row-major, of shape `shape`. */
+  readonly jacobian: Float64Array;
+  readonly shape: readonly [number, number, number];
+}
+
+/** A problem whose head gives ∂y/∂a_out (any loss accepts the output activation for that). */
+function jacobianProblem(net: Network, inputs: Matrix): Problem {
+  const act = net.layers[net.layers.length - 1].activation;
+  const zeros: Matrix = { rows: inputs.rows, cols: net.outputSize, data: new Float64Array(inputs.rows * net.outputSize) };
+  return { network: net, inputs, targets: zeros, loss: 'sum-of-squares', head: outputHead('sum-of-squares', act) };
+}
+
+/**
+ * The input Jacobian J_ki = ∂y_k/∂x_i for every data point (N × K × D), by backpropagation
+ * (PRML 5.73–5.74): start from ∂y/∂a_out (diag(h′) or, for softmax, diag(y) − yyᵀ), pull back
+ * through each layer (∂y/∂a_{l−1} = ∂y/∂a_l W_l diag(h′_{l−1}), 5.74), and finish with
+ * ∂y/∂x = ∂y/∂a_1 W_1 (5.73). Cost O(N·K·Σ out_l·in_l) = O(NKW), in GEMMs.
+ */
+export function inputJacobian(net: Network, inputs: Matrix): JacobianResult {
+  checkInputs(net, inputs);
+  const p = jacobianProblem(net, inputs);
+  const f = forward(net, inputs);
+  const n = inputs.rows, k = net.outputSize, d = net.inputSize, L = net.layers.length;
+  const jac = new Float64Array(n * k * d);
+  const widest = Math.max(...net.layers.map((l) => l.out), d);
+  const chunk = chunkSize(n, 2 * k * widest);
+  for (let n0 = 0; n0 < n; n0 += chunk) {
+    const c = Math.min(chunk, n - n0);
+    let x = outputMatrices(p, f, 'outputJacobian', n0, c);
+    for (let m = L - 2; m >= 0; m--) x = pullBack(net, f, m, x, c, k, n0);
+    const first = net.layers[0];
+    linalg().gemm(false, false, c * k, d, first.out, 1, x, first.out, first.weights, d, 0, jac.subarray(n0 * k * d), d);
+  }
+  return { outputs: { rows: n, cols: k, data: f.zs[L] }, jacobian: jac, shape: [n, k, d] };
+}
+
+/**
+ * Rows of a parameter Jacobian for points n0 … n0 + c − 1, (c·K) × W: given per-point
+ * K × K matrices C_n (derivatives with respect to a_out), the rows of C_n ∂a_out/∂w, where
+ * ∂a_out/∂θ_m[p][q] = R_{out,m}[·][p] z̃_{m−1}[q]. Cost O(c·K·(W + Σ out_l·out_{l+1})).
+ */
+export function jacobianRows(net: Network, f: ForwardPass, start: Float64Array, n0: number, c: number, out?: Float64Array): Float64Array {
+  const k = net.outputSize, W = net.parameterCount, L = net.layers.length;
+  const rows = out ?? new Float64Array(c * k * W);
+  let x = start;
+  for (let m = L - 1; m >= 0; m--) {
+    if (m < L - 1) x = pullBack(net, f, m, x, c, k, n0);
+    const { out: outM, in: inM } = net.layers[m];
+    const zt = augmentedInputs(f, m, n0, c);
+    const map = parameterIndexMap(net, m);
+    for (let i = 0; i < c; i++) {
+      for (let r = 0; r < k; r++) {
+        const dst = (i * k + r) * W;
+        const src = (i * k + r) * outM;
+        for (let pp = 0; pp < outM; pp++) {
+          const v = x[src + pp];
+          const mo = pp * (inM + 1);
+          const zo = i * (inM + 1);
+          for (let q = 0; q <= inM; q++) rows[dst + map[mo + q]] = v * zt[zo + q];
+        }
+      }
+    }
+  }
+  return rows;
+}
+
+/**
+ * The parameter Jacobian ∂y_k/∂w for every data point (N × K × W, parameters in the API order):
+ * ∂y/∂a_out pulled back to each layer's a_m, times its augmented input (5.74 with 5.53's
+ * ∂a/∂w = z). Cost O(N·K·W).
+ */
+export function parameterJacobian(net: Network, inputs: Matrix): JacobianResult {
+  checkInputs(net, inputs);
+  const p = jacobianProblem(net, inputs);
+  const f = forward(net, inputs);
+  const n = inputs.rows, k = net.outputSize, W = net.parameterCount;
+  const jac = new Float64Array(n * k * W);
+  const chunk = chunkSize(n, 4 * k * Math.max(...net.layers.map((l) => l.out + l.in + 1)));
+  for (let n0 = 0; n0 < n; n0 += chunk) {
+    const c = Math.min(chunk, n - n0);
+    jacobianRows(net, f, outputMatrices(p, f, 'outputJacobian', n0, c), n0, c, jac.subarray(n0 * k * W, (n0 + c) * k * W));
+  }
+  return { outputs: { rows: n, cols: k, data: f.zs[net.layers.length] }, jacobian: jac, shape: [n, k, W] };
+}
+
+/** Checks that a vector has one entry per parameter. */
+export function checkParameterVector(net: Network, v: Float64Array, field: string): void {
+  if (v.length !== net.parameterCount) {
+    throw shapeError(`${field} has ${v.length} entries but the network has ${net.parameterCount} parameters; give one entry per parameter, in the API's parameter order`);
+  }
+}

@@ -1,0 +1,56 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  buildNetwork, toMatrix, makeProblem, outputs, errorValue, gradient, inputJacobian, exactHessian, outerProductHessian,
+  hessianDiagonal, diagonalApproximation, finiteDifferenceHessian, hessianVectorProduct, woodburyInverse, choleskyInverse,
+} from '../../src/core/index.ts';
+import { loadCases, flat, relativeError } from '../helpers/fixtures.ts';
+
+const EXACT = 1e-10;
+const FINITE_DIFFERENCE = 1e-6;
+
+for (const c of loadCases()) {
+  const net = buildNetwork(c.request.network);
+  const inputs = toMatrix(c.request.inputs, 'inputs');
+  const p = makeProblem(net, inputs, toMatrix(c.request.targets, 'targets'), c.request.loss);
+  const e = c.expected;
+  const close = (what: string, actual: ArrayLike<number>, expected: unknown, tol = EXACT) => {
+    const err = relativeError(actual, flat(expected));
+    assert.ok(err <= tol, `${what}: relative error ${err} > ${tol}`);
+  };
+
+  test(`${c.name}: outputs, error and gradient match the reference`, () => {
+    assert.equal(net.parameterCount, e.parameterCount);
+    close('outputs', outputs(net, inputs).data, e.outputs);
+    close('error', [errorValue(p)], [e.error]);
+    close('gradient', gradient(p), e.gradient);
+  });
+
+  test(`${c.name}: input Jacobian matches the reference`, () => {
+    close('input Jacobian', inputJacobian(net, inputs).jacobian, e.inputJacobian);
+  });
+
+  test(`${c.name}: exact Hessian matches the reference`, () => close('exact Hessian', exactHessian(p), e.hessian));
+  test(`${c.name}: outer-product Hessian matches the reference`, () => close('outer product', outerProductHessian(p), e.outerProduct));
+  test(`${c.name}: exact diagonal matches the reference`, () => close('diagonal', hessianDiagonal(p), e.hessianDiagonal));
+  test(`${c.name}: diagonal approximation matches the reference`, () => close('diagonal approximation', diagonalApproximation(p), e.diagonalApproximation));
+  test(`${c.name}: finite-difference Hessian matches the reference to 1e-6`, () => close('finite differences', finiteDifferenceHessian(p), e.hessian, FINITE_DIFFERENCE));
+  test(`${c.name}: R-operator product matches the reference`, () => close('H·v', hessianVectorProduct(p, Float64Array.from(c.vector)), e.hessianVectorProduct));
+
+  test(`${c.name}: Woodbury inverse (sequential and blocked) matches the reference`, () => {
+    for (const block of [1, 7, 128]) {
+      const r = woodburyInverse(p, c.damping, block);
+      close(`Woodbury inverse, block ${block}`, r.inverse, e.inverseOuterProduct);
+      close(`Woodbury log det, block ${block}`, [r.logDeterminant], [e.logDeterminant]);
+    }
+  });
+
+  test(`${c.name}: Cholesky inverses of the outer product and of the exact Hessian match the reference`, () => {
+    const g = choleskyInverse(outerProductHessian(p), net.parameterCount, c.damping);
+    close('Cholesky inverse (outer product)', g.inverse, e.inverseOuterProduct);
+    close('Cholesky log det (outer product)', [g.logDeterminant], [e.logDeterminant]);
+    const h = choleskyInverse(exactHessian(p), net.parameterCount, c.exactDamping);
+    close('Cholesky inverse (exact)', h.inverse, e.inverseExact);
+    close('Cholesky log det (exact)', [h.logDeterminant], [e.logDeterminantExact]);
+  });
+}
