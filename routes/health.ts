@@ -1,0 +1,25 @@
+/** GET /health — answers once the service can take work. */
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { HealthResponseSchema } from '../schemas/health.ts';
+import { linalg } from '../src/core/linalg/index.ts';
+
+export interface HealthRouteOptions {
+  readonly version: string;
+}
+
+export const healthRoutes: FastifyPluginAsync<HealthRouteOptions> = async (app, opts) => {
+  const started = Date.now();
+  app.withTypeProvider<ZodTypeProvider>().get('/health', {
+    schema: {
+      tags: ['operations'],
+      summary: 'Liveness and readiness',
+      response: { 200: HealthResponseSchema },
+    },
+  }, async () => ({
+    status: 'ok' as const,
+    version: opts.version,
+    linalg: linalg().name,
+    uptimeSeconds: Math.round((Date.now() - started) / 1000),
+  }));
+};

@@ -1,0 +1,99 @@
+/**
+ * Building blocks shared by the request and answer schemas: the network, matrices, the loss, the
+ * problem+json error body and the binary answer forms. Each zod schema here is the single source
+ * of a type, its validation and its OpenAPI description.
+ */
+import { z } from 'zod';
+import { ACTIVATION_NAMES } from '../src/core/activations.ts';
+import { LOSS_NAMES } from '../src/core/losses.ts';
+
+/** zod 4 numbers are finite: NaN and ±Infinity (JSON's 1e999) are refused with a 400. */
+const finite = z.number();
+
+export const VectorSchema = z.array(finite).min(1);
+export const MatrixSchema = z.array(z.array(finite).min(1)).min(1);
+
+export const ActivationSchema = z.enum(ACTIVATION_NAMES as [string, ...string[]]).describe(
+  "Activation h applied after the layer's affine map; 'softmax' only on the output layer.",
+);
+
+export const LayerSchema = z.strictObject({
+  weights: MatrixSchema.describe('W, out × in (as torch.nn.Linear.weight): one row per output unit.'),
+  bias: VectorSchema.describe('b, one entry per output unit.'),
+  activation: ActivationSchema,
+});
+
+export const NetworkSchema = z
+  .strictObject({
+    layers: z.array(LayerSchema).min(1).describe('Layers from input to output; layer l computes a = W z + b, then z′ = h(a).'),
+  })
+  .describe(
+    'A multilayer perceptron. Parameter order everywhere (rows and columns of every Hessian, entries of every vector): ' +
+      'layer by layer, weights row-major, then bias — the order of torch.nn.utils.parameters_to_vector.',
+  );
+
+export const LossSchema = z
+  .enum(LOSS_NAMES as [string, ...string[]])
+  .describe(
+    "Error function, a sum over data points: 'sum-of-squares' (any output activation), 'cross-entropy' " +
+      "(sigmoid outputs, targets in [0, 1]), 'softmax-cross-entropy' (softmax outputs, rows of targets summing to 1).",
+  );
+
+export const InputsSchema = MatrixSchema.describe('N × D: one data point a row, D = the first layer’s in.');
+export const TargetsSchema = MatrixSchema.describe('N × K: one target a row, K = the last layer’s out.');
+
+/** RFC 9457 problem details, the body of every refusal. */
+export const ProblemSchema = z
+  .object({
+    type: z.string().describe('A URI naming the kind of problem (about:blank or a tag URI with the code).'),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string().describe('What is wrong, in words a user can act on.'),
+    code: z.string().optional().describe('The catalogue code, e.g. SHAPE_MISMATCH.'),
+    instance: z.string().optional(),
+  })
+  .describe('application/problem+json (RFC 9457).');
+
+export const BinaryBodySchema = z.string().meta({ format: 'binary' });
+
+/** The refusals every compute endpoint documents. */
+export function errorResponses() {
+  const problem = (description: string) => ({ description, content: { 'application/problem+json': { schema: ProblemSchema } } });
+  return {
+    400: problem('Malformed body: invalid JSON, a missing or mistyped field (named in detail), a non-finite number.'),
+    406: problem('The Accept header asks for none of application/json, application/x-npy, application/octet-stream.'),
+    413: problem('The request body is over BODY_LIMIT, or the answer would need more memory than MAX_RESULT_BYTES.'),
+    415: problem('The request body is not application/json.'),
+    422: problem('Well-formed but cannot be computed: sizes that do not fit, an unsupported loss/output pairing, targets outside their domain, a matrix that is not positive definite, a non-finite result.'),
+  } as const;
+}
+
+/**
+ * A 200 answer in its three forms: the JSON object, a NumPy .npy file and raw float64.
+ * `what` names the principal array and its shape for the description.
+ */
+export function arrayAnswer<T extends z.ZodType>(json: T, what: string) {
+  return {
+    description:
+      `JSON by default. With Accept: application/x-npy, ${what} as a NumPy .npy file (format 1.0, '<f8', C order), ` +
+      'readable with numpy.load(io.BytesIO(body)). With Accept: application/octet-stream, the same array as raw ' +
+      'little-endian float64 in C order. Binary answers carry the shape in X-Array-Shape (comma-separated), the ' +
+      "array's JSON field name in X-Array-Name, and the answer's scalar fields in headers (X-Parameter-Count, " +
+      'X-Log-Determinant); they are streamed with an exact Content-Length.',
+    content: {
+      'application/json': { schema: json },
+      'application/x-npy': { schema: BinaryBodySchema },
+      'application/octet-stream': { schema: BinaryBodySchema },
+    },
+  };
+}
+
+/** The network of the API guide: 2 inputs, 3 tanh units, 1 linear output; W = 13. */
+export const EXAMPLE_NETWORK = {
+  layers: [
+    { weights: [[0.1, -0.2], [0.3, 0.4], [0.5, -0.6]], bias: [0.0, 0.1, -0.1], activation: 'tanh' },
+    { weights: [[0.2, -0.1, 0.3]], bias: [0.05], activation: 'identity' },
+  ],
+};
+export const EXAMPLE_INPUTS = [[0.5, -1.0], [1.5, 0.2], [-0.3, 0.8]];
+export const EXAMPLE_TARGETS = [[0.3], [-0.2], [0.1]];

@@ -1,0 +1,21 @@
+/** POST /jacobian: the network's outputs and their derivatives with respect to inputs or parameters. */
+import { z } from 'zod';
+import { EXAMPLE_INPUTS, EXAMPLE_NETWORK, InputsSchema, MatrixSchema, NetworkSchema } from './common.ts';
+
+export const JacobianRequestSchema = z
+  .strictObject({
+    network: NetworkSchema,
+    inputs: InputsSchema,
+    wrt: z
+      .enum(['inputs', 'parameters'])
+      .default('inputs')
+      .describe("'inputs': J[n][k][i] = ∂y_k/∂x_i (PRML 5.3.4), N × K × D; 'parameters': ∂y_k/∂w_i, N × K × W."),
+  })
+  .meta({ example: { network: EXAMPLE_NETWORK, inputs: EXAMPLE_INPUTS, wrt: 'inputs' } });
+
+export type JacobianRequest = z.output<typeof JacobianRequestSchema>;
+
+export const JacobianResponseSchema = z.object({
+  outputs: MatrixSchema.describe('y, N × K.'),
+  jacobian: z.array(MatrixSchema).describe('N × K × D (wrt inputs) or N × K × W (wrt parameters).'),
+});

@@ -1,0 +1,115 @@
+/**
+ * Builds the HTTP app as a Fastify instance: validation and OpenAPI from the zod schemas, the
+ * routes, one error handler, request ids. Tests build it and inject; src/server.ts boots it.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { compute, type ComputeResult, type ComputeTask } from './compute.ts';
+import { DEFAULT_CONFIG, type Config } from './config.ts';
+import { ServiceError } from './errors.ts';
+import { errorHandler, sendProblem, toProblem } from './http/problem.ts';
+import { healthRoutes } from '../routes/health.ts';
+import { jacobianRoutes } from '../routes/jacobian.ts';
+import { hessianRoutes } from '../routes/hessian.ts';
+
+export interface AppOptions {
+  readonly config?: Partial<Config>;
+  /** Fastify's logger option: false (default, for tests), true, or pino options. */
+  readonly logger?: FastifyServerOptions['logger'];
+  /** Runs compute tasks; default: `compute` in this thread. A worker pool plugs in here. */
+  readonly runTask?: (task: ComputeTask) => Promise<ComputeResult>;
+}
+
+/** The service version from package.json (found from src/ and from dist/src/). */
+export function serviceVersion(): string {
+  for (const rel of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'curvature-service' && pkg.version) return pkg.version;
+    } catch {
+      // try the next location
+    }
+  }
+  return '0.0.0';
+}
+
+const BINARY_HEADERS = {
+  'X-Array-Shape': { type: 'string', description: 'Binary answers: the shape of the array, comma-separated (e.g. 13,13).' },
+  'X-Array-Name': { type: 'string', description: "Binary answers: the array's field name in the JSON answer (jacobian, hessian, diagonal, product, inverse)." },
+  'X-Parameter-Count': { type: 'integer', description: 'Binary answers: W, where the JSON answer has parameterCount.' },
+  'X-Log-Determinant': { type: 'number', description: 'Binary answers of /hessian/inverse: log det(H + αI).' },
+  'X-Request-Id': { type: 'string', description: "The request's id in the service logs (the caller's X-Request-Id when it sent one)." },
+};
+
+/** The zod transform, plus the binary answers' headers on each 200 that has a .npy form. */
+function documentBinaryHeaders(doc: Parameters<typeof jsonSchemaTransform>[0]): ReturnType<typeof jsonSchemaTransform> {
+  const out = jsonSchemaTransform(doc);
+  const ok = (out.schema as { response?: Record<string, { content?: Record<string, unknown>; headers?: unknown }> } | undefined)?.response?.['200'];
+  if (ok?.content?.['application/x-npy']) ok.headers = BINARY_HEADERS;
+  return out;
+}
+
+const REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
+
+export async function buildApp(options: AppOptions = {}): Promise<FastifyInstance> {
+  const config: Config = { ...DEFAULT_CONFIG, ...options.config };
+  const version = serviceVersion();
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: config.bodyLimit,
+    // A caller's X-Request-Id is kept when it is a sane token, so logs can be joined across services.
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  // JSON is the only request body; Fastify's default text/plain parser would turn a 415 into a confusing 400.
+  app.removeContentTypeParser('text/plain');
+  app.setSerializerCompiler(serializerCompiler);
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
+  app.setErrorHandler(errorHandler(config.bodyLimit));
+  app.setNotFoundHandler((req, reply) =>
+    sendProblem(reply, toProblem(new ServiceError('NOT_FOUND', {
+      detail: `no endpoint ${req.method} ${req.url.split('?')[0]}; the endpoints are POST /jacobian, POST /hessian, POST /hessian/vector-product, POST /hessian/inverse, GET /health, GET /openapi.json and GET /docs`,
+    }), config.bodyLimit)),
+  );
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Curvature service',
+        version,
+        description:
+          'Jacobians, Hessians and inverse Hessians of multilayer perceptrons (Bishop, PRML §5.3.4–5.4.6). ' +
+          'Parameter order everywhere: layer by layer, weights row-major (out × in, as torch.nn.Linear.weight), then bias — ' +
+          'the order of torch.nn.utils.parameters_to_vector. Every answer is JSON by default, or the principal array as a ' +
+          'NumPy .npy file (Accept: application/x-npy) or raw little-endian float64 (Accept: application/octet-stream).',
+      },
+      tags: [
+        { name: 'jacobian', description: 'First derivatives of the outputs' },
+        { name: 'hessian', description: 'Second derivatives of the error' },
+        { name: 'operations', description: 'Health' },
+      ],
+    },
+    transform: documentBinaryHeaders,
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+
+  const runTask = options.runTask ?? (async (task: ComputeTask) => compute(task));
+  const limits = { maxResultBytes: config.maxResultBytes };
+  await app.register(healthRoutes, { version });
+  await app.register(jacobianRoutes, { runTask, limits });
+  await app.register(hessianRoutes, { runTask, limits });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  return app;
+}

@@ -1,0 +1,183 @@
+/**
+ * The one dispatcher from a validated request to a computed answer. A task and its result are
+ * plain data (objects, arrays, numbers, Float64Arrays), so the same function can run in this
+ * thread or in a worker thread behind a structured-clone boundary.
+ */
+import { ServiceError, shapeError } from './errors.ts';
+import {
+  choleskyInverse,
+  diagonalApproximation,
+  exactHessian,
+  finiteDifferenceHessian,
+  hessianDiagonal,
+  hessianVectorProduct,
+  inputJacobian,
+  outerProductHessian,
+  parameterJacobian,
+  woodburyInverse,
+} from './core/index.ts';
+import { buildNetwork, makeProblem, toMatrix, type Network, type Problem } from './core/network.ts';
+import type { LossName } from './core/losses.ts';
+import type { JacobianRequest } from '../schemas/jacobian.ts';
+import type { HessianRequest, InverseRequest, VectorProductRequest } from '../schemas/hessian.ts';
+
+export interface ComputeLimits {
+  /** Largest dense matrix (answer or working copy) a task may allocate, in bytes. */
+  readonly maxResultBytes: number;
+}
+
+export type ComputeTask =
+  | { readonly endpoint: 'jacobian'; readonly request: JacobianRequest; readonly limits: ComputeLimits }
+  | { readonly endpoint: 'hessian'; readonly request: HessianRequest; readonly limits: ComputeLimits }
+  | { readonly endpoint: 'hessian-vector-product'; readonly request: VectorProductRequest; readonly limits: ComputeLimits }
+  | { readonly endpoint: 'hessian-inverse'; readonly request: InverseRequest; readonly limits: ComputeLimits };
+
+/** A row-major array and its shape. */
+export interface ArrayResult {
+  readonly data: Float64Array;
+  readonly shape: readonly number[];
+}
+
+/** An answer: its principal array (named as in the JSON answer), the outputs for a Jacobian, and scalar fields. */
+export interface ComputeResult {
+  readonly name: 'jacobian' | 'hessian' | 'diagonal' | 'product' | 'inverse';
+  readonly array: ArrayResult;
+  readonly outputs?: ArrayResult;
+  readonly scalars: { readonly parameterCount?: number; readonly logDeterminant?: number };
+}
+
+/** Runs one task. Throws ServiceError for requests that cannot be computed. */
+export function compute(task: ComputeTask): ComputeResult {
+  const result = dispatch(task);
+  assertFinite(result.name, result.array);
+  if (result.outputs) assertFinite('outputs', result.outputs);
+  const ld = result.scalars.logDeterminant;
+  if (ld !== undefined && !Number.isFinite(ld)) {
+    throw new ServiceError('NON_FINITE_RESULT', { detail: `logDeterminant is ${ld}; the matrix is numerically singular or overflows — use a larger damping` });
+  }
+  return result;
+}
+
+function dispatch(task: ComputeTask): ComputeResult {
+  switch (task.endpoint) {
+    case 'jacobian': {
+      const { request, limits } = task;
+      const net = buildNetwork(request.network);
+      const inputs = toMatrix(request.inputs, 'inputs');
+      const n = inputs.rows;
+      const k = net.outputSize;
+      if (request.wrt === 'parameters') {
+        checkSize(limits, n * k * net.parameterCount, `the Jacobian with respect to parameters, N × K × W = ${n} × ${k} × ${net.parameterCount}`);
+        const r = parameterJacobian(net, inputs);
+        return { name: 'jacobian', array: { data: r.jacobian, shape: [...r.shape] }, outputs: matrix(r.outputs), scalars: { parameterCount: net.parameterCount } };
+      }
+      checkSize(limits, n * k * net.inputSize, `the Jacobian with respect to inputs, N × K × D = ${n} × ${k} × ${net.inputSize}`);
+      const r = inputJacobian(net, inputs);
+      return { name: 'jacobian', array: { data: r.jacobian, shape: [...r.shape] }, outputs: matrix(r.outputs), scalars: {} };
+    }
+    case 'hessian': {
+      const { request, limits } = task;
+      const p = problem(request);
+      const w = p.network.parameterCount;
+      const scalars = { parameterCount: w };
+      switch (request.method) {
+        case 'diagonal':
+          return { name: 'diagonal', array: { data: hessianDiagonal(p), shape: [w] }, scalars };
+        case 'diagonal-approximation':
+          return { name: 'diagonal', array: { data: diagonalApproximation(p), shape: [w] }, scalars };
+        case 'exact':
+        case 'outer-product':
+        case 'finite-difference': {
+          checkSquare(limits, w, 1, `method '${request.method}'`);
+          const h = request.method === 'exact' ? exactHessian(p) : request.method === 'outer-product' ? outerProductHessian(p) : finiteDifferenceHessian(p);
+          return { name: 'hessian', array: { data: h, shape: [w, w] }, scalars };
+        }
+      }
+      break;
+    }
+    case 'hessian-vector-product': {
+      const p = problem(task.request);
+      const w = p.network.parameterCount;
+      if (task.request.vector.length !== w) {
+        throw shapeError(`vector has ${task.request.vector.length} entries but the network has W = ${w} parameters; give one entry per parameter, in the parameter order`);
+      }
+      const product = hessianVectorProduct(p, Float64Array.from(task.request.vector));
+      return { name: 'product', array: { data: product, shape: [w] }, scalars: { parameterCount: w } };
+    }
+    case 'hessian-inverse': {
+      const { request, limits } = task;
+      const p = problem(request);
+      const w = p.network.parameterCount;
+      if (request.method === 'woodbury' && request.hessian === 'exact') {
+        throw new ServiceError('UNSUPPORTED_METHOD', {
+          detail: "method 'woodbury' inverts the outer-product Hessian only (PRML 5.89); use method 'cholesky' with hessian 'exact'",
+        });
+      }
+      checkSquare(limits, w, 2, `the inverse by method '${request.method}'`);
+      let r: { inverse: Float64Array; logDeterminant: number };
+      if (request.method === 'woodbury') {
+        r = woodburyInverse(p, request.damping);
+      } else {
+        const h = request.hessian === 'exact' ? exactHessian(p) : outerProductHessian(p);
+        r = choleskyInverse(h, w, request.damping);
+      }
+      return { name: 'inverse', array: { data: r.inverse, shape: [w, w] }, scalars: { parameterCount: w, logDeterminant: r.logDeterminant } };
+    }
+  }
+  throw new ServiceError('INTERNAL', { detail: `no computation for ${JSON.stringify((task as { endpoint?: unknown }).endpoint)}` });
+}
+
+function problem(request: HessianRequest | VectorProductRequest | InverseRequest): Problem {
+  const net: Network = buildNetwork(request.network);
+  return makeProblem(net, toMatrix(request.inputs, 'inputs'), toMatrix(request.targets, 'targets'), request.loss as LossName);
+}
+
+function matrix(m: { rows: number; cols: number; data: Float64Array }): ArrayResult {
+  return { data: m.data, shape: [m.rows, m.cols] };
+}
+
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+function formatBytes(b: number): string {
+  return b >= GiB ? `${(b / GiB).toFixed(2)} GiB` : `${(b / MiB).toFixed(1)} MiB`;
+}
+
+function checkSize(limits: ComputeLimits, elements: number, what: string): void {
+  const bytes = elements * 8;
+  if (bytes > limits.maxResultBytes) {
+    throw new ServiceError('RESULT_TOO_LARGE', {
+      detail: `${what} needs ${formatBytes(bytes)} of doubles; the limit is ${formatBytes(limits.maxResultBytes)} (MAX_RESULT_BYTES); send fewer data points or a smaller network`,
+    });
+  }
+}
+
+/** Refuses a W × W computation (with `copies` dense matrices alive) over the memory limit, suggesting the O(W) endpoints. */
+function checkSquare(limits: ComputeLimits, w: number, copies: number, what: string): void {
+  const bytes = copies * w * w * 8;
+  if (bytes > limits.maxResultBytes) {
+    throw new ServiceError('RESULT_TOO_LARGE', {
+      detail:
+        `${what} for W = ${w} parameters needs ${copies === 1 ? 'a' : copies} ${w} × ${w} matrix${copies === 1 ? '' : 'es'} of doubles, ` +
+        `${formatBytes(bytes)}; the limit is ${formatBytes(limits.maxResultBytes)} (MAX_RESULT_BYTES); ` +
+        "use method 'diagonal' or 'diagonal-approximation', or POST /hessian/vector-product, which need O(W) memory",
+    });
+  }
+}
+
+/** Refuses an answer with NaN or ±Infinity, naming the first bad entry. */
+function assertFinite(name: string, a: ArrayResult): void {
+  const d = a.data;
+  for (let i = 0; i < d.length; i++) {
+    if (!Number.isFinite(d[i])) {
+      let count = 0;
+      for (let j = i; j < d.length; j++) if (!Number.isFinite(d[j])) count++;
+      const idx: number[] = [];
+      let rest = i;
+      for (let s = a.shape.length - 1; s >= 0; s--) { idx.unshift(rest % a.shape[s]); rest = Math.floor(rest / a.shape[s]); }
+      throw new ServiceError('NON_FINITE_RESULT', {
+        detail: `${name} has ${count} non-finite entr${count === 1 ? 'y' : 'ies'}, the first ${name}${idx.map((x) => `[${x}]`).join('')} = ${d[i]}; ` +
+          'the activations or the error overflow in float64 — scale the inputs or weights down',
+      });
+    }
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * Boots the service: configuration from the environment, pino logs, listen, and a graceful close
+ * on SIGTERM/SIGINT (stop accepting, finish requests in flight, then exit).
+ */
+import { buildApp } from './app.ts';
+import { loadConfig, type Config } from './config.ts';
+
+let config: Config;
+try {
+  config = loadConfig();
+} catch (err) {
+  console.error(`curvature-service: ${(err as Error).message}`);
+  process.exit(2);
+}
+
+const app = await buildApp({ config, logger: { level: config.logLevel } });
+
+let closing = false;
+async function shutdown(signal: string): Promise<void> {
+  if (closing) return;
+  closing = true;
+  app.log.info({ signal }, 'shutting down: finishing requests in flight');
+  const timer = setTimeout(() => {
+    app.log.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; exiting with requests still open');
+    process.exit(1);
+  }, config.shutdownTimeoutMs);
+  timer.unref();
+  try {
+    await app.close();
+    app.log.info('closed');
+    process.exit(0);
+  } catch (err) {
+    app.log.error({ err }, 'error while closing');
+    process.exit(1);
+  }
+}
+process.once('SIGTERM', () => void shutdown('SIGTERM'));
+process.once('SIGINT', () => void shutdown('SIGINT'));
+
+try {
+  await app.listen({ host: config.host, port: config.port });
+} catch (err) {
+  app.log.fatal({ err }, `could not listen on ${config.host}:${config.port}`);
+  process.exit(1);
+}
