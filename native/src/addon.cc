@@ -66,20 +66,26 @@ struct Args {
     return info[i].As<Napi::Float64Array>();
   }
 
-  /** A rows × cols row-major matrix with leading dimension ld must fit in `arr`. */
-  void Fits(const Napi::Float64Array& arr, const char* name, int rows, int cols, int ld) const {
-    if (ld < (cols > 1 ? cols : 1)) {
+  /**
+   * A rows × cols row-major matrix with leading dimension ld must fit in `arr`. Returns the
+   * leading dimension to hand to BLAS: an empty matrix may come with any ld (say k = lda = 0),
+   * which BLAS would refuse although it never reads the matrix, so it gets a valid one.
+   */
+  int Fits(const Napi::Float64Array& arr, const char* name, int rows, int cols, int ld) const {
+    const int minLd = cols > 1 ? cols : 1;
+    if (rows == 0 || cols == 0) return ld < minLd ? minLd : ld;
+    if (ld < minLd) {
       throw Napi::RangeError::New(info.Env(), std::string(fn) + ": leading dimension of " + name + " (" +
                                                   std::to_string(ld) + ") is below its column count (" +
                                                   std::to_string(cols) + ")");
     }
-    if (rows == 0 || cols == 0) return;
     const uint64_t need = static_cast<uint64_t>(rows - 1) * static_cast<uint64_t>(ld) + static_cast<uint64_t>(cols);
     if (arr.ElementLength() < need) {
       throw Napi::RangeError::New(info.Env(), std::string(fn) + ": " + name + " holds " +
                                                   std::to_string(arr.ElementLength()) + " elements, the shape needs " +
                                                   std::to_string(need));
     }
+    return ld;
   }
 };
 
@@ -107,15 +113,12 @@ class OpenBlasAddon : public Napi::Addon<OpenBlasAddon> {
     const int m = g.Dim(2), n = g.Dim(3), k = g.Dim(4);
     const double alpha = g.Num(5);
     Napi::Float64Array a = g.F64(6);
-    const int lda = g.Dim(7);
     Napi::Float64Array b = g.F64(8);
-    const int ldb = g.Dim(9);
     const double beta = g.Num(10);
     Napi::Float64Array c = g.F64(11);
-    const int ldc = g.Dim(12);
-    g.Fits(a, "A", ta ? k : m, ta ? m : k, lda);
-    g.Fits(b, "B", tb ? n : k, tb ? k : n, ldb);
-    g.Fits(c, "C", m, n, ldc);
+    const int lda = g.Fits(a, "A", ta ? k : m, ta ? m : k, g.Dim(7));
+    const int ldb = g.Fits(b, "B", tb ? n : k, tb ? k : n, g.Dim(9));
+    const int ldc = g.Fits(c, "C", m, n, g.Dim(12));
     if (m == 0 || n == 0) return info.Env().Undefined();
     cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, alpha,
                 a.Data(), lda, b.Data(), ldb, beta, c.Data(), ldc);
@@ -130,12 +133,10 @@ class OpenBlasAddon : public Napi::Addon<OpenBlasAddon> {
     const int n = g.Dim(1), k = g.Dim(2);
     const double alpha = g.Num(3);
     Napi::Float64Array a = g.F64(4);
-    const int lda = g.Dim(5);
     const double beta = g.Num(6);
     Napi::Float64Array c = g.F64(7);
-    const int ldc = g.Dim(8);
-    g.Fits(a, "A", tr ? k : n, tr ? n : k, lda);
-    g.Fits(c, "C", n, n, ldc);
+    const int lda = g.Fits(a, "A", tr ? k : n, tr ? n : k, g.Dim(5));
+    const int ldc = g.Fits(c, "C", n, n, g.Dim(8));
     if (n == 0) return info.Env().Undefined();
     cblas_dsyrk(CblasRowMajor, CblasLower, tr ? CblasTrans : CblasNoTrans, n, k, alpha, a.Data(), lda, beta,
                 c.Data(), ldc);
@@ -148,8 +149,7 @@ class OpenBlasAddon : public Napi::Addon<OpenBlasAddon> {
     g.Count(3);
     const int n = g.Dim(0);
     Napi::Float64Array a = g.F64(1);
-    const int lda = g.Dim(2);
-    g.Fits(a, "A", n, n, lda);
+    const int lda = g.Fits(a, "A", n, n, g.Dim(2));
     if (n == 0) return Napi::Number::New(info.Env(), 0);
     double* p = a.Data();
     lapack_int r = LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, 'U', n, p, lda);
@@ -174,8 +174,7 @@ class OpenBlasAddon : public Napi::Addon<OpenBlasAddon> {
     g.Count(3);
     const int n = g.Dim(0);
     Napi::Float64Array a = g.F64(1);
-    const int lda = g.Dim(2);
-    g.Fits(a, "A", n, n, lda);
+    const int lda = g.Fits(a, "A", n, n, g.Dim(2));
     if (n == 0) return Napi::Number::New(info.Env(), 0);
     const lapack_int r = LAPACKE_dpotri_work(LAPACK_COL_MAJOR, 'U', n, a.Data(), lda);
     return Napi::Number::New(info.Env(), r);

@@ -1,11 +1,29 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Matrix, inverse } from 'ml-matrix';
-import { typescriptBackend, type LinalgBackend } from '../../src/core/linalg/index.ts';
+import { typescriptBackend, openBlasBackend, linalgInfo, type LinalgBackend } from '../../src/core/linalg/index.ts';
 import { seededRandom } from '../helpers/random.ts';
+
+/** Why the native backend could not load, or undefined when it did. */
+export let nativeMissing: string | undefined;
 
 /** The backends to test; the native one joins when it loads. */
 export const backends: LinalgBackend[] = [typescriptBackend];
+try {
+  backends.push(openBlasBackend());
+} catch (e) {
+  nativeMissing = (e as Error).message;
+}
+
+test('the OpenBLAS backend loads, or the reason it does not is shown', (t) => {
+  const info = linalgInfo();
+  t.diagnostic(`linalg: ${info.backend} (${info.threads} thread(s)): ${info.reason}${info.openblas ? `; ${info.openblas}` : ''}`);
+  if (nativeMissing !== undefined) {
+    t.skip(`native backend not tested: ${nativeMissing}`);
+    return;
+  }
+  assert.equal(backends.at(-1)?.name, 'openblas');
+});
 
 function naiveGemm(tA: boolean, tB: boolean, m: number, n: number, k: number, alpha: number, a: Float64Array, lda: number, b: Float64Array, ldb: number, beta: number, c: Float64Array, ldc: number): Float64Array {
   const out = new Float64Array(c);
@@ -49,6 +67,39 @@ for (const be of backends) {
         assert.ok(maxAbsDiff(c, want) < 1e-12 * k, `m=${m} n=${n} k=${k} tA=${tA} tB=${tB}`);
       }
     }
+  });
+
+  test(`${be.name}: gemm and syrk with k = 0 scale C by beta (beta 0 zeroes it)`, () => {
+    const c = new Float64Array([NaN, 1, 2, 3]);
+    be.gemm(false, false, 2, 2, 0, 1, new Float64Array(0), 0, new Float64Array(0), 2, 0, c, 2);
+    assert.deepEqual([...c], [0, 0, 0, 0]);
+    const s = new Float64Array([1, 7, 2, 3]);
+    be.syrk(false, 2, 0, 1, new Float64Array(0), 0, 2, s, 2);
+    assert.deepEqual([...s], [2, 7, 4, 6]);
+  });
+
+  test(`${be.name}: kernels honour subarray views (byteOffset) of larger buffers`, () => {
+    const rand = seededRandom(6);
+    const [m, n, k] = [33, 29, 41];
+    const big = new Float64Array(10_000).map(() => rand() - 0.5);
+    const a = big.subarray(7, 7 + m * k), b = big.subarray(3001, 3001 + k * n);
+    const cBuf = new Float64Array(m * n + 13).fill(NaN);
+    const c = cBuf.subarray(11, 11 + m * n);
+    be.gemm(false, false, m, n, k, 1, a, k, b, n, 0, c, n);
+    const want = naiveGemm(false, false, m, n, k, 1, a, k, b, n, 0, new Float64Array(m * n), n);
+    assert.ok(maxAbsDiff(c, want) < 1e-12 * k);
+    assert.ok(Number.isNaN(cBuf[10]) && Number.isNaN(cBuf[11 + m * n]), 'nothing written outside the view');
+    // Cholesky of the trailing 40 × 40 block of a 50 × 50 SPD matrix, in place through a view
+    const spd = randomSpd(50, rand);
+    const full = new Float64Array(spd);
+    assert.equal(be.potrf(40, full.subarray(10 * 50 + 10), 50), 0);
+    const sub = new Float64Array(40 * 40);
+    for (let i = 0; i < 40; i++) for (let j = 0; j < 40; j++) sub[i * 40 + j] = spd[(i + 10) * 50 + j + 10];
+    assert.equal(be.potrf(40, sub, 40), 0);
+    for (let i = 0; i < 40; i++) for (let j = 0; j <= i; j++) {
+      assert.ok(Math.abs(full[(i + 10) * 50 + j + 10] - sub[i * 40 + j]) < 1e-12);
+    }
+    for (let i = 0; i < 10; i++) for (let j = 0; j < 50; j++) assert.equal(full[i * 50 + j], spd[i * 50 + j]);
   });
 
   test(`${be.name}: gemm with beta 0 ignores NaN already in C`, () => {
@@ -102,3 +153,23 @@ for (const be of backends) {
     assert.equal(be.potrf(n, nan, n), 4);
   });
 }
+
+test('openblas: the binding refuses wrong argument counts, types and too-short buffers', (t) => {
+  const be = backends.find((b) => b.name === 'openblas');
+  if (!be) {
+    t.skip(`native backend not tested: ${nativeMissing}`);
+    return;
+  }
+  const x = new Float64Array(4);
+  const call = (f: unknown, ...args: unknown[]) => () => (f as (...a: unknown[]) => unknown)(...args);
+  assert.throws(call(be.potrf, 2, x), TypeError);
+  assert.throws(call(be.potrf, 2, new Float32Array(4), 2), TypeError);
+  assert.throws(call(be.potrf, 2, [1, 0, 0, 1], 2), TypeError);
+  assert.throws(call(be.potrf, -1, x, 2), TypeError);
+  assert.throws(call(be.potrf, 1.5, x, 2), TypeError);
+  assert.throws(call(be.gemm, 1, false, 1, 1, 1, 1, x, 1, x, 1, 0, x, 1), TypeError);
+  assert.throws(call(be.potrf, 3, x, 3), RangeError);
+  assert.throws(call(be.potrf, 2, x, 1), RangeError);
+  assert.throws(call(be.gemm, false, false, 2, 2, 3, 1, x, 3, x, 2, 0, x, 2), RangeError);
+  assert.throws(call(be.syrk, true, 2, 3, 1, x, 2, 0, x, 2), RangeError);
+});

@@ -1,0 +1,65 @@
+/**
+ * The OpenBLAS/LAPACK backend: the optional addon `curvature-openblas` (`native/`, built by
+ * node-gyp at `npm install` where libopenblas-dev and liblapacke-dev are present). The addon is
+ * context-aware, so each worker thread loads its own instance. Its kernels take exactly the
+ * arguments of {@link LinalgBackend}; they check argument types and buffer lengths, not shapes.
+ */
+import { createRequire } from 'node:module';
+import type { LinalgBackend } from './types.ts';
+
+/** What the addon exports (native/index.d.ts; repeated here since the package may be absent). */
+export interface OpenBlasAddon {
+  dgemm(
+    transA: boolean, transB: boolean, m: number, n: number, k: number,
+    alpha: number, a: Float64Array, lda: number, b: Float64Array, ldb: number,
+    beta: number, c: Float64Array, ldc: number,
+  ): void;
+  dsyrk(
+    trans: boolean, n: number, k: number, alpha: number, a: Float64Array, lda: number,
+    beta: number, c: Float64Array, ldc: number,
+  ): void;
+  dpotrf(n: number, a: Float64Array, lda: number): number;
+  dpotri(n: number, a: Float64Array, lda: number): number;
+  /** Process-wide: one OpenBLAS thread pool serves every worker thread. */
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  /** e.g. "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64". */
+  config(): string;
+  corename(): string;
+}
+
+export const ADDON_PACKAGE = 'curvature-openblas';
+
+let loaded: { addon: OpenBlasAddon } | { error: Error } | undefined;
+
+/** The addon, loaded once per thread; throws the load error (every time) where it cannot load. */
+export function openBlasAddon(): OpenBlasAddon {
+  if (loaded === undefined) {
+    try {
+      loaded = { addon: createRequire(import.meta.url)(ADDON_PACKAGE) as OpenBlasAddon };
+    } catch (e) {
+      const why = e instanceof Error ? e.message.split('\n')[0] : String(e);
+      loaded = {
+        error: new Error(
+          `the OpenBLAS addon (${ADDON_PACKAGE}, native/) does not load: ${why}. ` +
+            'Install libopenblas-dev and liblapacke-dev, then run `npm rebuild curvature-openblas`.',
+        ),
+      };
+    }
+  }
+  if ('error' in loaded) throw loaded.error;
+  return loaded.addon;
+}
+
+/** The backend over the addon; throws where the addon cannot load. */
+export function openBlasBackend(): LinalgBackend {
+  const x = openBlasAddon();
+  return {
+    name: 'openblas',
+    gemm: (transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) =>
+      x.dgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc),
+    syrk: (trans, n, k, alpha, a, lda, beta, c, ldc) => x.dsyrk(trans, n, k, alpha, a, lda, beta, c, ldc),
+    potrf: (n, a, lda) => x.dpotrf(n, a, lda),
+    potri: (n, a, lda) => x.dpotri(n, a, lda),
+  };
+}
