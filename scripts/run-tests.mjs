@@ -1,9 +1,13 @@
 #!/usr/bin/env node
 // Runs every `*.test.ts` below the given folders (default: test/) with Node's own test runner
 // through tsx, so that CI reads node:test's summary. Node 20 has no --test glob of its own.
+//
+// The core runs on two linear-algebra backends. When the default one is the native OpenBLAS
+// backend, the tests under test/core run a second time with CURVATURE_LINALG=typescript, and a
+// last line adds both runs up ("total: N passed, N failed, N skipped").
 import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { join, sep } from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
 
 const roots = process.argv.slice(2).length ? process.argv.slice(2) : ['test'];
 const files = [];
@@ -12,6 +16,55 @@ const walk = (p) => {
   else if (p.endsWith('.test.ts')) files.push(p);
 };
 roots.forEach(walk);
-const args = ['--import', 'tsx', '--test', '--test-concurrency=1', ...files];
-const r = spawnSync(process.execPath, args, { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+
+const ansi = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g');
+
+/** Runs node:test on `list`, echoing its output, and returns its exit code and summary counts. */
+function runTests(list, env) {
+  // Piped, node:test would switch to TAP; keep its readable reporter for a person at a terminal.
+  const reporter = process.stdout.isTTY ? ['--test-reporter=spec'] : [];
+  const args = ['--import', 'tsx', '--test', '--test-concurrency=1', ...reporter, ...list];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env });
+  const counts = { pass: 0, fail: 0, skipped: 0 };
+  let tail = '';
+  child.stdout.on('data', (chunk) => {
+    process.stdout.write(chunk);
+    const lines = (tail + chunk.toString('utf8')).split('\n');
+    tail = lines.pop();
+    for (const line of lines) {
+      const m = /^(?:# |\u2139 )(pass|fail|skipped) (\d+)$/.exec(line.replace(ansi, ''));
+      if (m) counts[m[1]] = Number(m[2]);
+    }
+  });
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code: code ?? 1, counts })));
+}
+
+/** The backend the core picks by default in this environment. */
+function defaultBackend(env) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '-e',
+    "import('./src/core/linalg/index.ts').then((m) => process.stdout.write(JSON.stringify(m.linalgInfo())))"],
+  { env, encoding: 'utf8' });
+  try {
+    return JSON.parse(r.stdout);
+  } catch {
+    return { backend: 'unknown', reason: r.stderr.trim().split('\n').slice(-3).join(' ') };
+  }
+}
+
+const first = await runTests(files, process.env);
+const runs = [first];
+const core = files.filter((f) => f.startsWith(`test${sep}core${sep}`) || f.startsWith('test/core/'));
+if (core.length) {
+  const info = defaultBackend(process.env);
+  if (info.backend === 'openblas') {
+    console.log(`\n# core tests again on the TypeScript backend (CURVATURE_LINALG=typescript); first run: openblas, ${info.reason}`);
+    runs.push(await runTests(core, { ...process.env, CURVATURE_LINALG: 'typescript' }));
+  } else {
+    console.log(`\n# the core tests ran on the ${info.backend} backend only: ${info.reason}`);
+  }
+}
+if (runs.length > 1) {
+  const sum = (k) => runs.reduce((s, r) => s + r.counts[k], 0);
+  console.log(`total: ${sum('pass')} passed, ${sum('fail')} failed, ${sum('skipped')} skipped`);
+}
+process.exit(runs.every((r) => r.code === 0) ? 0 : 1);
