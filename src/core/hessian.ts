@@ -132,17 +132,24 @@ function addBlock(
  * symmetric. Cost W².
  */
 function symmetrizeBlocks(h: Float64Array, W: number, layerStart: number[]): void {
-  let layer = 0;
-  for (let i = 0; i < W; i++) {
-    while (layer + 1 < layerStart.length && i >= layerStart[layer + 1]) layer++;
-    const start = layerStart[layer];
-    for (let j = 0; j < i; j++) {
-      if (j >= start) {
-        const v = 0.5 * (h[i * W + j] + h[j * W + i]);
-        h[i * W + j] = v;
-        h[j * W + i] = v;
-      } else {
-        h[j * W + i] = h[i * W + j];
+  const layerOf = new Int32Array(W);
+  layerStart.forEach((start, l) => layerOf.fill(l, start));
+  const B = 64; // tiles keep the column-wise writes in cache
+  for (let i0 = 0; i0 < W; i0 += B) {
+    const i1 = Math.min(W, i0 + B);
+    for (let j0 = 0; j0 <= i0; j0 += B) {
+      for (let i = i0; i < i1; i++) {
+        const j1 = Math.min(i, j0 + B);
+        const li = layerOf[i];
+        for (let j = j0; j < j1; j++) {
+          if (layerOf[j] === li) {
+            const v = 0.5 * (h[i * W + j] + h[j * W + i]);
+            h[i * W + j] = v;
+            h[j * W + i] = v;
+          } else {
+            h[j * W + i] = h[i * W + j];
+          }
+        }
       }
     }
   }

@@ -1,0 +1,86 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  buildNetwork, toMatrix, makeProblem, hessianVectorProduct, choleskyInverse, woodburyInverse, exactHessian, assertFinite,
+} from '../../src/core/index.ts';
+import { ServiceError } from '../../src/errors.ts';
+import { randomProblem, RANDOM_SPECS } from '../helpers/networks.ts';
+
+const layer = (rows: number, cols: number, activation = 'tanh') => ({
+  weights: Array.from({ length: rows }, () => new Array(cols).fill(0.1)), bias: new Array(rows).fill(0), activation,
+});
+
+function refuses(fn: () => unknown, code: string, pattern: RegExp) {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof ServiceError, `a ServiceError, got ${String(e)}`);
+    assert.equal(e.code, code);
+    assert.match(e.detail, pattern);
+    return true;
+  });
+}
+
+test('layers whose sizes do not chain are refused, naming both layers', () => {
+  refuses(() => buildNetwork({ layers: [layer(3, 2), layer(1, 4)] }), 'SHAPE_MISMATCH', /layers\[1\].*4 columns.*layer 0 has 3 outputs/);
+});
+
+test('ragged weights and a bias of the wrong length are refused', () => {
+  const ragged = layer(2, 3);
+  ragged.weights[1] = [1, 2];
+  refuses(() => buildNetwork({ layers: [ragged] }), 'SHAPE_MISMATCH', /weights\[1\] has 2 entries but weights\[0\] has 3/);
+  refuses(() => buildNetwork({ layers: [{ ...layer(2, 3), bias: [0, 0, 0] }] }), 'SHAPE_MISMATCH', /2 rows but bias has 3/);
+  refuses(() => toMatrix([[1, 2], [3]], 'inputs'), 'SHAPE_MISMATCH', /inputs\[1\] has 1 entries/);
+});
+
+test('an unknown activation is refused with the list of known ones', () => {
+  refuses(() => buildNetwork({ layers: [layer(2, 2, 'gelu')] }), 'UNKNOWN_ACTIVATION', /'gelu'.*'identity', 'tanh'/);
+});
+
+test('softmax on a hidden layer is refused', () => {
+  refuses(() => buildNetwork({ layers: [layer(2, 2, 'softmax'), layer(1, 2, 'identity')] }), 'SOFTMAX_NOT_AT_OUTPUT', /layer 0/);
+});
+
+test('unsupported loss and output pairings are refused, naming the pairing', () => {
+  const net = buildNetwork({ layers: [layer(2, 2, 'identity')] });
+  const x = toMatrix([[1, 2]], 'inputs');
+  const t = toMatrix([[0, 1]], 'targets');
+  refuses(() => makeProblem(net, x, t, 'cross-entropy'), 'UNSUPPORTED_PAIRING', /'cross-entropy'.*'identity'.*sigmoid/);
+  refuses(() => makeProblem(net, x, t, 'softmax-cross-entropy'), 'UNSUPPORTED_PAIRING', /'softmax-cross-entropy'.*'identity'.*softmax/);
+});
+
+test('inputs and targets of the wrong size are refused with the sizes expected', () => {
+  const net = buildNetwork({ layers: [layer(2, 3, 'identity')] });
+  refuses(() => makeProblem(net, toMatrix([[1, 2]], 'inputs'), toMatrix([[0, 1]], 'targets'), 'sum-of-squares'), 'SHAPE_MISMATCH', /inputs have 2 columns.*N × 3/);
+  refuses(() => makeProblem(net, toMatrix([[1, 2, 3]], 'inputs'), toMatrix([[0, 1, 2]], 'targets'), 'sum-of-squares'), 'SHAPE_MISMATCH', /targets have 3 columns.*N × 2/);
+  refuses(() => makeProblem(net, toMatrix([[1, 2, 3]], 'inputs'), toMatrix([[0, 1], [1, 0]], 'targets'), 'sum-of-squares'), 'SHAPE_MISMATCH', /2 rows but inputs have 1/);
+});
+
+test('targets outside their domain are refused', () => {
+  const sig = buildNetwork({ layers: [layer(2, 2, 'sigmoid')] });
+  const soft = buildNetwork({ layers: [layer(2, 2, 'softmax')] });
+  const x = toMatrix([[1, 2]], 'inputs');
+  refuses(() => makeProblem(sig, x, toMatrix([[0, 1.5]], 'targets'), 'cross-entropy'), 'TARGET_OUT_OF_DOMAIN', /targets\[0\]\[1\] = 1.5.*\[0, 1\]/);
+  refuses(() => makeProblem(soft, x, toMatrix([[0.5, 0.6]], 'targets'), 'softmax-cross-entropy'), 'TARGET_OUT_OF_DOMAIN', /sums to 1.1/);
+  refuses(() => makeProblem(soft, x, toMatrix([[-0.5, 1.5]], 'targets'), 'softmax-cross-entropy'), 'TARGET_OUT_OF_DOMAIN', /non-negative/);
+});
+
+test('a vector of the wrong length is refused', () => {
+  const p = randomProblem(RANDOM_SPECS[2]);
+  refuses(() => hessianVectorProduct(p, new Float64Array(3)), 'SHAPE_MISMATCH', /vector has 3 entries but the network has 26 parameters/);
+});
+
+test('damping must be positive and finite', () => {
+  const p = randomProblem(RANDOM_SPECS[2]);
+  for (const d of [0, -1, NaN, Infinity]) refuses(() => woodburyInverse(p, d), 'INVALID_DAMPING', /greater than 0/);
+});
+
+test('a Hessian that is not positive definite is refused with its smallest eigenvalue, never NaN', () => {
+  const p = randomProblem(RANDOM_SPECS[2]);
+  const h = exactHessian(p);
+  refuses(() => choleskyInverse(h, p.network.parameterCount, 1e-6), 'NOT_POSITIVE_DEFINITE', /not positive definite.*smallest eigenvalue of the Hessian is -\d.*damping above/);
+});
+
+test('non-finite results are refused', () => {
+  refuses(() => assertFinite(Float64Array.of(1, Infinity), 'Hessian'), 'NON_FINITE_RESULT', /Hessian is not finite \(Infinity at flat index 1\)/);
+  refuses(() => assertFinite(NaN, 'log-determinant'), 'NON_FINITE_RESULT', /log-determinant/);
+  assert.doesNotThrow(() => assertFinite(Float64Array.of(1, 2), 'Hessian'));
+});
