@@ -1,0 +1,61 @@
+# Container image of the curvature service.
+#
+#   docker build -t curvature-service .
+#   docker run --rm -p 3000:3000 curvature-service
+#
+# No Docker engine runs on this project's machines: `npm run container:check` lints this file and
+# replays its stages (npm steps, COPY, ENV, WORKDIR, USER, CMD, HEALTHCHECK) in a clean copy of
+# the build context, so keep every build step an `npm` command or a COPY, and keep apt-get to the
+# package lists of the toolchain and runtime stages.
+#
+# Node 24 on Debian 12 (bookworm): Node 20 is past its end of life, npm 11 comes with Node 24, and
+# bookworm's OpenBLAS/LAPACKE are the versions the project's own machines build and test against.
+
+# ---- production dependencies only, with the native addon compiled in place ----
+FROM node:24-bookworm-slim AS prod-deps
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ libopenblas-dev liblapacke-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+# The image promises the OpenBLAS backend: a failed addon build fails the image build instead of
+# falling back to the TypeScript kernels (native/build.mjs).
+ENV CURVATURE_OPENBLAS_REQUIRED=1
+COPY package.json package-lock.json ./
+COPY native/ ./native/
+RUN npm ci --omit=dev --no-audit --no-fund
+
+# ---- compile TypeScript to dist/: dev dependencies, no install scripts (tsc needs no addon) ----
+FROM node:24-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY native/ ./native/
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src/ ./src/
+COPY routes/ ./routes/
+COPY schemas/ ./schemas/
+RUN npm run build
+
+# ---- runtime: Node, the OpenBLAS/LAPACKE shared libraries, tini; no compiler, no dev deps ----
+FROM node:24-bookworm-slim AS runtime
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libopenblas0 liblapacke tini \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=3000
+COPY package.json ./
+COPY --from=prod-deps /app/node_modules ./node_modules
+COPY --from=prod-deps /app/native ./native
+COPY --from=build /app/dist ./dist
+# Files stay root-owned and read-only to the service: it writes nothing to disk, so the image also
+# runs with a read-only root filesystem. 1000 is the `node` user of the official image; numeric so
+# that Kubernetes' runAsNonRoot can verify it.
+USER 1000:1000
+EXPOSE 3000
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/health', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# tini is PID 1: it forwards SIGTERM to Node (graceful shutdown) and reaps zombies.
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["node", "dist/src/server.js"]
