@@ -2,7 +2,9 @@
 // Install step of the optional OpenBLAS addon: builds it with node-gyp where a C++ compiler and
 // the CBLAS/LAPACKE headers are present, and otherwise says why it did not and exits 0, so that
 // `npm install` / `npm ci` succeed everywhere and the service runs on its TypeScript kernels.
-// Set CURVATURE_OPENBLAS_REQUIRED=1 to make a failed build fail the install instead.
+// CURVATURE_OPENBLAS_REQUIRED=1 makes this script exit 1 on a failed build. Mind that npm treats
+// a failed OPTIONAL dependency as absent: it removes the package and `npm ci` still exits 0. To
+// fail a CI run or an image build, check afterwards: node -e "require('curvature-openblas')".
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
