@@ -2,7 +2,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { HealthResponseSchema } from '../schemas/health.ts';
-import { linalg } from '../src/core/linalg/index.ts';
+import { linalgInfo } from '../src/core/linalg/index.ts';
 
 export interface HealthRouteOptions {
   readonly version: string;
@@ -19,7 +19,7 @@ export const healthRoutes: FastifyPluginAsync<HealthRouteOptions> = async (app, 
   }, async () => ({
     status: 'ok' as const,
     version: opts.version,
-    linalg: linalg().name,
+    linalg: linalgInfo(),
     uptimeSeconds: Math.round((Date.now() - started) / 1000),
   }));
 };

@@ -10,7 +10,8 @@ test('GET /health answers 200 with the version and the linear-algebra backend', 
   const body = r.json();
   assert.equal(body.status, 'ok');
   assert.equal(body.version, serviceVersion());
-  assert.match(body.linalg, /^(typescript|openblas)$/);
+  assert.match(body.linalg.backend, /^(typescript|openblas)$/);
+  assert.ok(body.linalg.threads >= 1);
 });
 
 test('every answer echoes a request id, keeping a sane X-Request-Id the caller sent', async (t) => {
