@@ -27,10 +27,12 @@
  */
 import { linalg } from './linalg/index.ts';
 import { augmentedInputs, backward, chunkSize, outputMatrices, parameterIndexMap, pullBack, type BackwardPass } from './backprop.ts';
-import { forward, type ForwardPass, type Problem } from './network.ts';
+import { forward, type ForwardPass, type Layer, type Problem } from './network.ts';
 
 /** Doubles of temporary block product kept at once (32 MB). */
 const TILE_BUDGET = 1 << 22;
+/** Doubles of per-chunk working arrays (128 MB): large chunks keep the GEMMs' inner dimension long. */
+const CHUNK_BUDGET = 1 << 24;
 
 /**
  * Per chunk of data points, A^{l,l} for every layer l (c × out_l × out_l), from the output
@@ -79,47 +81,68 @@ function khatriRao(x: Float64Array, nx: number, y: Float64Array, ny: number, c: 
   return out;
 }
 
+/** Index in the API's parameter vector of θ_l[i][j] (j = in is the bias b_l[i]). */
+function thetaIndex(layer: Layer, i: number, j: number): number {
+  return j < layer.in ? layer.offset + i * layer.in + j : layer.offset + layer.out * layer.in + i;
+}
+
 /**
- * Σ_n over one chunk of the block (l, m), l ≥ m, added into H (W × W row-major), tiled over i:
- * T[(i,p),(j,q)] = Σ_n X[n][(i,p)] · Y[n][(j,q)], scattered to H[θ_l[i][j], θ_m[p][q]];
- * `rowsPerI` = size of the p index, `jCount`/`qCount` the sizes of j and q (the cross term
- * uses j < in_l only, and its X pairs (i,q) with Y's (j,p): `crossed` swaps the roles).
+ * T[(i,p),(j,q)] (+)= Σ_n X[n][(i,p)] · Y[n][(j,q)] over one chunk of c points, for rows
+ * i0 … i0 + ti − 1: the curvature term of block (l, m) in product layout, one GEMM.
  */
-function addBlock(
-  h: Float64Array, W: number, mapL: Int32Array, inL1: number, mapM: Int32Array, inM1: number,
-  outL: number, x: Float64Array, xPerI: number, y: Float64Array, yCols: number, c: number,
-  crossed: boolean, outM: number,
-): void {
-  const la = linalg();
-  const xCols = outL * xPerI;
-  const tileI = Math.max(1, Math.min(outL, Math.floor(TILE_BUDGET / Math.max(1, xPerI * yCols))));
-  const t = new Float64Array(tileI * xPerI * yCols);
-  for (let i0 = 0; i0 < outL; i0 += tileI) {
-    const ti = Math.min(tileI, outL - i0);
-    la.gemm(true, false, ti * xPerI, yCols, c, 1, x.subarray(i0 * xPerI), xCols, y, yCols, 0, t, yCols);
-    for (let di = 0; di < ti; di++) {
-      const i = i0 + di;
-      if (!crossed) {
-        // rows (i,p), p < outM; columns (j,q), j ≤ in_l, q ≤ in_m
-        for (let pp = 0; pp < outM; pp++) {
-          const trow = (di * outM + pp) * yCols;
-          for (let j = 0; j < inL1; j++) {
-            const hrow = mapL[i * inL1 + j] * W;
-            const to = trow + j * inM1;
-            const mo = pp * inM1;
-            for (let q = 0; q < inM1; q++) h[hrow + mapM[mo + q]] += t[to + q];
-          }
-        }
-      } else {
-        // rows (i,q), q ≤ in_m; columns (j,p), j < in_l, p < outM
-        const jCount = inL1 - 1;
-        for (let q = 0; q < inM1; q++) {
-          const trow = (di * inM1 + q) * yCols;
-          for (let j = 0; j < jCount; j++) {
-            const hrow = mapL[i * inL1 + j] * W;
-            const to = trow + j * outM;
-            for (let pp = 0; pp < outM; pp++) h[hrow + mapM[pp * inM1 + q]] += t[to + pp];
-          }
+function curvatureProduct(ll: Layer, lm: Layer, x: Float64Array, y: Float64Array, c: number, i0: number, ti: number, beta: number, t: Float64Array): void {
+  const yCols = (ll.in + 1) * (lm.in + 1);
+  linalg().gemm(true, false, ti * lm.out, yCols, c, 1, x.subarray(i0 * lm.out), ll.out * lm.out, y, yCols, beta, t, yCols);
+}
+
+/** H[θ_l[i][j]][θ_m[p][q]] += T[(i,p),(j,q)] for rows i0 … i0 + ti − 1; the inner loop runs over contiguous q. */
+function scatterCurvature(h: Float64Array, W: number, ll: Layer, lm: Layer, t: Float64Array, i0: number, ti: number): void {
+  const inL1 = ll.in + 1, inM1 = lm.in + 1, outM = lm.out;
+  const yCols = inL1 * inM1;
+  const biasCols = lm.offset + outM * lm.in;
+  for (let di = 0; di < ti; di++) {
+    for (let p = 0; p < outM; p++) {
+      const col = lm.offset + p * lm.in;
+      const trow = (di * outM + p) * yCols;
+      for (let j = 0; j < inL1; j++) {
+        const hrow = thetaIndex(ll, i0 + di, j) * W;
+        const to = trow + j * inM1;
+        const dst = hrow + col;
+        for (let q = 0; q < lm.in; q++) h[dst + q] += t[to + q];
+        h[hrow + biasCols + p] += t[to + lm.in];
+      }
+    }
+  }
+}
+
+/** The rows of i per tile so that a tile of block (l, m) stays within the tile budget. */
+function curvatureTile(ll: Layer, lm: Layer): number {
+  return Math.max(1, Math.min(ll.out, Math.floor(TILE_BUDGET / (lm.out * (ll.in + 1) * (lm.in + 1)))));
+}
+
+/**
+ * H[θ_l[i][j]][θ_m[p][q]] += Σ_n S[n][(j,p)] · DZ[n][(i,q)] for j < in_l over one chunk (the
+ * cross term of 5.95, m < l), as one GEMM per tile of j and a scatter over contiguous q.
+ */
+function addCrossBlock(h: Float64Array, W: number, ll: Layer, lm: Layer, s: Float64Array, dz: Float64Array, c: number): void {
+  const inM1 = lm.in + 1, outM = lm.out;
+  const zCols = ll.out * inM1;
+  const tileJ = Math.max(1, Math.min(ll.in, Math.floor(TILE_BUDGET / (outM * zCols))));
+  const t = new Float64Array(tileJ * outM * zCols);
+  const biasCols = lm.offset + outM * lm.in;
+  for (let j0 = 0; j0 < ll.in; j0 += tileJ) {
+    const tj = Math.min(tileJ, ll.in - j0);
+    linalg().gemm(true, false, tj * outM, zCols, c, 1, s.subarray(j0 * outM), ll.in * outM, dz, zCols, 0, t, zCols);
+    for (let dj = 0; dj < tj; dj++) {
+      for (let p = 0; p < outM; p++) {
+        const col = lm.offset + p * lm.in;
+        const trow = (dj * outM + p) * zCols;
+        for (let i = 0; i < ll.out; i++) {
+          const hrow = thetaIndex(ll, i, j0 + dj) * W;
+          const to = trow + i * inM1;
+          const dst = hrow + col;
+          for (let q = 0; q < lm.in; q++) h[dst + q] += t[to + q];
+          h[hrow + biasCols + p] += t[to + lm.in];
         }
       }
     }
@@ -162,7 +185,6 @@ function curvatureMatrix(p: Problem, exact: boolean): Float64Array {
   const f = forward(net, p.inputs);
   const b = backward(p, f);
   const h = new Float64Array(W * W);
-  const maps = net.layers.map((_, l) => parameterIndexMap(net, l));
   // doubles per data point held at once: A's, one pulled-back A and S, the Khatri–Rao rows
   let selfSize = 0;
   let blockSize = 0;
@@ -174,36 +196,49 @@ function curvatureMatrix(p: Problem, exact: boolean): Float64Array {
       blockSize = Math.max(blockSize, 2 * out * outM + 2 * inL * outM + (inL + 1) * (inM + 1) + out * (inM + 1));
     }
   }
-  const perPoint = selfSize + blockSize;
-  const chunk = chunkSize(f.n, perPoint);
+  const chunk = chunkSize(f.n, selfSize + blockSize, CHUNK_BUDGET);
+  // With several chunks, each curvature block is summed over all of them in its product layout
+  // and scattered once (≤ W² more memory) rather than scattered per chunk.
+  const sums = chunk < f.n ? net.layers.map((ll, l) => net.layers.slice(0, l + 1).map((lm) => new Float64Array(ll.out * lm.out * (ll.in + 1) * (lm.in + 1)))) : undefined;
   for (let n0 = 0; n0 < f.n; n0 += chunk) {
     const c = Math.min(chunk, f.n - n0);
     const aSelf = selfCurvatures(p, f, b, exact, n0, c);
     const zt = net.layers.map((_, l) => augmentedInputs(f, l, n0, c));
     for (let l = 0; l < L; l++) {
-      const { out: outL, in: inL } = net.layers[l];
+      const ll = net.layers[l];
       let pm = aSelf[l]; // A^{l,m}, c × out_l × out_m, for m = l first
       let s: Float64Array | undefined; // S_{l,m}, c × in_l × out_m
       for (let m = l; m >= 0; m--) {
-        const { out: outM, in: inM } = net.layers[m];
-        if (m < l) pm = pullBack(net, f, m, pm, c, outL, n0);
-        const kr = khatriRao(zt[l], inL + 1, zt[m], inM + 1, c);
-        addBlock(h, W, maps[l], inL + 1, maps[m], inM + 1, outL, pm, outM, kr, (inL + 1) * (inM + 1), c, false, outM);
+        const lm = net.layers[m];
+        if (m < l) pm = pullBack(net, f, m, pm, c, ll.out, n0);
+        const kr = khatriRao(zt[l], ll.in + 1, zt[m], lm.in + 1, c);
+        if (sums) {
+          curvatureProduct(ll, lm, pm, kr, c, 0, ll.out, n0 === 0 ? 0 : 1, sums[l][m]);
+        } else {
+          const tile = curvatureTile(ll, lm);
+          const t = new Float64Array(tile * lm.out * (ll.in + 1) * (lm.in + 1));
+          for (let i0 = 0; i0 < ll.out; i0 += tile) {
+            const ti = Math.min(tile, ll.out - i0);
+            curvatureProduct(ll, lm, pm, kr, c, i0, ti, 0, t);
+            scatterCurvature(h, W, ll, lm, t, i0, ti);
+          }
+        }
         if (exact && m < l) {
           if (m === l - 1) {
             // S_{l,l−1} = diag(h′_{l−1})
             const d1 = f.d1[m]!;
-            s = new Float64Array(c * inL * outM);
-            for (let i = 0; i < c; i++) for (let j = 0; j < inL; j++) s[i * inL * outM + j * outM + j] = d1[(n0 + i) * inL + j];
+            s = new Float64Array(c * ll.in * lm.out);
+            for (let i = 0; i < c; i++) for (let j = 0; j < ll.in; j++) s[i * ll.in * lm.out + j * lm.out + j] = d1[(n0 + i) * ll.in + j];
           } else {
-            s = pullBack(net, f, m, s!, c, inL, n0);
+            s = pullBack(net, f, m, s!, c, ll.in, n0);
           }
-          const dz = khatriRao(b.deltas[l].subarray(n0 * outL), outL, zt[m], inM + 1, c);
-          addBlock(h, W, maps[l], inL + 1, maps[m], inM + 1, outL, dz, inM + 1, s, inL * outM, c, true, outM);
+          const dz = khatriRao(b.deltas[l].subarray(n0 * ll.out), ll.out, zt[m], lm.in + 1, c);
+          addCrossBlock(h, W, ll, lm, s, dz, c);
         }
       }
     }
   }
+  if (sums) sums.forEach((row, l) => row.forEach((t, m) => scatterCurvature(h, W, net.layers[l], net.layers[m], t, 0, net.layers[l].out)));
   symmetrizeBlocks(h, W, net.layers.map((l) => l.offset));
   return h;
 }
