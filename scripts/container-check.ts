@@ -348,10 +348,11 @@ async function runImage(st: StageState, tmp: string): Promise<void> {
 
     await step('GET /health reports the linear-algebra backend the image promises', async () => {
       const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(10_000) });
-      const body = (await res.json()) as { linalg?: string };
+      const body = (await res.json()) as { linalg?: string | { backend?: string } };
       say(`     /health: ${JSON.stringify(body)}`);
+      const got = typeof body.linalg === 'string' ? body.linalg : body.linalg?.backend;
       const want = env.CURVATURE_LINALG;
-      if (want && want !== 'auto' && body.linalg !== want) fail(`/health reports linalg ${body.linalg}, the image sets CURVATURE_LINALG=${want}`);
+      if (want && want !== 'auto' && got !== want) fail(`/health reports the ${got} backend; the image sets CURVATURE_LINALG=${want}`);
     });
 
     await step('POST /hessian answers 200 with a symmetric 13 × 13 Hessian', async () => {
