@@ -9,7 +9,7 @@ import { loadCases, flat, relativeError } from '../helpers/fixtures.ts';
 const EXACT = 1e-10;
 const FINITE_DIFFERENCE = 1e-6;
 
-for (const c of loadCases()) {
+for (const c of [...loadCases(), ...loadCases('held-out')]) {
   const net = buildNetwork(c.request.network);
   const inputs = toMatrix(c.request.inputs, 'inputs');
   const p = makeProblem(net, inputs, toMatrix(c.request.targets, 'targets'), c.request.loss);

@@ -2,7 +2,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** A reference case computed with PyTorch autograd in float64 (see test/fixtures/README.md). */
+/** A reference case computed with PyTorch autograd in float64 (test/fixtures/generate.py documents each field). */
 export interface ReferenceCase {
   name: string;
   request: {
@@ -34,11 +34,13 @@ export interface ReferenceCase {
 
 export const FIXTURES_DIR = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'fixtures');
 
-export function loadCases(): ReferenceCase[] {
-  return readdirSync(FIXTURES_DIR)
+/** The reference cases in `test/fixtures/` (the eight public ones), or in a subfolder such as `held-out`. */
+export function loadCases(subfolder = ''): ReferenceCase[] {
+  const dir = join(FIXTURES_DIR, subfolder);
+  return readdirSync(dir)
     .filter((f) => f.endsWith('.json'))
     .sort()
-    .map((f) => JSON.parse(readFileSync(join(FIXTURES_DIR, f), 'utf8')) as ReferenceCase);
+    .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as ReferenceCase);
 }
 
 /** Flattens nested arrays of numbers in row-major order. */
