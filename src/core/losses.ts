@@ -15,6 +15,7 @@
  */
 import { ServiceError } from '../errors.ts';
 import { ELEMENTWISE, type ActivationName } from './activations.ts';
+import { linalg } from './linalg/index.ts';
 
 export type LossName = 'sum-of-squares' | 'cross-entropy' | 'softmax-cross-entropy';
 export const LOSS_NAMES: readonly LossName[] = ['sum-of-squares', 'cross-entropy', 'softmax-cross-entropy'];
@@ -94,11 +95,7 @@ function sumOfSquares(activation: ActivationName): OutputHead {
     }
     const j = new Float64Array(k * k);
     softmaxJacobian(y, j);
-    for (let p = 0; p < k; p++) for (let q = 0; q < k; q++) {
-      let s = 0;
-      for (let i = 0; i < k; i++) s += j[i * k + p] * j[i * k + q];
-      out[p * k + q] = s;
-    }
+    linalg().gemm(true, false, k, k, k, 1, j, k, j, k, 0, out, k);
   };
   return {
     loss: 'sum-of-squares',

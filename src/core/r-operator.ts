@@ -51,11 +51,7 @@ export function hessianVectorProduct(p: Problem, v: Float64Array): Float64Array 
   for (let i = 0; i < n; i++) {
     const s = i * k, e = s + k;
     p.head.curvature(aOut.subarray(s, e), yOut.subarray(s, e), t.subarray(s, e), curv);
-    for (let r = 0; r < k; r++) {
-      let acc = 0;
-      for (let q = 0; q < k; q++) acc += curv[r * k + q] * ra[L - 1][s + q];
-      rOut[s + r] = acc;
-    }
+    la.gemm(false, false, k, 1, k, 1, curv, k, ra[L - 1].subarray(s, e), 1, 0, rOut.subarray(s, e), 1);
   }
   rd[L - 1] = rOut;
   for (let l = L - 1; l > 0; l--) {
