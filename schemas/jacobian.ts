@@ -16,6 +16,7 @@ export const JacobianRequestSchema = z
 export type JacobianRequest = z.output<typeof JacobianRequestSchema>;
 
 export const JacobianResponseSchema = z.object({
+  parameterCount: z.number().int().optional().describe('W, with wrt = parameters.'),
   outputs: MatrixSchema.describe('y, N × K.'),
   jacobian: z.array(MatrixSchema).describe('N × K × D (wrt inputs) or N × K × W (wrt parameters).'),
 });

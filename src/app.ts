@@ -61,6 +61,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   const app = Fastify({
     logger: options.logger ?? false,
     bodyLimit: config.bodyLimit,
+    routerOptions: { ignoreTrailingSlash: true },
     // A caller's X-Request-Id is kept when it is a sane token, so logs can be joined across services.
     requestIdHeader: false,
     genReqId: (req) => {

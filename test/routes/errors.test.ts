@@ -128,6 +128,8 @@ test('an unknown path answers 404 as problem+json listing the endpoints', async 
   const app = await build(t);
   assertProblem(await app.inject({ method: 'GET', url: '/hessians' }), 404, 'NOT_FOUND', /POST \/hessian/);
   assertProblem(await app.inject({ method: 'GET', url: '/hessian' }), 404, 'NOT_FOUND');
+  const slash = await app.inject({ method: 'POST', url: '/hessian/', payload: body });
+  assert.equal(slash.statusCode, 200, 'a trailing slash is ignored');
 });
 
 test('a failure inside the service is a 500 problem that does not leak internals', async (t) => {
