@@ -1,7 +1,7 @@
 /**
  * The diagonal approximation of the Hessian (Becker and LeCun; PRML 5.79–5.81).
  */
-import { backward } from './backprop.ts';
+import { backward, outputMatrices } from './backprop.ts';
 import { linalg } from './linalg/index.ts';
 import { forward, type Problem } from './network.ts';
 
@@ -22,13 +22,8 @@ export function diagonalApproximation(p: Problem): Float64Array {
   const out = new Float64Array(net.parameterCount);
   // exact diagonal of L_n at the output
   let second = new Float64Array(n * k);
-  const curv = new Float64Array(k * k);
-  const aOut = f.as[L - 1], yOut = f.zs[L], t = p.targets.data;
-  for (let i = 0; i < n; i++) {
-    const s = i * k, e = s + k;
-    p.head.curvature(aOut.subarray(s, e), yOut.subarray(s, e), t.subarray(s, e), curv);
-    for (let j = 0; j < k; j++) second[s + j] = curv[j * k + j];
-  }
+  const curv = outputMatrices(p, f, 'curvature', 0, n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < k; j++) second[i * k + j] = curv[i * k * k + j * k + j];
   for (let l = L - 1; l >= 0; l--) {
     const layer = net.layers[l];
     const z2 = f.zs[l].map((v) => v * v);

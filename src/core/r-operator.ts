@@ -1,7 +1,7 @@
 /**
  * Fast multiplication by the Hessian: Pearlmutter's R-operator (PRML §5.4.6).
  */
-import { addColumnSums, backward } from './backprop.ts';
+import { addColumnSums, backward, outputMatrices } from './backprop.ts';
 import { checkParameterVector } from './jacobian.ts';
 import { linalg } from './linalg/index.ts';
 import { forward, type Problem } from './network.ts';
@@ -46,12 +46,9 @@ export function hessianVectorProduct(p: Problem, v: Float64Array): Float64Array 
   const k = net.outputSize;
   const rd: Float64Array[] = new Array(L);
   const rOut = new Float64Array(n * k);
-  const curv = new Float64Array(k * k);
-  const aOut = f.as[L - 1], yOut = f.zs[L], t = p.targets.data;
+  const curv = outputMatrices(p, f, 'curvature', 0, n);
   for (let i = 0; i < n; i++) {
-    const s = i * k, e = s + k;
-    p.head.curvature(aOut.subarray(s, e), yOut.subarray(s, e), t.subarray(s, e), curv);
-    la.gemm(false, false, k, 1, k, 1, curv, k, ra[L - 1].subarray(s, e), 1, 0, rOut.subarray(s, e), 1);
+    la.gemm(false, false, k, 1, k, 1, curv.subarray(i * k * k), k, ra[L - 1].subarray(i * k), 1, 0, rOut.subarray(i * k), 1);
   }
   rd[L - 1] = rOut;
   for (let l = L - 1; l > 0; l--) {
