@@ -30,8 +30,12 @@ async function post(app: FastifyInstance, url: string, payload: unknown, headers
 
 test('a body that is not JSON is refused with 400', async (t) => {
   const app = await build(t);
-  assertProblem(await post(app, '/hessian', '{"network": ', { 'content-type': 'application/json' }), 400, 'MALFORMED_BODY', /JSON/);
-  assertProblem(await post(app, '/hessian', '', { 'content-type': 'application/json' }), 400, 'MALFORMED_BODY');
+  assertProblem(await post(app, '/hessian', '{"network": ', { 'content-type': 'application/json' }), 400, 'MALFORMED_BODY', /not valid JSON: .*JSON/);
+  assertProblem(await post(app, '/hessian', '{"network": {]}', { 'content-type': 'application/json' }), 400, 'MALFORMED_BODY', /position|token/);
+  assertProblem(await post(app, '/hessian', '', { 'content-type': 'application/json' }), 400, 'MALFORMED_BODY', /empty/);
+  const polluted = JSON.stringify(body).replace('{"network"', '{"__proto__":{"polluted":true},"network"');
+  assertProblem(await post(app, '/hessian', polluted, { 'content-type': 'application/json' }), 400, 'INVALID_REQUEST', /__proto__/);
+  assert.equal(({} as Record<string, unknown>).polluted, undefined);
 });
 
 test('a missing, mistyped or unknown field is refused with 400 naming the field', async (t) => {
