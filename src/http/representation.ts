@@ -35,8 +35,11 @@ export function negotiate(accept: string | undefined): Representation {
     }
     return { range, q: Number.isFinite(q) ? q : 0 };
   });
+  // Highest q wins; at equal q a type named outright beats one matched by a wildcard
+  // ("application/x-npy, */*" asks for .npy); then our order (JSON first).
   let best: Representation | undefined;
   let bestQ = 0;
+  let bestSpecificity = -1;
   for (const rep of OFFERED) {
     const type = MEDIA_TYPES[rep];
     const [major] = type.split('/');
@@ -46,7 +49,11 @@ export function negotiate(accept: string | undefined): Representation {
       const s = r.range === type ? 2 : r.range === `${major}/*` ? 1 : r.range === '*/*' ? 0 : -1;
       if (s > specificity) { specificity = s; q = r.q; }
     }
-    if (specificity >= 0 && q > bestQ) { best = rep; bestQ = q; }
+    if (specificity >= 0 && q > 0 && (q > bestQ || (q === bestQ && specificity > bestSpecificity))) {
+      best = rep;
+      bestQ = q;
+      bestSpecificity = specificity;
+    }
   }
   if (best === undefined) {
     throw new ServiceError('NOT_ACCEPTABLE', {

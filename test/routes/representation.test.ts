@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { negotiate } from '../../src/http/representation.ts';
-import { npyHeader, parseNpy, float64Stream } from '../../src/http/npy.ts';
+import { CHUNK_BYTES, npyHeader, parseNpy, float64Stream } from '../../src/http/npy.ts';
 import { loadConfig, DEFAULT_CONFIG } from '../../src/config.ts';
 
 test('Accept negotiation gives JSON by default and for wildcards, and honours q-values', () => {
@@ -16,6 +16,9 @@ test('Accept negotiation gives JSON by default and for wildcards, and honours q-
   assert.equal(negotiate('application/json;q=0.2, application/x-npy'), 'npy');
   assert.equal(negotiate('text/html, */*;q=0.1'), 'json');
   assert.equal(negotiate('Application/X-NPY'), 'npy');
+  assert.equal(negotiate('application/x-npy, */*'), 'npy', 'a type named outright beats a wildcard at equal q');
+  assert.equal(negotiate('application/octet-stream, application/*;q=0.9'), 'raw');
+  assert.equal(negotiate('application/x-npy, application/json'), 'json', 'at a tie, JSON');
   assert.throws(() => negotiate('text/html'), /Accept: text\/html/);
   assert.throws(() => negotiate('*/*;q=0'), /application\/json/);
 });
@@ -39,6 +42,16 @@ test('a streamed .npy reads back to the same values', async () => {
   const back = parseNpy(Buffer.concat(chunks));
   assert.deepEqual(back.shape, [600, 500]);
   assert.deepEqual(back.data, data);
+});
+
+test('a streamed array is produced only as fast as it is read (backpressure)', async () => {
+  const data = new Float64Array(4 * 1024 * 1024); // 32 MiB
+  const stream = float64Stream(data, npyHeader([data.length]));
+  let produced = 0;
+  stream.on('data', (c: Buffer) => { produced += c.length; stream.pause(); });
+  await new Promise((r) => setTimeout(r, 50));
+  assert.ok(produced + stream.readableLength <= 3 * CHUNK_BYTES, `buffered ${produced + stream.readableLength} bytes for a paused reader`);
+  stream.destroy();
 });
 
 test('configuration comes from the environment with defaults, and nonsense is refused naming the variable', () => {
