@@ -3,9 +3,11 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { HealthResponseSchema } from '../schemas/health.ts';
 import { linalgInfo } from '../src/core/linalg/index.ts';
+import type { PoolStats } from '../src/pool.ts';
 
 export interface HealthRouteOptions {
   readonly version: string;
+  readonly stats: () => PoolStats;
 }
 
 export const healthRoutes: FastifyPluginAsync<HealthRouteOptions> = async (app, opts) => {
@@ -14,6 +16,8 @@ export const healthRoutes: FastifyPluginAsync<HealthRouteOptions> = async (app, 
     schema: {
       tags: ['operations'],
       summary: 'Liveness and readiness',
+      description: 'Always open (no API key); answered by the main thread, also while every worker is busy.',
+      security: [],
       response: { 200: HealthResponseSchema },
     },
   }, async () => ({
@@ -21,5 +25,6 @@ export const healthRoutes: FastifyPluginAsync<HealthRouteOptions> = async (app, 
     version: opts.version,
     linalg: linalgInfo(),
     uptimeSeconds: Math.round((Date.now() - started) / 1000),
+    pool: opts.stats(),
   }));
 };

@@ -6,6 +6,7 @@ import {
 } from '../schemas/hessian.ts';
 import { arrayAnswer, errorResponses } from '../schemas/common.ts';
 import { negotiate, sendResult } from '../src/http/representation.ts';
+import { disconnectSignal } from '../src/http/disconnect.ts';
 import type { ComputeRouteOptions } from './options.ts';
 
 export const hessianRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, opts) => {
@@ -22,7 +23,7 @@ export const hessianRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app
     },
   }, async (req, reply) => {
     const rep = negotiate(req.headers.accept);
-    return sendResult(reply, await runTask({ endpoint: 'hessian', request: req.body, limits }), rep);
+    return sendResult(reply, await runTask({ endpoint: 'hessian', request: req.body, limits }, disconnectSignal(reply)), rep);
   });
 
   r.post('/hessian/vector-product', {
@@ -35,7 +36,7 @@ export const hessianRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app
     },
   }, async (req, reply) => {
     const rep = negotiate(req.headers.accept);
-    return sendResult(reply, await runTask({ endpoint: 'hessian-vector-product', request: req.body, limits }), rep);
+    return sendResult(reply, await runTask({ endpoint: 'hessian-vector-product', request: req.body, limits }, disconnectSignal(reply)), rep);
   });
 
   r.post('/hessian/inverse', {
@@ -48,6 +49,6 @@ export const hessianRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app
     },
   }, async (req, reply) => {
     const rep = negotiate(req.headers.accept);
-    return sendResult(reply, await runTask({ endpoint: 'hessian-inverse', request: req.body, limits }), rep);
+    return sendResult(reply, await runTask({ endpoint: 'hessian-inverse', request: req.body, limits }, disconnectSignal(reply)), rep);
   });
 };

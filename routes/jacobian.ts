@@ -4,6 +4,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { JacobianRequestSchema, JacobianResponseSchema } from '../schemas/jacobian.ts';
 import { arrayAnswer, errorResponses } from '../schemas/common.ts';
 import { negotiate, sendResult } from '../src/http/representation.ts';
+import { disconnectSignal } from '../src/http/disconnect.ts';
 import type { ComputeRouteOptions } from './options.ts';
 
 export const jacobianRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, opts) => {
@@ -17,7 +18,7 @@ export const jacobianRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (ap
     },
   }, async (req, reply) => {
     const rep = negotiate(req.headers.accept);
-    const result = await opts.runTask({ endpoint: 'jacobian', request: req.body, limits: opts.limits });
+    const result = await opts.runTask({ endpoint: 'jacobian', request: req.body, limits: opts.limits }, disconnectSignal(reply));
     return sendResult(reply, result, rep);
   });
 };

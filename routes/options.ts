@@ -2,7 +2,7 @@
 import type { ComputeLimits, ComputeResult, ComputeTask } from '../src/compute.ts';
 
 export interface ComputeRouteOptions {
-  /** Runs a task: in this thread, or on a worker pool. */
-  readonly runTask: (task: ComputeTask) => Promise<ComputeResult>;
+  /** Runs a task on the worker pool; `signal` aborts it (the client disconnected). */
+  readonly runTask: (task: ComputeTask, signal?: AbortSignal) => Promise<ComputeResult>;
   readonly limits: ComputeLimits;
 }

@@ -12,6 +12,7 @@ import { compute, type ComputeResult, type ComputeTask } from './compute.ts';
 import { DEFAULT_CONFIG, type Config } from './config.ts';
 import { ServiceError } from './errors.ts';
 import { errorHandler, sendProblem, toProblem } from './http/problem.ts';
+import { documentMultipart, registerMultipartBodies } from './http/multipart.ts';
 import { healthRoutes } from '../routes/health.ts';
 import { jacobianRoutes } from '../routes/jacobian.ts';
 import { hessianRoutes } from '../routes/hessian.ts';
@@ -50,6 +51,8 @@ function documentBinaryHeaders(doc: Parameters<typeof jsonSchemaTransform>[0]): 
   const out = jsonSchemaTransform(doc);
   const ok = (out.schema as { response?: Record<string, { content?: Record<string, unknown>; headers?: unknown }> } | undefined)?.response?.['200'];
   if (ok?.content?.['application/x-npy']) ok.headers = BINARY_HEADERS;
+  const withMultipart = documentMultipart((doc.schema as { body?: unknown } | undefined)?.body, (out.schema as { body?: unknown } | undefined)?.body);
+  if (withMultipart) (out.schema as { body?: unknown }).body = withMultipart;
   return out;
 }
 
@@ -93,6 +96,8 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     reply.header('x-request-id', req.id);
   });
   app.setErrorHandler(errorHandler(config.bodyLimit));
+  // multipart/form-data: a JSON part 'request' with inputs, targets or vector as .npy parts.
+  await registerMultipartBodies(app, { bodyLimit: config.bodyLimit });
   app.setNotFoundHandler((req, reply) =>
     sendProblem(reply, toProblem(new ServiceError('NOT_FOUND', {
       detail: `no endpoint ${req.method} ${req.url.split('?')[0]}; the endpoints are POST /jacobian, POST /hessian, POST /hessian/vector-product, POST /hessian/inverse, GET /health, GET /openapi.json and GET /docs`,

@@ -16,7 +16,7 @@ import {
   parameterJacobian,
   woodburyInverse,
 } from './core/index.ts';
-import { buildNetwork, makeProblem, toMatrix, type Network, type Problem } from './core/network.ts';
+import { buildNetwork, makeProblem, toMatrix, type Matrix, type Network, type Problem } from './core/network.ts';
 import type { LossName } from './core/losses.ts';
 import type { JacobianRequest } from '../schemas/jacobian.ts';
 import type { HessianRequest, InverseRequest, VectorProductRequest } from '../schemas/hessian.ts';
@@ -26,11 +26,20 @@ export interface ComputeLimits {
   readonly maxResultBytes: number;
 }
 
+/**
+ * A validated request whose data arrays may also come dense, from the .npy parts of a multipart
+ * body: `inputs` and `targets` as a row-major Matrix, `vector` as a Float64Array. The JSON path
+ * and the binary path meet here and share everything after.
+ */
+export type WithDenseArrays<T> = {
+  [K in keyof T]: K extends 'inputs' | 'targets' ? T[K] | Matrix : K extends 'vector' ? T[K] | Float64Array : T[K];
+};
+
 export type ComputeTask =
-  | { readonly endpoint: 'jacobian'; readonly request: JacobianRequest; readonly limits: ComputeLimits }
-  | { readonly endpoint: 'hessian'; readonly request: HessianRequest; readonly limits: ComputeLimits }
-  | { readonly endpoint: 'hessian-vector-product'; readonly request: VectorProductRequest; readonly limits: ComputeLimits }
-  | { readonly endpoint: 'hessian-inverse'; readonly request: InverseRequest; readonly limits: ComputeLimits };
+  | { readonly endpoint: 'jacobian'; readonly request: WithDenseArrays<JacobianRequest>; readonly limits: ComputeLimits }
+  | { readonly endpoint: 'hessian'; readonly request: WithDenseArrays<HessianRequest>; readonly limits: ComputeLimits }
+  | { readonly endpoint: 'hessian-vector-product'; readonly request: WithDenseArrays<VectorProductRequest>; readonly limits: ComputeLimits }
+  | { readonly endpoint: 'hessian-inverse'; readonly request: WithDenseArrays<InverseRequest>; readonly limits: ComputeLimits };
 
 /** A row-major array and its shape. */
 export interface ArrayResult {
@@ -63,7 +72,7 @@ function dispatch(task: ComputeTask): ComputeResult {
     case 'jacobian': {
       const { request, limits } = task;
       const net = buildNetwork(request.network);
-      const inputs = toMatrix(request.inputs, 'inputs');
+      const inputs = asMatrix(request.inputs, 'inputs');
       const n = inputs.rows;
       const k = net.outputSize;
       if (request.wrt === 'parameters') {
@@ -127,9 +136,14 @@ function dispatch(task: ComputeTask): ComputeResult {
   throw new ServiceError('INTERNAL', { detail: `no computation for ${JSON.stringify((task as { endpoint?: unknown }).endpoint)}` });
 }
 
-function problem(request: HessianRequest | VectorProductRequest | InverseRequest): Problem {
+function problem(request: WithDenseArrays<HessianRequest | VectorProductRequest | InverseRequest>): Problem {
   const net: Network = buildNetwork(request.network);
-  return makeProblem(net, toMatrix(request.inputs, 'inputs'), toMatrix(request.targets, 'targets'), request.loss as LossName);
+  return makeProblem(net, asMatrix(request.inputs, 'inputs'), asMatrix(request.targets, 'targets'), request.loss as LossName);
+}
+
+/** Nested rows (JSON) become a dense Matrix once; a dense Matrix (from .npy) is used as it is. */
+function asMatrix(x: number[][] | Matrix, field: string): Matrix {
+  return Array.isArray(x) ? toMatrix(x, field) : x;
 }
 
 function matrix(m: { rows: number; cols: number; data: Float64Array }): ArrayResult {

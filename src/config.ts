@@ -1,3 +1,5 @@
+import { availableParallelism } from 'node:os';
+
 /**
  * The service's configuration, read once from the environment. Every setting has a default that
  * works on a laptop; the README's configuration table lists the same names and defaults.
@@ -11,21 +13,52 @@ export interface Config {
   readonly logLevel: string;
   /** Largest request body accepted, in bytes (413 above). */
   readonly bodyLimit: number;
-  /** Largest dense answer (and working matrix) a request may need, in bytes (413 above). */
+  /** Largest answer (its principal array and outputs) a request may ask for, in bytes (413 above). */
   readonly maxResultBytes: number;
-  /** How long a graceful shutdown waits for requests in flight before exiting, in ms. */
+  /** Largest memory one computation may need, answer plus working set, in bytes (413 above). */
+  readonly maxTaskBytes: number;
+  /** Most data points N in one request (413 above). */
+  readonly maxPoints: number;
+  /** Most network parameters W in one request (413 above). */
+  readonly maxParameters: number;
+  /** Largest N·W² a finite-difference Hessian may cost (2W gradient passes over N points; 413 above). */
+  readonly maxFiniteDifferenceCost: number;
+  /** Worker threads computing answers; 0 computes in the main thread (no cancellation; for debugging). */
+  readonly workers: number;
+  /** Requests that may wait for a worker; past workers + queueLimit in flight, 503 with Retry-After. */
+  readonly queueLimit: number;
+  /** A computation running (or waiting) longer than this is aborted and answered 503, in ms; 0 = no limit. */
+  readonly requestTimeoutMs: number;
+  /** How long a graceful shutdown waits for requests in flight before exiting, in ms (SHUTDOWN_GRACE_MS). */
   readonly shutdownTimeoutMs: number;
+  /** Bearer keys of which a computing request must present one; empty = open service. Never logged. */
+  readonly apiKeys: readonly string[];
 }
 
 const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+const CORES = availableParallelism();
 
+/**
+ * Defaults for a 24 GiB, 2-core machine: each worker may hold a 4 GiB answer in a 5 GiB
+ * computation while the main thread still streams the previous answer of each worker, so
+ * 2 × 5 + 2 × 4 = 18 GiB at worst, leaving room for Node, the queue's parsed bodies and the OS.
+ */
 export const DEFAULT_CONFIG: Config = {
   host: '127.0.0.1',
   port: 3000,
   logLevel: 'info',
   bodyLimit: 64 * MiB,
-  maxResultBytes: 2048 * MiB,
-  shutdownTimeoutMs: 10_000,
+  maxResultBytes: 4 * GiB,
+  maxTaskBytes: 5 * GiB,
+  maxPoints: 1_000_000,
+  maxParameters: 10_000_000,
+  maxFiniteDifferenceCost: 1e10,
+  workers: CORES,
+  queueLimit: 4 * CORES,
+  requestTimeoutMs: 120_000,
+  shutdownTimeoutMs: 25_000,
+  apiKeys: [],
 };
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -45,12 +78,24 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new Error(`LOG_LEVEL=${env.LOG_LEVEL} is not valid: use one of ${LOG_LEVELS.join(', ')}`);
   }
+  const workers = int('WORKERS', DEFAULT_CONFIG.workers, 0, 256);
   return {
     host: env.HOST?.trim() || DEFAULT_CONFIG.host,
     port: int('PORT', DEFAULT_CONFIG.port, 0, 65535),
     logLevel,
     bodyLimit: int('BODY_LIMIT', DEFAULT_CONFIG.bodyLimit, 1024),
     maxResultBytes: int('MAX_RESULT_BYTES', DEFAULT_CONFIG.maxResultBytes, 1024),
-    shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', DEFAULT_CONFIG.shutdownTimeoutMs, 0),
+    maxTaskBytes: int('MAX_TASK_BYTES', DEFAULT_CONFIG.maxTaskBytes, 1024),
+    maxPoints: int('MAX_POINTS', DEFAULT_CONFIG.maxPoints, 1),
+    maxParameters: int('MAX_PARAMETERS', DEFAULT_CONFIG.maxParameters, 1),
+    maxFiniteDifferenceCost: int('MAX_FINITE_DIFFERENCE_COST', DEFAULT_CONFIG.maxFiniteDifferenceCost, 1),
+    workers,
+    queueLimit: int('QUEUE_LIMIT', 4 * Math.max(1, workers), 0),
+    requestTimeoutMs: int('REQUEST_TIMEOUT_MS', DEFAULT_CONFIG.requestTimeoutMs, 0),
+    // SHUTDOWN_TIMEOUT_MS is the earlier name, still read when SHUTDOWN_GRACE_MS is not set.
+    shutdownTimeoutMs: env.SHUTDOWN_GRACE_MS?.trim()
+      ? int('SHUTDOWN_GRACE_MS', DEFAULT_CONFIG.shutdownTimeoutMs, 0)
+      : int('SHUTDOWN_TIMEOUT_MS', DEFAULT_CONFIG.shutdownTimeoutMs, 0),
+    apiKeys: (env.API_KEYS ?? '').split(',').map((k) => k.trim()).filter((k) => k !== ''),
   };
 }

@@ -7,6 +7,7 @@
 export const ERROR_CATALOGUE = {
   MALFORMED_BODY: { status: 400, title: 'Malformed request body', template: '{detail}' },
   INVALID_REQUEST: { status: 400, title: 'Invalid request', template: '{detail}' },
+  INVALID_ARRAY_PART: { status: 400, title: 'Invalid .npy part', template: '{detail}' },
   UNAUTHORIZED: { status: 401, title: 'Unauthorized', template: '{detail}' },
   NOT_FOUND: { status: 404, title: 'Not found', template: '{detail}' },
   NOT_ACCEPTABLE: { status: 406, title: 'Not acceptable', template: '{detail}' },

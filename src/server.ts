@@ -13,13 +13,15 @@ try {
   process.exit(2);
 }
 
-const app = await buildApp({ config, logger: { level: config.logLevel } });
+// API keys never reach the logs, whichever serializer logs the headers.
+const redact = { paths: ['req.headers.authorization', 'headers.authorization', 'request.headers.authorization'], censor: '[redacted]' };
+const app = await buildApp({ config, logger: { level: config.logLevel, redact } });
 
 let closing = false;
 async function shutdown(signal: string): Promise<void> {
   if (closing) return;
   closing = true;
-  app.log.info({ signal }, 'shutting down: finishing requests in flight');
+  app.log.info({ signal, graceMs: config.shutdownTimeoutMs }, 'shutting down: finishing requests in flight (SHUTDOWN_GRACE_MS)');
   const timer = setTimeout(() => {
     app.log.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; exiting with requests still open');
     process.exit(1);

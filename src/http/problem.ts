@@ -77,10 +77,13 @@ export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply
 export function errorHandler(bodyLimit: number) {
   return (err: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply => {
     const problem = toProblem(err, bodyLimit);
-    if (problem.status >= 500) req.log.error({ err }, 'request failed');
+    if (problem.status === 503) req.log.warn({ code: problem.code, detail: problem.detail }, 'request shed');
+    else if (problem.status >= 500) req.log.error({ err }, 'request failed');
     else req.log.info({ code: problem.code, detail: problem.detail }, 'request refused');
     reply.removeHeader('content-length');
     for (const h of ['x-array-shape', 'x-array-name', 'x-parameter-count', 'x-log-determinant']) reply.removeHeader(h);
+    const retryAfter = (err as { retryAfter?: unknown }).retryAfter;
+    if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
     return sendProblem(reply, problem);
   };
 }

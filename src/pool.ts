@@ -1,0 +1,231 @@
+/**
+ * The compute pool: runs `compute` in worker threads (piscina) so that no computation blocks the
+ * event loop, with, in front of it, everything that keeps one machine safe for many callers:
+ *
+ * - size before work: every task is sized in the main thread (src/limits.ts) before it is queued;
+ * - load shedding: at most `workers + queueLimit` tasks in flight, past that 503 + Retry-After;
+ * - cancellation: a task whose caller went away, or that ran past REQUEST_TIMEOUT_MS, is aborted;
+ *   piscina terminates a worker running an aborted task and starts a fresh one;
+ * - counters for GET /health: workers, busy, queued, completed, aborted, timed out, shed.
+ *
+ * OpenBLAS keeps one thread pool per process, shared by all workers; with W workers on C cores the
+ * pool sets CURVATURE_BLAS_THREADS = max(1, ⌊C / W⌋) unless it is set, so workers × BLAS threads ≈ cores.
+ */
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import { compute, type ComputeResult, type ComputeTask } from './compute.ts';
+import type { Config } from './config.ts';
+import { ServiceError } from './errors.ts';
+import { checkTaskSize } from './limits.ts';
+import { setBlasThreads } from './core/linalg/index.ts';
+import type { WorkerReply } from './worker.ts';
+
+export interface PoolStats {
+  /** Worker threads (0: computing in the main thread). */
+  readonly workers: number;
+  /** Workers running a task now. */
+  readonly busyWorkers: number;
+  /** Tasks waiting for a worker. */
+  readonly queued: number;
+  /** Most tasks that may wait; past it, 503. */
+  readonly queueLimit: number;
+  /** OpenBLAS threads per kernel call (process-wide). */
+  readonly blasThreads: number;
+  readonly completedTasks: number;
+  /** Tasks aborted because the caller disconnected. */
+  readonly abortedTasks: number;
+  /** Tasks aborted after REQUEST_TIMEOUT_MS. */
+  readonly timedOutTasks: number;
+  /** Requests refused with 503 because the queue was full. */
+  readonly rejectedTasks: number;
+}
+
+export interface ComputePool {
+  /** Sizes, admits and runs a task; `signal` aborts it (the caller disconnected). */
+  run(task: ComputeTask, signal?: AbortSignal): Promise<ComputeResult>;
+  stats(): PoolStats;
+  /** Stops taking tasks, waits for those in flight, then ends the workers. */
+  close(): Promise<void>;
+  /** Ends the workers now, aborting whatever runs. */
+  destroy(): Promise<void>;
+}
+
+type PoolConfig = Pick<Config, 'workers' | 'queueLimit' | 'requestTimeoutMs' | 'maxResultBytes' | 'maxTaskBytes' | 'maxPoints' | 'maxParameters' | 'maxFiniteDifferenceCost'>;
+
+/** The worker module beside this one: worker.ts under tsx (tests, dev), worker.js in dist/. */
+function workerFile(): string {
+  const ext = new URL(import.meta.url).pathname.endsWith('.ts') ? '.ts' : '.js';
+  return new URL(`./worker${ext}`, import.meta.url).href;
+}
+
+/** BLAS threads per kernel call for `workers` workers: CURVATURE_BLAS_THREADS, else ⌊cores / workers⌋. */
+export function blasThreadsFor(workers: number, env: Readonly<Record<string, string | undefined>> = process.env): number {
+  const set = Number(env.CURVATURE_BLAS_THREADS);
+  if (Number.isInteger(set) && set >= 1) return set;
+  return Math.max(1, Math.floor(availableParallelism() / Math.max(1, workers)));
+}
+
+/** Why a task was aborted, kept on the controller's reason so the rejection can be told apart. */
+class TaskAborted extends Error {
+  constructor(readonly why: 'client' | 'timeout' | 'closing') {
+    super(why);
+  }
+}
+
+/** Counters and admission shared by the threaded and the in-thread pools. */
+abstract class BasePool implements ComputePool {
+  protected inFlight = 0;
+  protected completed = 0;
+  protected aborted = 0;
+  protected timedOut = 0;
+  protected rejected = 0;
+  protected closing = false;
+  /** Mean task time in ms (exponentially weighted), for Retry-After. */
+  private meanMs = 1000;
+  private readonly idleWaiters: (() => void)[] = [];
+
+  constructor(protected readonly config: PoolConfig, protected readonly workers: number, protected readonly blasThreads: number) {}
+
+  protected abstract execute(task: ComputeTask, signal: AbortSignal): Promise<ComputeResult>;
+  protected abstract running(): number;
+  protected abstract endWorkers(): Promise<void>;
+
+  async run(task: ComputeTask, signal?: AbortSignal): Promise<ComputeResult> {
+    checkTaskSize(task, this.config);
+    if (this.closing) {
+      throw Object.assign(new ServiceError('OVERLOADED', { detail: 'the service is shutting down; retry on another instance' }), { retryAfter: 1 });
+    }
+    const capacity = Math.max(1, this.workers) + this.config.queueLimit;
+    if (this.inFlight >= capacity) {
+      this.rejected++;
+      const retryAfter = Math.min(60, Math.max(1, Math.ceil((this.meanMs * (this.config.queueLimit + 1)) / Math.max(1, this.workers) / 1000)));
+      throw Object.assign(new ServiceError('OVERLOADED', {
+        detail: `all ${this.workers} workers are busy and ${this.config.queueLimit} requests are waiting (QUEUE_LIMIT); retry in about ${retryAfter} s`,
+      }), { retryAfter });
+    }
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(new TaskAborted('client'));
+    if (signal?.aborted) onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const timeout = this.config.requestTimeoutMs;
+    const timer = timeout > 0 ? setTimeout(() => controller.abort(new TaskAborted('timeout')), timeout) : undefined;
+    timer?.unref();
+    this.inFlight++;
+    const started = performance.now();
+    try {
+      const result = await this.execute(task, controller.signal);
+      this.completed++;
+      this.meanMs = 0.8 * this.meanMs + 0.2 * (performance.now() - started);
+      return result;
+    } catch (err) {
+      const why = controller.signal.aborted ? (controller.signal.reason as TaskAborted).why : undefined;
+      if (why === 'timeout') {
+        this.timedOut++;
+        throw new ServiceError('TIMEOUT', {
+          detail: `the computation ran past the limit of ${timeout} ms (REQUEST_TIMEOUT_MS) and was stopped; ` +
+            "send fewer data points per request, or use a cheaper method ('diagonal', 'diagonal-approximation', or POST /hessian/vector-product)",
+        });
+      }
+      if (why === 'client') {
+        this.aborted++;
+        throw new ServiceError('CLIENT_CLOSED', { detail: 'the client closed the connection; the computation was aborted' });
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      this.inFlight--;
+      if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  stats(): PoolStats {
+    const busy = Math.min(this.running(), this.inFlight);
+    return {
+      workers: this.workers,
+      busyWorkers: busy,
+      queued: Math.max(0, this.inFlight - busy),
+      queueLimit: this.config.queueLimit,
+      blasThreads: this.blasThreads,
+      completedTasks: this.completed,
+      abortedTasks: this.aborted,
+      timedOutTasks: this.timedOut,
+      rejectedTasks: this.rejected,
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    if (this.inFlight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    await this.endWorkers();
+  }
+
+  async destroy(): Promise<void> {
+    this.closing = true;
+    await this.endWorkers();
+  }
+}
+
+/** Turns a worker's reply into a result, or rethrows its catalogued refusal. */
+function unwrap(reply: WorkerReply): ComputeResult {
+  if ('error' in reply) throw Object.assign(new Error(reply.error.message), { code: reply.error.code });
+  return reply.ok;
+}
+
+class ThreadPool extends BasePool {
+  private readonly piscina: Piscina;
+
+  constructor(config: PoolConfig) {
+    const blas = blasThreadsFor(config.workers);
+    super(config, config.workers, blas);
+    setBlasThreads(blas);
+    this.piscina = new Piscina({
+      filename: workerFile(),
+      minThreads: config.workers,
+      maxThreads: config.workers,
+      // admission is ours (BasePool.run); piscina's own queue never refuses
+      maxQueue: Infinity,
+      idleTimeout: Infinity,
+      // one task per worker at a time: a worker computes, it never interleaves
+      concurrentTasksPerWorker: 1,
+      env: { ...process.env, CURVATURE_BLAS_THREADS: String(blas) },
+    });
+  }
+
+  protected async execute(task: ComputeTask, signal: AbortSignal): Promise<ComputeResult> {
+    return unwrap(await this.piscina.run(task, { signal }) as WorkerReply);
+  }
+
+  protected running(): number {
+    return Math.max(0, this.inFlight - this.piscina.queueSize);
+  }
+
+  protected async endWorkers(): Promise<void> {
+    await this.piscina.destroy();
+  }
+}
+
+/** Computes in the main thread: no cancellation once started (WORKERS=0, or tests with their own runner). */
+class InlinePool extends BasePool {
+  constructor(config: PoolConfig, private readonly runner: (task: ComputeTask) => Promise<ComputeResult>) {
+    super(config, 0, blasThreadsFor(1));
+  }
+
+  protected async execute(task: ComputeTask, signal: AbortSignal): Promise<ComputeResult> {
+    signal.throwIfAborted();
+    return this.runner(task);
+  }
+
+  protected running(): number {
+    return Math.min(1, this.inFlight);
+  }
+
+  protected async endWorkers(): Promise<void> {}
+}
+
+/** A pool of `config.workers` threads, or the main thread when that is 0 (or `runner` is given). */
+export function createPool(config: PoolConfig, runner?: (task: ComputeTask) => Promise<ComputeResult>): ComputePool {
+  if (runner) return new InlinePool(config, runner);
+  if (config.workers === 0) return new InlinePool(config, async (task) => compute(task));
+  return new ThreadPool(config);
+}
