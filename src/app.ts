@@ -8,10 +8,12 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
-import { compute, type ComputeResult, type ComputeTask } from './compute.ts';
+import type { ComputeResult, ComputeTask } from './compute.ts';
 import { DEFAULT_CONFIG, type Config } from './config.ts';
 import { ServiceError } from './errors.ts';
 import { errorHandler, sendProblem, toProblem } from './http/problem.ts';
+import { registerApiKeys } from './http/auth.ts';
+import { createPool, type ComputePool } from './pool.ts';
 import { documentMultipart, registerMultipartBodies } from './http/multipart.ts';
 import { healthRoutes } from '../routes/health.ts';
 import { jacobianRoutes } from '../routes/jacobian.ts';
@@ -21,8 +23,10 @@ export interface AppOptions {
   readonly config?: Partial<Config>;
   /** Fastify's logger option: false (default, for tests), true, or pino options. */
   readonly logger?: FastifyServerOptions['logger'];
-  /** Runs compute tasks; default: `compute` in this thread. A worker pool plugs in here. */
+  /** Runs compute tasks in this thread instead of on worker threads (sizing and admission still apply). */
   readonly runTask?: (task: ComputeTask) => Promise<ComputeResult>;
+  /** A compute pool made by the caller (who then closes it); default: one of config.workers threads, closed with the app. */
+  readonly pool?: ComputePool;
 }
 
 /** The service version from package.json (found from src/ and from dist/src/). */
@@ -116,6 +120,16 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
           'the order of torch.nn.utils.parameters_to_vector. Every answer is JSON by default, or the principal array as a ' +
           'NumPy .npy file (Accept: application/x-npy) or raw little-endian float64 (Accept: application/octet-stream).',
       },
+      components: {
+        securitySchemes: {
+          bearerAuth: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'An API key, needed by the computing endpoints when the service is started with API_KEYS; /health, /openapi.json and /docs are always open.',
+          },
+        },
+      },
+      security: [{ bearerAuth: [] }],
       tags: [
         { name: 'jacobian', description: 'First derivatives of the outputs' },
         { name: 'hessian', description: 'Second derivatives of the error' },
@@ -126,9 +140,14 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 
-  const runTask = options.runTask ?? (async (task: ComputeTask) => compute(task));
-  const limits = { maxResultBytes: config.maxResultBytes };
-  await app.register(healthRoutes, { version });
+  const pool = options.pool ?? createPool(config, options.runTask);
+  // Fastify closes the server first; the pool then waits for tasks in flight before ending its workers.
+  if (!options.pool) app.addHook('onClose', async () => pool.close());
+  const runTask = (task: ComputeTask, signal?: AbortSignal): Promise<ComputeResult> => pool.run(task, signal);
+  const { maxResultBytes, maxTaskBytes, maxPoints, maxParameters, maxFiniteDifferenceCost } = config;
+  const limits = { maxResultBytes, maxTaskBytes, maxPoints, maxParameters, maxFiniteDifferenceCost };
+  registerApiKeys(app, config.apiKeys);
+  await app.register(healthRoutes, { version, stats: () => pool.stats() });
   await app.register(jacobianRoutes, { runTask, limits });
   await app.register(hessianRoutes, { runTask, limits });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

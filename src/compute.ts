@@ -4,6 +4,7 @@
  * thread or in a worker thread behind a structured-clone boundary.
  */
 import { ServiceError, shapeError } from './errors.ts';
+import { checkTaskSize, type SizeLimits } from './limits.ts';
 import {
   choleskyInverse,
   diagonalApproximation,
@@ -21,10 +22,8 @@ import type { LossName } from './core/losses.ts';
 import type { JacobianRequest } from '../schemas/jacobian.ts';
 import type { HessianRequest, InverseRequest, VectorProductRequest } from '../schemas/hessian.ts';
 
-export interface ComputeLimits {
-  /** Largest dense matrix (answer or working copy) a task may allocate, in bytes. */
-  readonly maxResultBytes: number;
-}
+/** The size limits a task runs under (src/limits.ts); a Config serves. */
+export type ComputeLimits = SizeLimits;
 
 /**
  * A validated request whose data arrays may also come dense, from the .npy parts of a multipart
@@ -57,6 +56,9 @@ export interface ComputeResult {
 
 /** Runs one task. Throws ServiceError for requests that cannot be computed. */
 export function compute(task: ComputeTask): ComputeResult {
+  // The service sizes every task in the main thread before queueing it; this repeats the same
+  // check (microseconds) for callers that run compute directly.
+  checkTaskSize(task, task.limits);
   const result = dispatch(task);
   assertFinite(result.name, result.array);
   if (result.outputs) assertFinite('outputs', result.outputs);
@@ -70,22 +72,18 @@ export function compute(task: ComputeTask): ComputeResult {
 function dispatch(task: ComputeTask): ComputeResult {
   switch (task.endpoint) {
     case 'jacobian': {
-      const { request, limits } = task;
+      const { request } = task;
       const net = buildNetwork(request.network);
       const inputs = asMatrix(request.inputs, 'inputs');
-      const n = inputs.rows;
-      const k = net.outputSize;
       if (request.wrt === 'parameters') {
-        checkSize(limits, n * k * net.parameterCount, `the Jacobian with respect to parameters, N × K × W = ${n} × ${k} × ${net.parameterCount}`);
         const r = parameterJacobian(net, inputs);
         return { name: 'jacobian', array: { data: r.jacobian, shape: [...r.shape] }, outputs: matrix(r.outputs), scalars: { parameterCount: net.parameterCount } };
       }
-      checkSize(limits, n * k * net.inputSize, `the Jacobian with respect to inputs, N × K × D = ${n} × ${k} × ${net.inputSize}`);
       const r = inputJacobian(net, inputs);
       return { name: 'jacobian', array: { data: r.jacobian, shape: [...r.shape] }, outputs: matrix(r.outputs), scalars: {} };
     }
     case 'hessian': {
-      const { request, limits } = task;
+      const { request } = task;
       const p = problem(request);
       const w = p.network.parameterCount;
       const scalars = { parameterCount: w };
@@ -97,7 +95,6 @@ function dispatch(task: ComputeTask): ComputeResult {
         case 'exact':
         case 'outer-product':
         case 'finite-difference': {
-          checkSquare(limits, w, 1, `method '${request.method}'`);
           const h = request.method === 'exact' ? exactHessian(p) : request.method === 'outer-product' ? outerProductHessian(p) : finiteDifferenceHessian(p);
           return { name: 'hessian', array: { data: h, shape: [w, w] }, scalars };
         }
@@ -114,7 +111,7 @@ function dispatch(task: ComputeTask): ComputeResult {
       return { name: 'product', array: { data: product, shape: [w] }, scalars: { parameterCount: w } };
     }
     case 'hessian-inverse': {
-      const { request, limits } = task;
+      const { request } = task;
       const p = problem(request);
       const w = p.network.parameterCount;
       if (request.method === 'woodbury' && request.hessian === 'exact') {
@@ -122,7 +119,6 @@ function dispatch(task: ComputeTask): ComputeResult {
           detail: "method 'woodbury' inverts the outer-product Hessian only (PRML 5.89); use method 'cholesky' with hessian 'exact'",
         });
       }
-      checkSquare(limits, w, 2, `the inverse by method '${request.method}'`);
       let r: { inverse: Float64Array; logDeterminant: number };
       if (request.method === 'woodbury') {
         r = woodburyInverse(p, request.damping);
@@ -148,34 +144,6 @@ function asMatrix(x: number[][] | Matrix, field: string): Matrix {
 
 function matrix(m: { rows: number; cols: number; data: Float64Array }): ArrayResult {
   return { data: m.data, shape: [m.rows, m.cols] };
-}
-
-const GiB = 1024 ** 3;
-const MiB = 1024 ** 2;
-function formatBytes(b: number): string {
-  return b >= GiB ? `${(b / GiB).toFixed(2)} GiB` : `${(b / MiB).toFixed(1)} MiB`;
-}
-
-function checkSize(limits: ComputeLimits, elements: number, what: string): void {
-  const bytes = elements * 8;
-  if (bytes > limits.maxResultBytes) {
-    throw new ServiceError('RESULT_TOO_LARGE', {
-      detail: `${what} needs ${formatBytes(bytes)} of doubles; the limit is ${formatBytes(limits.maxResultBytes)} (MAX_RESULT_BYTES); send fewer data points or a smaller network`,
-    });
-  }
-}
-
-/** Refuses a W × W computation (with `copies` dense matrices alive) over the memory limit, suggesting the O(W) endpoints. */
-function checkSquare(limits: ComputeLimits, w: number, copies: number, what: string): void {
-  const bytes = copies * w * w * 8;
-  if (bytes > limits.maxResultBytes) {
-    throw new ServiceError('RESULT_TOO_LARGE', {
-      detail:
-        `${what} for W = ${w} parameters needs ${copies === 1 ? 'a' : copies} ${w} × ${w} matrix${copies === 1 ? '' : 'es'} of doubles, ` +
-        `${formatBytes(bytes)}; the limit is ${formatBytes(limits.maxResultBytes)} (MAX_RESULT_BYTES); ` +
-        "use method 'diagonal' or 'diagonal-approximation', or POST /hessian/vector-product, which need O(W) memory",
-    });
-  }
 }
 
 /** Refuses an answer with NaN or ±Infinity, naming the first bad entry. */

@@ -53,7 +53,7 @@ export const DEFAULT_CONFIG: Config = {
   maxTaskBytes: 5 * GiB,
   maxPoints: 1_000_000,
   maxParameters: 10_000_000,
-  maxFiniteDifferenceCost: 1e10,
+  maxFiniteDifferenceCost: 2e9,
   workers: CORES,
   queueLimit: 4 * CORES,
   requestTimeoutMs: 120_000,

@@ -13,6 +13,7 @@ export const ERROR_CATALOGUE = {
   NOT_ACCEPTABLE: { status: 406, title: 'Not acceptable', template: '{detail}' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'Request too large', template: '{detail}' },
   RESULT_TOO_LARGE: { status: 413, title: 'Answer too large', template: '{detail}' },
+  LIMIT_EXCEEDED: { status: 413, title: 'Request over a size limit', template: '{detail}' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported media type', template: '{detail}' },
   SHAPE_MISMATCH: { status: 422, title: 'Sizes do not fit together', template: '{detail}' },
   UNKNOWN_ACTIVATION: {
@@ -35,6 +36,7 @@ export const ERROR_CATALOGUE = {
   UNSUPPORTED_METHOD: { status: 422, title: 'Unsupported method combination', template: '{detail}' },
   NOT_POSITIVE_DEFINITE: { status: 422, title: 'Matrix not positive definite', template: '{detail}' },
   NON_FINITE_RESULT: { status: 422, title: 'Result is not finite', template: '{detail}' },
+  CLIENT_CLOSED: { status: 499, title: 'Client closed the request', template: '{detail}' },
   OVERLOADED: { status: 503, title: 'Service busy', template: '{detail}' },
   TIMEOUT: { status: 503, title: 'Computation timed out', template: '{detail}' },
   INTERNAL: { status: 500, title: 'Internal error', template: '{detail}' },
