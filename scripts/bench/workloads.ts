@@ -1,0 +1,152 @@
+/**
+ * The benchmark's workloads (issue 4): the networks and data, the request bodies sent to the
+ * service, the flop model of each workload and the targets it is judged against. Pure functions,
+ * so the smoke test (test/bench/) can run them at toy sizes.
+ *
+ * Flop models, W = Σ_l W_l with W_l = out_l·(in_l + 1) (see src/core/hessian.ts and inverse.ts):
+ * - exact Hessian: the curvature GEMMs of the lower block triangle, Σ_{l≥m} 2·N·W_l·W_m, plus
+ *   the cross-term GEMMs Σ_{l>m} 2·N·W_l·W_m: together exactly 2·N·W²;
+ * - outer product: the lower block triangle only, Σ_{l≥m} 2·N·W_l·W_m = N·(W² + Σ_l W_l²);
+ * - Cholesky inverse of the damped outer product: the outer product, then potrf (W³/3) and
+ *   potri (2W³/3): N·(W² + Σ_l W_l²) + W³;
+ * - Woodbury inverse: two W × W × k GEMMs per block of k rows of the N·K rows: 4·N·K·W².
+ */
+
+export interface LayerSpec {
+  readonly weights: number[][];
+  readonly bias: number[];
+  readonly activation: 'tanh' | 'identity';
+}
+
+export interface Problem {
+  /** Input size D, hidden size M, output size K, data points N. */
+  readonly d: number;
+  readonly m: number;
+  readonly k: number;
+  readonly n: number;
+  readonly layers: LayerSpec[];
+  readonly inputs: number[][];
+  readonly targets: number[][];
+}
+
+export type Kind = 'exact' | 'outer-product' | 'cholesky' | 'woodbury';
+
+export interface Workload {
+  /** Row label in the table. */
+  readonly name: string;
+  readonly kind: Kind;
+  /** Which problem (network and data) it runs on. */
+  readonly problem: 'small' | 'large';
+  /** Extra environment for the service process (e.g. CURVATURE_LINALG=typescript). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** The PyTorch reference this row is compared with and timed against (the kind's own by default). */
+  readonly torchKind?: Kind;
+  /** What the row is judged on. */
+  readonly target: Target;
+}
+
+export type Target =
+  | { readonly kind: 'ratio'; readonly min: number; readonly label: string }
+  | { readonly kind: 'stream'; readonly minMBps: number; readonly label: string }
+  | { readonly kind: 'none' };
+
+/** The inverse workloads' damping α in (H + αI)⁻¹. */
+export const DAMPING = 0.1;
+
+/** mulberry32: a small seeded generator, so every run sends the same numbers. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A 2-layer tanh network D → M (tanh) → K (identity) with N points, for sum-of-squares. */
+export function makeProblem(d: number, m: number, k: number, n: number, seed = 1): Problem {
+  const r = seededRandom(seed);
+  const u = (scale: number) => (2 * r() - 1) * scale;
+  const matrix = (rows: number, cols: number, scale: number) => Array.from({ length: rows }, () => Array.from({ length: cols }, () => u(scale)));
+  const layers: LayerSpec[] = [
+    { weights: matrix(m, d, 1 / Math.sqrt(d)), bias: Array.from({ length: m }, () => u(0.1)), activation: 'tanh' },
+    { weights: matrix(k, m, 1 / Math.sqrt(m)), bias: Array.from({ length: k }, () => u(0.1)), activation: 'identity' },
+  ];
+  return { d, m, k, n, layers, inputs: matrix(n, d, 1), targets: matrix(n, k, 1) };
+}
+
+/** Parameters per layer, W_l = out·(in + 1). */
+export function layerParameterCounts(p: Problem): number[] {
+  return p.layers.map((l) => l.weights.length * (l.weights[0].length + 1));
+}
+
+export function parameterCount(p: Problem): number {
+  return layerParameterCounts(p).reduce((a, b) => a + b, 0);
+}
+
+/** The flop model of a workload (module comment). */
+export function flops(kind: Kind, p: Problem): number {
+  const ws = layerParameterCounts(p);
+  const W = ws.reduce((a, b) => a + b, 0);
+  const sumSq = ws.reduce((a, b) => a + b * b, 0);
+  const outer = p.n * (W * W + sumSq);
+  switch (kind) {
+    case 'exact':
+      return 2 * p.n * W * W;
+    case 'outer-product':
+      return outer;
+    case 'cholesky':
+      return outer + W ** 3;
+    case 'woodbury':
+      return 4 * p.n * p.k * W * W;
+  }
+}
+
+/** The HTTP request of a workload: path and JSON body. */
+export function request(kind: Kind, p: Problem): { path: string; body: Record<string, unknown> } {
+  const base = { network: { layers: p.layers }, inputs: p.inputs, targets: p.targets, loss: 'sum-of-squares' };
+  switch (kind) {
+    case 'exact':
+      return { path: '/hessian', body: { ...base, method: 'exact' } };
+    case 'outer-product':
+      return { path: '/hessian', body: { ...base, method: 'outer-product' } };
+    case 'cholesky':
+      return { path: '/hessian/inverse', body: { ...base, method: 'cholesky', hessian: 'outer-product', damping: DAMPING } };
+    case 'woodbury':
+      return { path: '/hessian/inverse', body: { ...base, method: 'woodbury', damping: DAMPING } };
+  }
+}
+
+/** The issue's sizes: W = 2762 (D = 32, M = 64, K = 10, N = 1000) and W = 9580 (D = 128, M = 72, K = 4, N = 200). */
+export const SIZES = {
+  small: { d: 32, m: 64, k: 10, n: 1000 },
+  large: { d: 128, m: 72, k: 4, n: 200 },
+} as const;
+
+export const WORKLOADS: readonly Workload[] = [
+  { name: 'exact Hessian', kind: 'exact', problem: 'small', target: { kind: 'ratio', min: 30, label: '>= 30x (aim 100x)' } },
+  { name: 'outer product', kind: 'outer-product', problem: 'small', target: { kind: 'ratio', min: 20, label: '>= 20x' } },
+  { name: 'Cholesky inverse', kind: 'cholesky', problem: 'small', target: { kind: 'ratio', min: 1, label: '>= 1x' } },
+  { name: 'Woodbury inverse', kind: 'woodbury', problem: 'small', torchKind: 'cholesky', target: { kind: 'none' } },
+  {
+    name: 'exact, TS backend', kind: 'exact', problem: 'small', env: { CURVATURE_LINALG: 'typescript' },
+    target: { kind: 'ratio', min: 1, label: '> 1x' },
+  },
+  { name: 'outer product W~9600', kind: 'outer-product', problem: 'large', target: { kind: 'stream', minMBps: 300, label: '>= 300 MB/s, RSS < 2x+300MB' } },
+];
+
+/** max|a − b| / max(1, max|b|): b is the reference. */
+export function relativeDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Infinity;
+  let diff = 0, scale = 1;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (Number.isNaN(d)) return Infinity;
+    if (d > diff) diff = d;
+    const s = Math.abs(b[i]);
+    if (s > scale) scale = s;
+  }
+  return diff / scale;
+}
