@@ -1,0 +1,204 @@
+"""The Python client against a live service, checked against the reference cases of test/fixtures
+(PyTorch autograd, float64)."""
+import http.server
+import io
+import threading
+
+import numpy as np
+import pytest
+
+from conftest import CASES
+from curvature_client import (CurvatureClient, CurvatureServiceError, network_from_layers,
+                              invert_damped)
+
+IDS = [c["name"] for c in CASES]
+
+
+def close(actual, expected, tol=1e-9):
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape
+    scale = max(1.0, float(np.max(np.abs(expected))))
+    err = float(np.max(np.abs(actual - expected))) / scale
+    assert err <= tol, f"relative error {err} > {tol}"
+
+
+def data(case):
+    r = case["request"]
+    return r["network"], np.array(r["inputs"]), np.array(r["targets"]), r["loss"]
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_every_hessian_method_matches_the_reference(service_url, case):
+    client = CurvatureClient(service_url)
+    net, x, t, loss = data(case)
+    e = case["expected"]
+    close(client.hessian(net, x, t, loss), e["hessian"])
+    close(client.hessian(net, x, t, loss, method="outer-product"), e["outerProduct"])
+    close(client.hessian(net, x, t, loss, method="diagonal"), e["hessianDiagonal"])
+    close(client.hessian(net, x, t, loss, method="diagonal-approximation"), e["diagonalApproximation"])
+    close(client.hessian(net, x, t, loss, method="finite-difference"), e["hessian"], 1e-5)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_vector_product_inverse_and_jacobian_match_the_reference(service_url, case):
+    client = CurvatureClient(service_url)
+    net, x, t, loss = data(case)
+    e = case["expected"]
+    close(client.hessian_vector_product(net, x, t, loss, case["vector"]), e["hessianVectorProduct"])
+    inv, logdet = client.hessian_inverse(net, x, t, loss, damping=case["damping"])
+    close(inv, e["inverseOuterProduct"], 1e-8)
+    assert logdet == pytest.approx(e["logDeterminant"], rel=1e-9, abs=1e-9)
+    inv, logdet = client.hessian_inverse(net, x, t, loss, damping=case["exactDamping"], method="cholesky", hessian="exact")
+    close(inv, e["inverseExact"], 1e-8)
+    assert logdet == pytest.approx(e["logDeterminantExact"], rel=1e-9, abs=1e-9)
+    close(client.jacobian(net, x), e["inputJacobian"])
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_data_split_across_several_services_sums_to_the_whole(service_url, case):
+    # the same service under three URLs: each gets a third of the rows
+    single = CurvatureClient(service_url)
+    spread = CurvatureClient([service_url, service_url.replace("127.0.0.1", "localhost"), service_url])
+    net, x, t, loss = data(case)
+    e = case["expected"]
+    for method, key in [("exact", "hessian"), ("outer-product", "outerProduct"), ("diagonal", "hessianDiagonal"),
+                        ("diagonal-approximation", "diagonalApproximation")]:
+        close(spread.hessian(net, x, t, loss, method=method), e[key])
+    close(spread.hessian_vector_product(net, x, t, loss, case["vector"]), e["hessianVectorProduct"])
+    close(spread.jacobian(net, x), e["inputJacobian"])
+    # an inverse is not a sum: the client sums the Hessians and inverts locally
+    inv, logdet = spread.hessian_inverse(net, x, t, loss, damping=case["damping"])
+    close(inv, e["inverseOuterProduct"], 1e-8)
+    assert logdet == pytest.approx(e["logDeterminant"], rel=1e-9, abs=1e-9)
+    inv, logdet = spread.hessian_inverse(net, x, t, loss, damping=case["exactDamping"], method="cholesky", hessian="exact")
+    close(inv, e["inverseExact"], 1e-8)
+    one, one_logdet = single.hessian_inverse(net, x, t, loss, damping=case["exactDamping"], method="cholesky", hessian="exact")
+    close(inv, one, 1e-8)
+    assert logdet == pytest.approx(one_logdet, rel=1e-9)
+
+
+def test_float32_arrays_are_sent_as_float32(service_url):
+    case = CASES[0]
+    net, x, t, loss = data(case)
+    client = CurvatureClient(service_url)
+    h32 = client.hessian(net, x.astype(np.float32), t.astype(np.float32), loss)
+    h64 = client.hessian(net, x.astype(np.float32).astype(np.float64), t.astype(np.float32).astype(np.float64), loss)
+    np.testing.assert_array_equal(h32, h64)
+
+
+def test_layers_may_be_given_as_tuples_of_arrays(service_url):
+    case = CASES[0]
+    net, x, t, loss = data(case)
+    layers = [(np.array(l["weights"]), np.array(l["bias"]), l["activation"]) for l in net["layers"]]
+    close(CurvatureClient(service_url).hessian(layers, x, t, loss), case["expected"]["hessian"])
+    assert network_from_layers(layers) == network_from_layers(net["layers"])
+
+
+def test_a_refusal_raises_a_typed_error_with_the_services_detail(service_url):
+    case = CASES[0]
+    net, x, t, _ = data(case)
+    client = CurvatureClient(service_url)
+    with pytest.raises(CurvatureServiceError) as e:
+        client.hessian(net, x[:, :1], t, "sum-of-squares")
+    assert e.value.status == 422
+    assert e.value.code == "SHAPE_MISMATCH"
+    assert "inputs have 1 columns" in e.value.detail
+    with pytest.raises(CurvatureServiceError) as e:
+        client.hessian_vector_product(net, x, t, "sum-of-squares", [1.0, 2.0])
+    assert e.value.status == 422 and "vector has 2 entries" in e.value.detail
+    with pytest.raises(CurvatureServiceError) as e:
+        client.hessian(net, x, t, "hinge")
+    assert e.value.status == 400 and "loss" in e.value.detail
+    with pytest.raises(ValueError):
+        client.hessian(net, x, t, "sum-of-squares", method="newton")
+
+
+def test_an_unreachable_service_raises_a_typed_error():
+    case = CASES[0]
+    net, x, t, loss = data(case)
+    with pytest.raises(CurvatureServiceError) as e:
+        CurvatureClient("http://127.0.0.1:9", timeout=5).hessian(net, x, t, loss)
+    assert e.value.status is None
+
+
+def test_large_answers_show_a_progress_bar(service_url, capsys):
+    case = max(CASES, key=lambda c: c["expected"]["parameterCount"])
+    net, x, t, loss = data(case)
+    client = CurvatureClient(service_url, progress=True, progress_threshold=1)
+    close(client.hessian(net, x, t, loss), case["expected"]["hessian"])
+    err = capsys.readouterr().err
+    assert "/hessian [" in err and "100%" in err and err.endswith("\n")
+
+
+class _Scripted(http.server.BaseHTTPRequestHandler):
+    """A stand-in service answering a script of (status, headers, body), recording requests."""
+    script: list = []
+    seen: list = []
+
+    def do_POST(self):  # noqa: N802
+        length = int(self.headers.get("Content-Length", 0))
+        self.rfile.read(length)
+        type(self).seen.append(dict(self.headers))
+        status, headers, body = type(self).script.pop(0)
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def scripted():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Scripted.seen = []
+    yield server, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _npy(a):
+    buf = io.BytesIO()
+    np.save(buf, a)
+    return buf.getvalue()
+
+
+BUSY = (503, {"Content-Type": "application/problem+json", "Retry-After": "1"},
+        b'{"type":"x","title":"Service busy","status":503,"detail":"every worker is busy","code":"OVERLOADED"}')
+
+
+def test_503_is_retried_after_retry_after_and_the_api_key_is_sent(scripted):
+    server, url = scripted
+    case = CASES[0]
+    net, x, t, loss = data(case)
+    answer = np.arange(4.0).reshape(2, 2)
+    _Scripted.script = [BUSY, BUSY, (200, {"Content-Type": "application/x-npy"}, _npy(answer))]
+    import time
+    started = time.monotonic()
+    got = CurvatureClient(url, api_key="s3cret").hessian(net, x, t, loss)
+    assert time.monotonic() - started >= 2.0  # waited Retry-After: 1 twice
+    np.testing.assert_array_equal(got, answer)
+    assert len(_Scripted.seen) == 3
+    assert all(h["Authorization"] == "Bearer s3cret" for h in _Scripted.seen)
+    assert all(h["Content-Type"].startswith("multipart/form-data") and h["Accept"] == "application/x-npy" for h in _Scripted.seen)
+
+
+def test_retries_are_bounded(scripted):
+    server, url = scripted
+    net, x, t, loss = data(CASES[0])
+    _Scripted.script = [BUSY, BUSY]
+    with pytest.raises(CurvatureServiceError) as e:
+        CurvatureClient(url, max_retries=1, max_retry_wait=0.1).hessian(net, x, t, loss)
+    assert e.value.status == 503 and e.value.code == "OVERLOADED" and "busy" in e.value.detail
+    assert len(_Scripted.seen) == 2
+
+
+def test_invert_damped_refuses_an_indefinite_matrix():
+    with pytest.raises(CurvatureServiceError) as e:
+        invert_damped(np.diag([1.0, -2.0]), 0.5)
+    assert e.value.status == 422
