@@ -1,0 +1,70 @@
+/**
+ * The Python client's pytest suite (clients/python/tests) against the real service listening on a
+ * loopback port. numpy, requests and pytest must be there (CI installs them): their absence fails
+ * this test with a message rather than skipping it. PyTorch is optional; pytest skips the torch
+ * tests, with the reason, where it is missing.
+ *
+ * The Python is CURVATURE_PYTHON if set, else the first of Debian's /usr/bin/python3 and the
+ * python3 on PATH that has numpy, requests and pytest, preferring one that also has torch.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { buildApp } from '../../src/app.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const PROBE = [
+  'import importlib.util as u, json',
+  "print(json.dumps({m: u.find_spec(m) is not None for m in ['numpy', 'requests', 'pytest', 'torch']}))",
+].join('\n');
+
+interface Candidate { python: string; has: Record<string, boolean>; problem?: string }
+
+function probe(python: string): Candidate {
+  const r = spawnSync(python, ['-c', PROBE], { encoding: 'utf8', timeout: 60_000 });
+  if (r.status !== 0) return { python, has: {}, problem: (r.error?.message ?? r.stderr.trim()) || `exit ${r.status}` };
+  return { python, has: JSON.parse(r.stdout) as Record<string, boolean> };
+}
+
+function choosePython(): { chosen?: Candidate; tried: Candidate[] } {
+  const names = process.env.CURVATURE_PYTHON ? [process.env.CURVATURE_PYTHON] : ['/usr/bin/python3', 'python3'];
+  const tried = names.map(probe);
+  const usable = tried.filter((c) => c.has.numpy && c.has.requests && c.has.pytest);
+  return { chosen: usable.find((c) => c.has.torch) ?? usable[0], tried };
+}
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => { output += c.toString('utf8'); });
+    child.stderr.on('data', (c: Buffer) => { output += c.toString('utf8'); });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('close', (code) => { clearTimeout(timer); resolve({ code, output }); });
+  });
+}
+
+test('the Python client passes its pytest suite against the live service (numpy, requests, pytest; torch where installed)', { timeout: 600_000 }, async (t) => {
+  const { chosen, tried } = choosePython();
+  assert.ok(chosen, 'no Python with numpy, requests and pytest: ' +
+    tried.map((c) => `${c.python}: ${c.problem ?? `missing ${['numpy', 'requests', 'pytest'].filter((m) => !c.has[m]).join(', ')}`}`).join('; ') +
+    ' (CI installs python3-numpy, python3-requests and python3-pytest; set CURVATURE_PYTHON to choose one)');
+  console.log(`python client tests with ${chosen.python}${chosen.has.torch ? ' (with torch)' : ' (no torch: the torch tests will be skipped)'}`);
+
+  const app = await buildApp();
+  t.after(() => app.close());
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  const started = Date.now();
+  const { code, output } = await run(chosen.python, ['-m', 'pytest', 'clients/python/tests', '-q', '-rs', '-p', 'no:cacheprovider'], {
+    ...process.env,
+    CURVATURE_SERVICE_URL: url,
+    PYTHONDONTWRITEBYTECODE: '1',
+  }, 540_000);
+  const summary = output.trim().split('\n').pop() ?? '';
+  console.log(output.trimEnd().split('\n').map((l) => `pytest: ${l}`).join('\n'));
+  console.log(`pytest took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  assert.equal(code, 0, `pytest exited with ${code}:\n${output}`);
+  const passed = Number(/(\d+) passed/.exec(summary)?.[1] ?? 0);
+  assert.ok(passed >= 20, `pytest ran ${passed} tests; expected the whole suite: ${summary}`);
+});
