@@ -15,7 +15,10 @@
  * must be ≤ 1e-8. One table, flop models and PASS/MISS per target are printed at the end.
  *
  * Options: --only=name,name (substrings of workload names), --no-torch, --keep (keep the
- * temporary folder), --json=FILE (results as JSON). It is a benchmark, not a test.
+ * temporary folder), --json=FILE (results as JSON), --cpu-prof=DIR (run each service process
+ * under `node --cpu-prof`, one .cpuprofile per thread in DIR). It is a benchmark, not a test.
+ * The service inherits the environment, so e.g. `WORKERS=1 CURVATURE_BLAS_THREADS=2 npm run bench`
+ * measures another pool layout.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -127,7 +130,9 @@ function peakRss(pid: number): number {
 
 async function startService(env: Readonly<Record<string, string>>): Promise<{ child: ChildProcess; port: number; backend: string; workers?: number }> {
   const port = await freePort();
-  const child = spawn(process.execPath, [SERVER], { env: { ...process.env, ...SERVICE_ENV, ...env, PORT: String(port) }, stdio: ['ignore', 'inherit', 'inherit'] });
+  const profile = option('cpu-prof');
+  const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : [];
+  const child = spawn(process.execPath, [...nodeArgs, SERVER], { env: { ...process.env, ...SERVICE_ENV, ...env, PORT: String(port) }, stdio: ['ignore', 'inherit', 'inherit'] });
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`the service exited with code ${child.exitCode} before answering /health`);
