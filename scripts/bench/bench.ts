@@ -57,6 +57,8 @@ interface ServiceRun {
   w: number;
   n: number;
   backend: string;
+  /** Worker threads of the service's pool, from /health. */
+  workers?: number;
   status: number;
   error?: string;
   seconds: number;
@@ -163,8 +165,8 @@ async function stopService(child: ChildProcess): Promise<void> {
 }
 
 async function runService(w: Workload, p: Problem, dir: string, index: number): Promise<ServiceRun> {
-  const { child, port, backend } = await startService(w.env ?? {});
-  const base = { workload: w, w: parameterCount(p), n: p.n, backend };
+  const { child, port, backend, workers } = await startService(w.env ?? {});
+  const base = { workload: w, w: parameterCount(p), n: p.n, backend, workers };
   try {
     const toy = request(w.kind, makeProblem(3, 4, 2, 5, 7));
     const warm = await post(port, toy.path, JSON.stringify(toy.body), 'application/x-npy');
@@ -213,13 +215,17 @@ async function main(): Promise<void> {
   const problems = { small: makeProblem(SIZES.small.d, SIZES.small.m, SIZES.small.k, SIZES.small.n, 1), large: makeProblem(SIZES.large.d, SIZES.large.m, SIZES.large.k, SIZES.large.n, 2) };
   const started = new Date();
   const load0 = loadavg();
+  let loadMax = load0[0];
+  const sampler = setInterval(() => (loadMax = Math.max(loadMax, loadavg()[0])), 2000);
   console.log(`# curvature service vs PyTorch, ${started.toISOString()}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load ${load0.map((l) => l.toFixed(2)).join(' ')}`);
 
   const runs: ServiceRun[] = [];
+  let workers: number | undefined;
   for (const [i, w] of workloads.entries()) {
     const p = problems[w.problem];
     process.stderr.write(`service: ${w.name} (W = ${parameterCount(p)}, N = ${p.n}) … `);
     const run = await runService(w, p, dir, i);
+    workers ??= run.workers;
     process.stderr.write(run.error ? `ERROR ${run.status}: ${run.error}\n` : `${run.seconds.toFixed(3)} s\n`);
     runs.push(run);
   }
@@ -293,8 +299,11 @@ async function main(): Promise<void> {
   console.log(`|${widths.map((w, c) => (c === 0 || c === 3 ? ':' + '-'.repeat(w + 1) : '-'.repeat(w + 1) + ':')).join('|')}|`);
   for (const r of rows) console.log(line(r));
   console.log('');
+  clearInterval(sampler);
   const load1 = loadavg();
-  console.log(`PyTorch: ${torch ? `${torch.torch}, ${torch.threads} threads, OpenBLAS ${torch.blas}` : 'not run'}; load average before ${load0[0].toFixed(2)}, after ${load1[0].toFixed(2)}`);
+  loadMax = Math.max(loadMax, load1[0]);
+  console.log(`PyTorch: ${torch ? `${torch.torch}, ${torch.threads} threads, OpenBLAS ${torch.blas}` : 'not run'}; service pool: ${workers ?? '?'} workers.`);
+  console.log(`Load average (1 min) on these ${cpus().length} cores: ${load0[0].toFixed(2)} before, at most ${loadMax.toFixed(2)} during, ${load1[0].toFixed(2)} after.`);
   console.log('service s: request sent → last byte of the .npy answer, over loopback HTTP, fresh process per row after a toy warm-up request;');
   console.log('first byte s: request sent → first byte (the computation); stream MB/s: answer bytes / (last byte − first byte); peak RSS: VmHWM of the service process.');
   console.log('PyTorch s: the computation alone: exact = autograd.functional.hessian(vectorize=True); outer product = jacobian(vectorize=True) then B.T @ B;');
@@ -305,7 +314,7 @@ async function main(): Promise<void> {
   for (const v of verdicts) console.log(v);
 
   const json = option('json');
-  if (json) writeFileSync(json, JSON.stringify({ started: started.toISOString(), load: [load0, load1], torch, runs: runs.map((r, i) => ({ ...r, workload: r.workload.name, torch: torch?.tasks[String(i)] })) }, null, 2));
+  if (json) writeFileSync(json, JSON.stringify({ started: started.toISOString(), load: { before: load0, maxDuring: loadMax, after: load1 }, torch, runs: runs.map((r, i) => ({ ...r, workload: r.workload.name, torch: torch?.tasks[String(i)] })) }, null, 2));
   if (flag('keep')) console.log(`kept ${dir}`);
   else rmSync(dir, { recursive: true, force: true });
 }
