@@ -34,6 +34,7 @@ import {
   aptPackages, checkImageProperties, durationMs, envPairs, execForm, healthcheckOf, lintDockerfile,
   parseDockerfile, shellWords, splitFlags, stageNamed, type Dockerfile, type Stage,
 } from './container/dockerfile.ts';
+import { loadConfig } from '../src/config.ts';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = new Set(process.argv.slice(2));
@@ -383,7 +384,8 @@ async function runImage(st: StageState, tmp: string): Promise<void> {
     });
 
     await step('SIGTERM: the service exits with 0', async () => {
-      const grace = Number(env.SHUTDOWN_TIMEOUT_MS ?? env.SHUTDOWN_GRACE_MS ?? 10_000) + 5_000;
+      // The service's own grace period for this environment, plus 5 s to exit.
+      const grace = loadConfig(env).shutdownTimeoutMs + 5_000;
       child.kill('SIGTERM');
       const e = await Promise.race([exited, sleep(grace, undefined, { ref: false })]);
       if (!e) {

@@ -90,7 +90,7 @@ test('the HorizontalPodAutoscaler scales the Deployment on CPU, which the pods r
   assert.equal(deployment.spec.replicas, undefined, 'the HPA owns replicas; the Deployment must not set them');
 });
 
-test('resources follow the memory arithmetic of deployment.yaml from the limits the service enforces', () => {
+test('resources follow the memory arithmetic of deployment.yaml from the limits the service enforces (workers, queue, body, task and answer sizes)', () => {
   const { requests, limits } = container.resources;
   for (const r of ['cpu', 'memory']) {
     assert.ok(requests[r] && limits[r], `requests and limits of ${r}`);
@@ -98,34 +98,38 @@ test('resources follow the memory arithmetic of deployment.yaml from the limits 
   }
   const config = loadConfig(env);
   const MiB = 2 ** 20;
-  const idle = 128 * MiB + 64 * MiB; // Node + Fastify + addon, and OpenBLAS buffers for 2 threads
-  const chunks = 2 ** 24 * 8; // CHUNK_BUDGET of src/core/hessian.ts
-  const body = 5 * config.bodyLimit; // text + parsed arrays + Float64Arrays
-  const computation = config.maxResultBytes + chunks;
-  const worst = idle + computation + 2 * body + config.maxResultBytes;
+  const idle = 192 * MiB; // Node + Fastify + workers + addon (measured ~125 MiB) and OpenBLAS buffers
+  const body = 6 * config.bodyLimit; // JSON text, parsed arrays, the worker's copy, Float64Arrays
+  const worst = idle + config.workers * (config.maxTaskBytes + config.maxResultBytes) + (config.workers + config.queueLimit) * body;
+  assert.ok(config.workers >= 1, 'WORKERS >= 1: computations off the main thread, so /health answers while busy');
   assert.ok(quantity(limits.memory) >= worst, `memory limit ${limits.memory} < worst case ${worst / MiB} MiB`);
-  assert.ok(quantity(requests.memory) >= idle + computation + body, `memory request ${requests.memory} < ${(idle + computation + body) / MiB} MiB`);
+  const busy = idle + config.maxTaskBytes + body;
+  assert.ok(quantity(requests.memory) >= busy, `memory request ${requests.memory} < ${busy / MiB} MiB`);
   const heap = /--max-old-space-size=(\d+)/.exec(env.NODE_OPTIONS ?? '');
   assert.ok(heap, 'NODE_OPTIONS sets --max-old-space-size');
-  assert.ok(Number(heap[1]) * MiB < quantity(limits.memory) - 2 * config.maxResultBytes, 'the V8 heap fits beside the dense matrices');
-  const threads = Number(env.CURVATURE_BLAS_THREADS);
-  assert.ok(threads >= 1 && threads <= Math.ceil(quantity(limits.cpu)), 'OpenBLAS threads <= CPU limit');
+  assert.ok(Number(heap[1]) * MiB >= 2 * body, 'the V8 heap holds a parsed body with room to spare');
+  // Node and OpenBLAS count the node's cores, not the pod's: both must be set, to fit the CPU limit.
+  assert.ok(env.WORKERS && env.CURVATURE_BLAS_THREADS, 'WORKERS and CURVATURE_BLAS_THREADS are set explicitly');
+  assert.ok(config.workers * Number(env.CURVATURE_BLAS_THREADS) <= Math.ceil(quantity(limits.cpu)), 'workers x BLAS threads <= CPU limit');
 });
 
-test("the service accepts the Deployment's environment (config, BLAS threads, NODE_OPTIONS)", () => {
+test("the service accepts the Deployment's environment (config, NODE_OPTIONS)", () => {
   assert.doesNotThrow(() => loadConfig(env));
   const r = spawnSync(process.execPath, ['-e', '0'], { env: { PATH: process.env.PATH, NODE_OPTIONS: env.NODE_OPTIONS }, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
 });
 
-test('graceful shutdown fits the pod: preStop sleep + SHUTDOWN_TIMEOUT_MS < terminationGracePeriodSeconds', () => {
+test('graceful shutdown fits the pod: REQUEST_TIMEOUT_MS < SHUTDOWN_GRACE_MS, and preStop sleep + SHUTDOWN_GRACE_MS < terminationGracePeriodSeconds', () => {
   const grace = pod.terminationGracePeriodSeconds;
   const preStop = container.lifecycle?.preStop;
   const sleep = preStop?.sleep?.seconds ?? Number(preStop?.exec?.command?.at(-1));
   assert.ok(sleep > 0, 'a preStop sleep, so that endpoints drop the pod before SIGTERM');
-  const appGrace = loadConfig(env).shutdownTimeoutMs / 1000;
-  assert.ok(env.SHUTDOWN_TIMEOUT_MS, 'SHUTDOWN_TIMEOUT_MS is set explicitly');
+  const config = loadConfig(env);
+  const appGrace = config.shutdownTimeoutMs / 1000;
+  assert.ok(env.SHUTDOWN_GRACE_MS ?? env.SHUTDOWN_TIMEOUT_MS, 'the shutdown grace is set explicitly');
   assert.ok(sleep + appGrace < grace, `${sleep} s + ${appGrace} s must stay under ${grace} s`);
+  // A computation ends (or is aborted) within REQUEST_TIMEOUT_MS of arriving: the shutdown waits that long.
+  assert.ok(config.requestTimeoutMs > 0 && config.requestTimeoutMs < config.shutdownTimeoutMs, 'REQUEST_TIMEOUT_MS < SHUTDOWN_GRACE_MS');
 });
 
 test("the pod runs as the image's non-root user on a read-only root filesystem, with no privilege escalation", () => {
