@@ -224,3 +224,21 @@ test('the OpenAPI document offers multipart/form-data with .npy parts on the fou
     for (const p of parts.slice(1)) assert.equal(form?.properties?.[p].format, 'binary');
   }
 });
+
+test('over a socket, an upload over BODY_LIMIT gets its 413 problem, not a reset connection', async (t) => {
+  const app = await buildApp({ config: { bodyLimit: 64 * 1024 } });
+  t.after(() => app.close());
+  const address = await app.listen({ host: '127.0.0.1', port: 0 });
+  const big = Array.from({ length: 20_000 }, (_, i) => [i, -i, 0.5, 0.25]);
+  const form = new FormData();
+  form.append('request', new Blob([JSON.stringify({ network, targets, loss })], { type: 'application/json' }));
+  form.append('inputs', new Blob([new Uint8Array(npyOf(big))]), 'inputs.npy');
+  const r = await fetch(`${address}/hessian`, { method: 'POST', body: form });
+  assert.equal(r.status, 413);
+  const p = await r.json() as { code: string; detail: string };
+  assert.equal(p.code, 'PAYLOAD_TOO_LARGE');
+  assert.match(p.detail, /BODY_LIMIT/);
+  // the connection still serves the next request
+  const ok = await fetch(`${address}/hessian`, { method: 'POST', body: JSON.stringify({ network, inputs, targets, loss }), headers: { 'content-type': 'application/json' } });
+  assert.equal(ok.status, 200);
+});
