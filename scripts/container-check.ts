@@ -18,6 +18,8 @@
  * 5. Runs the HEALTHCHECK's own command until it passes, sends one real request (POST /hessian
  *    with the network from API.md) and checks a 200 with a symmetric Hessian, then sends SIGTERM
  *    and checks that the service exits with 0 within its grace period.
+ * 6. Does 4-5 again with the literal env of deploy/deployment.yaml on top of the image's ENV, as
+ *    the Kubernetes pod runs it.
  *
  * What it cannot prove: the base image's Node (the replay uses this machine's Node) and the
  * apt-get steps themselves. Options: --keep (leave the temporary folder), --lint-only.
@@ -281,6 +283,17 @@ function idsOf(user: string | undefined): { uid?: number; gid?: number } {
   return { uid: Number(u), gid: g !== undefined && /^\d+$/.test(g) ? Number(g) : Number(u) };
 }
 
+/** The literal env of the first container of deploy/deployment.yaml (values from Secrets are left out). */
+function deploymentEnv(): Record<string, string> {
+  const require = createRequire(import.meta.url);
+  const { parse } = require('yaml') as { parse(text: string): unknown };
+  const doc = parse(readFileSync(join(repo, 'deploy', 'deployment.yaml'), 'utf8')) as {
+    spec?: { template?: { spec?: { containers?: { env?: { name: string; value?: unknown }[] }[] } } };
+  };
+  const env = doc.spec?.template?.spec?.containers?.[0]?.env ?? fail('deploy/deployment.yaml has no container env');
+  return Object.fromEntries(env.filter((e) => e.value !== undefined).map((e) => [e.name, String(e.value)]));
+}
+
 /** The small network from API.md, 3 data points; W = 3·2 + 3 + 1·3 + 1 = 13. */
 const HESSIAN_REQUEST = {
   network: {
@@ -295,12 +308,12 @@ const HESSIAN_REQUEST = {
   method: 'exact',
 };
 
-async function runImage(st: StageState, tmp: string): Promise<void> {
+async function runImage(st: StageState, tmp: string, as: string, overrides: Record<string, string> = {}): Promise<void> {
   let argv = [...st.entrypoint, ...st.cmd];
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin' };
   // This machine's OpenBLAS settings for its processor (see the environment notes), not the image's.
   for (const [k, v] of Object.entries(process.env)) if (k.startsWith('OPENBLAS_') && v !== undefined) env[k] = v;
-  Object.assign(env, Object.fromEntries(st.env));
+  Object.assign(env, Object.fromEntries(st.env), overrides);
   const port = await freePort();
   env.HOST = '127.0.0.1';
   env.PORT = String(port);
@@ -314,7 +327,7 @@ async function runImage(st: StageState, tmp: string): Promise<void> {
   }
   const ids = idsOf(st.user);
   const cwd = join(st.root, st.workdir);
-  say(`     start: ${argv.join(' ')} in ${st.workdir}${ids.uid !== undefined ? ` as ${ids.uid}:${ids.gid}` : ''}, HOST=127.0.0.1 PORT=${port}`);
+  say(`     start (${as}): ${argv.join(' ')} in ${st.workdir}${ids.uid !== undefined ? ` as ${ids.uid}:${ids.gid}` : ''}, HOST=127.0.0.1 PORT=${port}`);
   const logFile = join(tmp, 'server.log');
   const log: string[] = [];
   const child: ChildProcess = spawn(argv[0], argv.slice(1), { cwd, env, ...ids, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -329,7 +342,7 @@ async function runImage(st: StageState, tmp: string): Promise<void> {
   };
 
   try {
-    await step('HEALTHCHECK passes', async () => {
+    await step(`${as}: HEALTHCHECK passes`, async () => {
       const hc = st.healthcheck ?? fail('no HEALTHCHECK');
       const f = hc.flags;
       const interval = durationMs(f.get('interval') ?? '30s');
@@ -347,7 +360,7 @@ async function runImage(st: StageState, tmp: string): Promise<void> {
       }
     });
 
-    await step('GET /health reports the linear-algebra backend the image promises', async () => {
+    await step(`${as}: GET /health reports the linear-algebra backend the image promises`, async () => {
       const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(10_000) });
       const body = (await res.json()) as { linalg?: string | { backend?: string } };
       say(`     /health: ${JSON.stringify(body)}`);
@@ -356,7 +369,7 @@ async function runImage(st: StageState, tmp: string): Promise<void> {
       if (want && want !== 'auto' && got !== want) fail(`/health reports the ${got} backend; the image sets CURVATURE_LINALG=${want}`);
     });
 
-    await step('POST /hessian answers 200 with a symmetric 13 × 13 Hessian', async () => {
+    await step(`${as}: POST /hessian answers 200 with a symmetric 13 × 13 Hessian`, async () => {
       const res = await fetch(`http://127.0.0.1:${port}/hessian`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json' },
@@ -383,7 +396,7 @@ async function runImage(st: StageState, tmp: string): Promise<void> {
       if (asym > 1e-12 * Math.max(1, scale)) fail(`the Hessian is not symmetric: max |H - Hᵀ| = ${asym}`);
     });
 
-    await step('SIGTERM: the service exits with 0', async () => {
+    await step(`${as}: SIGTERM, the service exits with 0`, async () => {
       // The service's own grace period for this environment, plus 5 s to exit.
       const grace = loadConfig(env).shutdownTimeoutMs + 5_000;
       child.kill('SIGTERM');
@@ -428,7 +441,11 @@ async function main(): Promise<void> {
     const final = states.get(stages.at(-1)!.index)!;
     const dev = ['typescript', 'eslint', 'tsx'].filter((d) => existsSync(join(final.root, final.workdir, 'node_modules', d)));
     if (dev.length) fail(`the runtime stage has dev dependencies: ${dev.join(', ')}`);
-    await runImage(final, tmp);
+    await runImage(final, tmp, 'docker run');
+    // Then as the Kubernetes Deployment runs it: the image's ENV overridden by the pod's env.
+    const podEnv = deploymentEnv();
+    say(`     the Deployment's env: ${Object.entries(podEnv).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+    await runImage(final, tmp, 'deploy/deployment.yaml', podEnv);
   } finally {
     if (args.has('--keep')) say(`kept ${tmp}`);
     else rmSync(tmp, { recursive: true, force: true });
