@@ -18,11 +18,13 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 # The image promises the OpenBLAS backend: a failed addon build fails the image build instead of
-# falling back to the TypeScript kernels (native/build.mjs).
+# falling back to the TypeScript kernels (native/build.mjs). npm forgives a failed install of an
+# optional dependency, hence the explicit load check after it.
 ENV CURVATURE_OPENBLAS_REQUIRED=1
 COPY package.json package-lock.json ./
 COPY native/ ./native/
-RUN npm ci --omit=dev --no-audit --no-fund
+RUN npm ci --omit=dev --no-audit --no-fund \
+ && node -e "console.log(require('curvature-openblas').config())"
 
 # ---- compile TypeScript to dist/: dev dependencies, no install scripts (tsc needs no addon) ----
 FROM node:24-bookworm-slim AS build
