@@ -46,3 +46,41 @@ export async function until(check: () => Promise<boolean> | boolean, ms: number)
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/** The real server (node --import tsx src/server.ts) in a child process, as an operator runs it. */
+export interface ServerProcess {
+  readonly child: import('node:child_process').ChildProcess;
+  readonly base: string;
+  /** Everything it printed so far. */
+  log(): string;
+  /** Its resident set size in MiB (Linux /proc). */
+  rssMiB(): number;
+}
+
+export async function spawnServer(t: TestContext, env: Record<string, string>): Promise<ServerProcess> {
+  const { spawn } = await import('node:child_process');
+  const { readFileSync } = await import('node:fs');
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: new URL('../../', import.meta.url),
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  const base = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no listening line in 60 s:\n${out}`)), 60_000);
+    child.stdout.on('data', () => {
+      const m = /listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    });
+    child.on('exit', () => { clearTimeout(timer); reject(new Error(`exited before listening:\n${out}`)); });
+  });
+  return {
+    child,
+    base,
+    log: () => out,
+    rssMiB: () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))![1]) / 1024,
+  };
+}

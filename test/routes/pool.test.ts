@@ -1,0 +1,131 @@
+/**
+ * The worker pool under load, through real sockets: load shedding with Retry-After, /health
+ * answering while every worker is busy, memory back near its baseline, aborts on disconnect and
+ * timeouts that free the worker.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
+import { compute } from '../../src/compute.ts';
+import { DEFAULT_CONFIG } from '../../src/config.ts';
+import { parseNpy } from '../../src/http/npy.ts';
+import { listen, poolStats, problem, spawnServer, until } from '../helpers/heavy.ts';
+
+const post = (base: string, path: string, body: unknown, accept = 'application/x-npy') =>
+  fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', accept }, body: JSON.stringify(body) });
+
+test('more concurrent heavy requests than workers plus queue: the excess get 503 with Retry-After, the rest correct answers, /health stays under 100 ms, memory returns near its baseline', async (t) => {
+  const workers = 2;
+  const queueLimit = 2;
+  const server = await spawnServer(t, { WORKERS: String(workers), QUEUE_LIMIT: String(queueLimit) });
+  const base = server.base;
+  const body = { ...problem(5, 100, 5, 1000), method: 'exact' }; // W = 1105, about 0.5 s a request
+  const expected = compute({ endpoint: 'hessian', request: body as never, limits: DEFAULT_CONFIG }).array.data;
+  for (let i = 0; i < 2; i++) assert.equal((await post(base, '/hessian', body)).status, 200); // warm both workers
+  await new Promise((r) => setTimeout(r, 300));
+  const baseline = server.rssMiB();
+
+  const total = 10;
+  let healthMax = 0;
+  let healthCount = 0;
+  let sawBusy = false;
+  let done = false;
+  const prober = (async () => {
+    while (!done) {
+      const started = performance.now();
+      const s = await poolStats(base);
+      healthMax = Math.max(healthMax, performance.now() - started);
+      healthCount++;
+      if (s.busyWorkers === workers) sawBusy = true;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  })();
+  let peak = baseline;
+  const sampler = setInterval(() => { peak = Math.max(peak, server.rssMiB()); }, 50);
+  const started = performance.now();
+  const answers = await Promise.all(Array.from({ length: total }, async () => {
+    const r = await post(base, '/hessian', body);
+    return { status: r.status, retryAfter: r.headers.get('retry-after'), type: r.headers.get('content-type'), buf: Buffer.from(await r.arrayBuffer()) };
+  }));
+  const elapsed = performance.now() - started;
+  done = true;
+  await prober;
+  clearInterval(sampler);
+
+  const ok = answers.filter((a) => a.status === 200);
+  const shed = answers.filter((a) => a.status === 503);
+  assert.equal(ok.length + shed.length, total, `statuses: ${answers.map((a) => a.status).join(' ')}`);
+  assert.equal(ok.length, workers + queueLimit, 'workers + queue are served');
+  for (const a of ok) {
+    const h = parseNpy(a.buf);
+    assert.deepEqual(h.shape, [1105, 1105]);
+    let diff = 0;
+    for (let i = 0; i < expected.length; i++) diff = Math.max(diff, Math.abs(h.data[i] - expected[i]));
+    assert.ok(diff <= 1e-12, `answer differs from the in-thread computation by ${diff}`);
+  }
+  for (const a of shed) {
+    assert.match(String(a.type), /^application\/problem\+json/);
+    assert.ok(Number(a.retryAfter) >= 1, `Retry-After: ${a.retryAfter}`);
+    assert.equal(JSON.parse(a.buf.toString()).code, 'OVERLOADED');
+  }
+  assert.ok(sawBusy, 'health saw every worker busy');
+  assert.ok(healthCount >= 3, `health was probed ${healthCount} times`);
+  assert.ok(healthMax < 100, `/health took up to ${healthMax.toFixed(1)} ms under load`);
+  const s = await poolStats(base);
+  assert.equal(s.rejectedTasks, shed.length);
+  assert.equal(s.busyWorkers, 0);
+  assert.equal(s.queued, 0);
+
+  let after = server.rssMiB();
+  await until(() => (after = server.rssMiB()) - baseline < 128, 3000);
+  t.diagnostic(`${total} requests in ${Math.round(elapsed)} ms; /health max ${healthMax.toFixed(1)} ms over ${healthCount} probes; server RSS ${baseline.toFixed(0)} → peak ${peak.toFixed(0)} → ${after.toFixed(0)} MiB`);
+  assert.ok(after - baseline < 128, `server RSS grew from ${baseline.toFixed(0)} to ${after.toFixed(0)} MiB (peak ${peak.toFixed(0)})`);
+});
+
+test('a client that disconnects during a long exact Hessian frees its worker within a second, and the next request is served at once', async (t) => {
+  const { base } = await listen(t, { config: { workers: 1 } });
+  await post(base, '/hessian', problem(2, 3, 1, 1)); // start the worker
+  const long = JSON.stringify({ ...problem(20, 200, 10, 1000), method: 'exact' });
+  const url = new URL('/hessian', base);
+  const req = httpRequest({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(long) } });
+  req.on('error', () => undefined);
+  req.end(long);
+  assert.ok(await until(async () => (await poolStats(base)).busyWorkers === 1, 5000), 'the worker started computing');
+  await new Promise((r) => setTimeout(r, 200));
+  const abortedAt = performance.now();
+  req.destroy();
+  assert.ok(await until(async () => { const s = await poolStats(base); return s.busyWorkers === 0 && s.abortedTasks === 1; }, 1000), 'the worker is free within a second');
+  const freedMs = performance.now() - abortedAt;
+
+  const nextAt = performance.now();
+  const r = await post(base, '/hessian', problem(2, 3, 1, 2), 'application/json');
+  const nextMs = performance.now() - nextAt;
+  assert.equal(r.status, 200, await r.text());
+  assert.ok(nextMs < 2000, `the next request took ${Math.round(nextMs)} ms`);
+  t.diagnostic(`worker free ${Math.round(freedMs)} ms after the disconnect; next request served in ${Math.round(nextMs)} ms`);
+});
+
+test('a computation past REQUEST_TIMEOUT_MS is stopped with 503 naming the limit, and its worker is freed', async (t) => {
+  const { base } = await listen(t, { config: { workers: 1, requestTimeoutMs: 400 } });
+  const started = performance.now();
+  const r = await post(base, '/hessian', { ...problem(20, 200, 10, 1000), method: 'exact' }, 'application/json');
+  const ms = performance.now() - started;
+  assert.equal(r.status, 503);
+  const p = await r.json() as { code: string; detail: string };
+  assert.equal(p.code, 'TIMEOUT');
+  assert.match(p.detail, /400 ms \(REQUEST_TIMEOUT_MS\)/);
+  assert.ok(ms < 2500, `refused after ${Math.round(ms)} ms`);
+  assert.ok(await until(async () => { const s = await poolStats(base); return s.busyWorkers === 0 && s.timedOutTasks === 1; }, 1000));
+  const small = await post(base, '/hessian', problem(2, 3, 1, 2), 'application/json');
+  assert.equal(small.status, 200);
+});
+
+test('/health reports the pool: workers, BLAS threads per worker, queue limit and counters', async (t) => {
+  const { base } = await listen(t, { config: { workers: 2, queueLimit: 3 } });
+  const h = await (await fetch(`${base}/health`)).json() as { pool: Record<string, number>; linalg: { backend: string } };
+  assert.equal(h.pool.workers, 2);
+  assert.equal(h.pool.queueLimit, 3);
+  assert.ok(h.pool.blasThreads >= 1);
+  assert.equal(h.pool.busyWorkers, 0);
+  assert.match(h.linalg.backend, /^(openblas|typescript)$/);
+});
