@@ -77,7 +77,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     },
   });
   app.setValidatorCompiler(validatorCompiler);
-  // JSON is the only request body; Fastify's default text/plain parser would turn a 415 into a confusing 400.
+  // JSON and multipart (below) are the only request bodies; Fastify's default text/plain parser would turn a 415 into a confusing 400.
   app.removeContentTypeParser('text/plain');
   // Our own JSON parser, to tell the user where the JSON breaks (Fastify's drops the parser's message).
   // JSON.parse makes `__proto__` an own key, which the strict schemas then refuse: no prototype pollution.

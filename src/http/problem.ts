@@ -57,7 +57,7 @@ export function toProblem(err: unknown, bodyLimit: number): Problem {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return fromCatalogue('PAYLOAD_TOO_LARGE', `the request body is over the limit of ${bodyLimit} bytes (${(bodyLimit / 1048576).toFixed(1)} MiB, BODY_LIMIT); send fewer data points per request, or raise BODY_LIMIT`);
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return fromCatalogue('UNSUPPORTED_MEDIA_TYPE', `${fe.message}; send the body as JSON with Content-Type: application/json`);
+      return fromCatalogue('UNSUPPORTED_MEDIA_TYPE', `${fe.message}; send the body as JSON with Content-Type: application/json, or as multipart/form-data with the JSON in a part 'request' and arrays as .npy parts`);
   }
   if (err instanceof SyntaxError || (fe.statusCode === 400 && fe.code === undefined)) {
     return fromCatalogue('MALFORMED_BODY', `the body is not valid JSON: ${fe.message}`);
