@@ -124,6 +124,8 @@ function dispatch(task: ComputeTask): ComputeResult {
         r = woodburyInverse(p, request.damping);
       } else {
         const h = request.hessian === 'exact' ? exactHessian(p) : outerProductHessian(p);
+        // An overflowing Hessian is refused as such before the factorisation (whose eigenvalue hint needs finite entries).
+        assertFinite('hessian', { data: h, shape: [w, w] });
         r = choleskyInverse(h, w, request.damping);
       }
       return { name: 'inverse', array: { data: r.inverse, shape: [w, w] }, scalars: { parameterCount: w, logDeterminant: r.logDeterminant } };

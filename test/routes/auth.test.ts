@@ -52,7 +52,7 @@ test('without API_KEYS the service is open', async (t) => {
 
 test('the OpenAPI document declares a bearer scheme for the computing endpoints, so Swagger UI offers Authorize, and none for /health', async (t) => {
   const app = await build(t, { config: { workers: 0 } });
-  const doc = app.swagger() as {
+  const doc = app.swagger() as unknown as {
     components: { securitySchemes: Record<string, { type: string; scheme: string }> };
     security: Record<string, string[]>[];
     paths: Record<string, Record<string, { security?: unknown[]; responses: Record<string, unknown> }>>;
