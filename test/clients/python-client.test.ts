@@ -55,10 +55,17 @@ test('the Python client passes its pytest suite against the live service (numpy,
   const app = await buildApp();
   t.after(() => app.close());
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  // A second service that needs an API key, for the client's Bearer header.
+  const apiKey = 'python-client-test-key';
+  const keyed = await buildApp({ config: { apiKeys: [apiKey] } });
+  t.after(() => keyed.close());
+  const keyedUrl = await keyed.listen({ host: '127.0.0.1', port: 0 });
   const started = Date.now();
   const { code, output } = await run(chosen.python, ['-m', 'pytest', 'clients/python/tests', '-q', '-rs', '-p', 'no:cacheprovider'], {
     ...process.env,
     CURVATURE_SERVICE_URL: url,
+    CURVATURE_KEYED_SERVICE_URL: keyedUrl,
+    CURVATURE_API_KEY: apiKey,
     PYTHONDONTWRITEBYTECODE: '1',
   }, 540_000);
   const summary = output.trim().split('\n').pop() ?? '';

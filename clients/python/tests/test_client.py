@@ -2,6 +2,7 @@
 (PyTorch autograd, float64)."""
 import http.server
 import io
+import os
 import threading
 
 import numpy as np
@@ -202,3 +203,19 @@ def test_invert_damped_refuses_an_indefinite_matrix():
     with pytest.raises(CurvatureServiceError) as e:
         invert_damped(np.diag([1.0, -2.0]), 0.5)
     assert e.value.status == 422
+
+
+def test_an_api_key_is_sent_as_a_bearer_token(service_url):
+    keyed = os.environ.get("CURVATURE_KEYED_SERVICE_URL")
+    key = os.environ.get("CURVATURE_API_KEY")
+    if not keyed or not key:
+        pytest.skip("CURVATURE_KEYED_SERVICE_URL and CURVATURE_API_KEY name a service started with API_KEYS (npm test sets them)")
+    case = CASES[0]
+    net, x, t, loss = data(case)
+    close(CurvatureClient(keyed, api_key=key).hessian(net, x, t, loss), case["expected"]["hessian"])
+    with pytest.raises(CurvatureServiceError) as e:
+        CurvatureClient(keyed).hessian(net, x, t, loss)
+    assert e.value.status == 401
+    with pytest.raises(CurvatureServiceError) as e:
+        CurvatureClient(keyed, api_key="wrong").hessian(net, x, t, loss)
+    assert e.value.status == 401
