@@ -233,7 +233,8 @@ class CurvatureClient:
     across them (see the module's doc). ``api_key``: sent as a Bearer token. ``timeout``: seconds
     per request. ``max_retries`` / ``max_retry_wait``: how often and how long to wait after a 503.
     ``progress``: show a download bar on stderr (None: only when stderr is a terminal);
-    ``progress_threshold``: the smallest answer, in bytes, that gets one.
+    ``progress_threshold``: the smallest answer, in bytes, that gets one. ``session``: a
+    ``requests.Session`` to send every request on (default: a new connection per request).
     """
 
     def __init__(self, urls: Union[str, Sequence[str]], api_key: Optional[str] = None, timeout: float = 600.0,
@@ -249,7 +250,7 @@ class CurvatureClient:
         self.max_retry_wait = max_retry_wait
         self.progress = progress
         self.progress_threshold = progress_threshold
-        self.session = session or requests.Session()
+        self.session = session
 
     # -- public API --
 
@@ -332,22 +333,35 @@ class CurvatureClient:
         prepared = requests.Request("POST", url + path, files=files, headers=self._headers()).prepare()
         attempt = 0
         while True:
+            # A connection of its own per request (unless a session was given): a load balancer that
+            # balances connections, as a Kubernetes Service does, then spreads shards and retries
+            # over the replicas instead of pinning them to one busy pod.
+            session = self.session or requests.Session()
             try:
-                r = self.session.send(prepared, stream=True, timeout=self.timeout)
+                r = session.send(prepared, stream=True, timeout=self.timeout)
             except requests.RequestException as e:
+                if session is not self.session:
+                    session.close()
                 raise CurvatureServiceError(None, "Connection failed", str(e), url=url + path) from e
             if r.status_code == 503 and attempt < self.max_retries:
                 wait = min(self.max_retry_wait, _retry_after(r.headers.get("Retry-After"), attempt))
                 r.close()
+                if session is not self.session:
+                    session.close()
                 attempt += 1
                 time.sleep(wait)
                 continue
             if r.status_code != 200:
-                raise self._error(r, url + path)
+                err = self._error(r, url + path)
+                if session is not self.session:
+                    session.close()
+                raise err
             try:
                 data = self._read(r, path)
             finally:
                 r.close()
+                if session is not self.session:
+                    session.close()
             return np.load(io.BytesIO(data), allow_pickle=False), r.headers
 
     def _headers(self) -> dict:

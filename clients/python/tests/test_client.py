@@ -135,11 +135,13 @@ class _Scripted(http.server.BaseHTTPRequestHandler):
     """A stand-in service answering a script of (status, headers, body), recording requests."""
     script: list = []
     seen: list = []
+    ports: list = []
 
     def do_POST(self):  # noqa: N802
         length = int(self.headers.get("Content-Length", 0))
         self.rfile.read(length)
         type(self).seen.append(dict(self.headers))
+        type(self).ports.append(self.client_address[1])
         status, headers, body = type(self).script.pop(0)
         self.send_response(status)
         for k, v in headers.items():
@@ -158,6 +160,7 @@ def scripted():
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     _Scripted.seen = []
+    _Scripted.ports = []
     yield server, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
@@ -185,6 +188,7 @@ def test_503_is_retried_after_retry_after_and_the_api_key_is_sent(scripted):
     assert time.monotonic() - started >= 2.0  # waited Retry-After: 1 twice
     np.testing.assert_array_equal(got, answer)
     assert len(_Scripted.seen) == 3
+    assert len(set(_Scripted.ports)) == 3, "each retry comes on a new connection (a balancer may route it elsewhere)"
     assert all(h["Authorization"] == "Bearer s3cret" for h in _Scripted.seen)
     assert all(h["Content-Type"].startswith("multipart/form-data") and h["Accept"] == "application/x-npy" for h in _Scripted.seen)
 
