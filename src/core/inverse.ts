@@ -96,9 +96,13 @@ export function choleskyInverse(h: Float64Array, n: number, damping: number, wha
     let hint = '';
     if (original) {
       const rows = Array.from({ length: n }, (_, i) => Array.from(original.subarray(i * n, (i + 1) * n)));
-      const ev = new EigenvalueDecomposition(new MlMatrix(rows), { assumeSymmetric: true }).realEigenvalues;
-      const least = Math.min(...ev) - damping;
-      if (Number.isFinite(least)) hint = `; the smallest eigenvalue of ${what} is ${least.toPrecision(4)}, so a damping above ${(-least).toPrecision(4)} makes it positive definite`;
+      try {
+        const ev = new EigenvalueDecomposition(new MlMatrix(rows), { assumeSymmetric: true }).realEigenvalues;
+        const least = Math.min(...ev) - damping;
+        if (Number.isFinite(least)) hint = `; the smallest eigenvalue of ${what} is ${least.toPrecision(4)}, so a damping above ${(-least).toPrecision(4)} makes it positive definite`;
+      } catch {
+        // entries near the float64 range overflow inside the eigensolver (found by fuzzing): refuse without the hint
+      }
     }
     throw new ServiceError('NOT_POSITIVE_DEFINITE', {
       detail: `${what} plus damping·I (damping = ${damping}) is not positive definite (its leading minor of order ${info} is not positive)${hint}; use a larger damping, or the outer-product Hessian, which is positive semi-definite`,
