@@ -47,14 +47,17 @@ test('Swagger UI in headless Chromium: Try it out on POST /hessian and POST /hes
 
   // A fresh profile for every run.
   const profile = mkdtempSync(join(tmpdir(), 'curvature-chromium-'));
-  t.after(() => rmSync(profile, { recursive: true, force: true }));
   const context: BrowserContext = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
     args: FLAGS,
     viewport: { width: 1280, height: 1600 },
   });
-  t.after(() => context.close());
+  // One hook, in order: the browser must be gone before its profile is removed.
+  t.after(async () => {
+    await context.close();
+    rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+  });
   const page = context.pages()[0] ?? await context.newPage();
   const shots = process.env.SWAGGER_SCREENSHOTS;
   if (shots) mkdirSync(shots, { recursive: true });
