@@ -10,10 +10,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { buildApp } from '../../src/app.ts';
 
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
@@ -45,20 +45,10 @@ test('Swagger UI in headless Chromium: Try it out on POST /hessian and POST /hes
   t.after(() => app.close());
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
 
-  // A fresh profile for every run.
-  const profile = mkdtempSync(join(tmpdir(), 'curvature-chromium-'));
-  const context: BrowserContext = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: FLAGS,
-    viewport: { width: 1280, height: 1600 },
-  });
-  // One hook, in order: the browser must be gone before its profile is removed.
-  t.after(async () => {
-    await context.close();
-    rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
-  });
-  const page = context.pages()[0] ?? await context.newPage();
+  // Playwright starts Chromium with a fresh, empty --user-data-dir of its own and removes it on close.
+  const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
+  t.after(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1600 } });
   const shots = process.env.SWAGGER_SCREENSHOTS;
   if (shots) mkdirSync(shots, { recursive: true });
 
