@@ -33,7 +33,7 @@ export async function listen(t: TestContext, options: AppOptions = {}): Promise<
 
 /** GET /health's pool counters. */
 export async function poolStats(base: string): Promise<Record<string, number>> {
-  const r = await fetch(`${base}/health`);
+  const r = await fetch(`${base}/health`, { signal: AbortSignal.timeout(10_000) });
   return ((await r.json()) as { pool: Record<string, number> }).pool;
 }
 

@@ -12,9 +12,9 @@ import { parseNpy } from '../../src/http/npy.ts';
 import { listen, poolStats, problem, spawnServer, until } from '../helpers/heavy.ts';
 
 const post = (base: string, path: string, body: unknown, accept = 'application/x-npy') =>
-  fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', accept }, body: JSON.stringify(body) });
+  fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', accept }, body: JSON.stringify(body), signal: AbortSignal.timeout(60_000) });
 
-test('more concurrent heavy requests than workers plus queue: the excess get 503 with Retry-After, the rest correct answers, /health stays under 100 ms, memory returns near its baseline', async (t) => {
+test('more concurrent heavy requests than workers plus queue: the excess get 503 with Retry-After, the rest correct answers, /health stays under 100 ms, memory returns near its baseline', { timeout: 120_000 }, async (t) => {
   const workers = 2;
   const queueLimit = 2;
   const server = await spawnServer(t, { WORKERS: String(workers), QUEUE_LIMIT: String(queueLimit) });
@@ -88,7 +88,7 @@ test('more concurrent heavy requests than workers plus queue: the excess get 503
   assert.ok(after - baseline < 128, `server RSS grew from ${baseline.toFixed(0)} to ${after.toFixed(0)} MiB (peak ${peak.toFixed(0)})`);
 });
 
-test('a client that disconnects during a long exact Hessian frees its worker within a second, and the next request is served at once', async (t) => {
+test('a client that disconnects during a long exact Hessian frees its worker within a second, and the next request is served at once', { timeout: 120_000 }, async (t) => {
   const { base } = await listen(t, { config: { workers: 1 } });
   await post(base, '/hessian', problem(2, 3, 1, 1)); // start the worker
   const long = JSON.stringify({ ...problem(20, 200, 10, 1000), method: 'exact' });
@@ -111,7 +111,7 @@ test('a client that disconnects during a long exact Hessian frees its worker wit
   t.diagnostic(`worker free ${Math.round(freedMs)} ms after the disconnect; next request served in ${Math.round(nextMs)} ms`);
 });
 
-test('a computation past REQUEST_TIMEOUT_MS is stopped with 503 naming the limit, and its worker is freed', async (t) => {
+test('a computation past REQUEST_TIMEOUT_MS is stopped with 503 naming the limit, and its worker is freed', { timeout: 120_000 }, async (t) => {
   const { base } = await listen(t, { config: { workers: 1, requestTimeoutMs: 400 } });
   const started = performance.now();
   const r = await post(base, '/hessian', { ...problem(20, 200, 10, 1000), method: 'exact' }, 'application/json');
@@ -126,7 +126,7 @@ test('a computation past REQUEST_TIMEOUT_MS is stopped with 503 naming the limit
   assert.equal(small.status, 200);
 });
 
-test('/health reports the pool: workers, BLAS threads per worker, queue limit and counters', async (t) => {
+test('/health reports the pool: workers, BLAS threads per worker, queue limit and counters', { timeout: 120_000 }, async (t) => {
   const { base } = await listen(t, { config: { workers: 2, queueLimit: 3 } });
   const h = await (await fetch(`${base}/health`)).json() as { pool: Record<string, number>; linalg: { backend: string } };
   assert.equal(h.pool.workers, 2);

@@ -6,7 +6,7 @@ import { poolStats, problem, spawnServer, until } from '../helpers/heavy.ts';
 
 const KEY = 'shutdown-test-key-8f3a9c';
 
-test('SIGTERM during a long computation: that answer completes, new connections are refused, the process exits 0, and the API key never reaches the logs', async (t) => {
+test('SIGTERM during a long computation: that answer completes, new connections are refused, the process exits 0, and the API key never reaches the logs', { timeout: 120_000 }, async (t) => {
   const server = await spawnServer(t, { WORKERS: '1', SHUTDOWN_GRACE_MS: '20000', API_KEYS: KEY, LOG_LEVEL: 'trace' });
   const { base, child } = server;
   const body = { ...problem(5, 100, 5, 2500), method: 'exact' }; // about a second on one worker
@@ -34,7 +34,7 @@ test('SIGTERM during a long computation: that answer completes, new connections 
   t.diagnostic(`exited 0 ${Math.round(exitMs)} ms after SIGTERM, after the answer in flight (${bytes} bytes)`);
 });
 
-test('SIGTERM with a computation longer than SHUTDOWN_GRACE_MS: the process exits once the grace period is over', async (t) => {
+test('SIGTERM with a computation longer than SHUTDOWN_GRACE_MS: the process exits once the grace period is over', { timeout: 120_000 }, async (t) => {
   const server = await spawnServer(t, { WORKERS: '1', SHUTDOWN_GRACE_MS: '500' });
   const { base, child } = server;
   const body = { ...problem(20, 200, 10, 1000), method: 'exact' }; // several seconds
