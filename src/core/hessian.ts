@@ -21,9 +21,12 @@
  * Summed over n, each block is a matrix product: Σ_n A_n[(i,p)] (z̃_{l−1} ⊗ z̃_{m−1})_n[(j,q)]
  * is one GEMM of the N × (out_l·out_m) stack of A^{l,m} against the N × ((in_l+1)(in_m+1))
  * Khatri–Rao product of the layer inputs; the cross term is one GEMM of (δ_l ⊗ z̃_{m−1})
- * against the stack of S_{l,m}. The total is ≈ 2·N·W² flops for the curvature terms of the lower
- * block triangle plus 2·N·W_l·W_m for each cross block, in a few large GEMMs (W = Σ W_l), with
- * memory W² for the answer and bounded chunks of data points for the rest.
+ * against the stack of S_{l,m}. A layer's own block (l = m) needs only a quarter of that:
+ * A^{l,l}_n and z̃z̃ᵀ are symmetric, so the products run over packed pairs p ≤ i and q ≤ j.
+ * The total is 2·N·W_l·W_m flops for each block l > m, twice that with its cross term, and
+ * ≈ N·W_l²/2 for each diagonal block, in a few large GEMMs (W = Σ W_l), with memory W² for the
+ * answer, at most W² more for block sums when the data come in several chunks, and bounded
+ * chunks of data points for the rest.
  */
 import { linalg } from './linalg/index.ts';
 import { augmentedInputs, backward, chunkSize, outputMatrices, parameterIndexMap, pullBack, type BackwardPass } from './backprop.ts';
@@ -31,6 +34,14 @@ import { forward, type ForwardPass, type Layer, type Problem } from './network.t
 
 /** Doubles of temporary block product kept at once (32 MB). */
 const TILE_BUDGET = 1 << 22;
+
+/** Working-memory bounds, in doubles; tests shrink them to exercise the chunked and tiled paths. */
+export interface CurvatureBudgets {
+  /** Per-chunk working arrays (default 2²⁴, 128 MB). */
+  readonly chunk?: number;
+  /** One temporary block product (default 2²², 32 MB). */
+  readonly tile?: number;
+}
 /** Doubles of per-chunk working arrays (128 MB): large chunks keep the GEMMs' inner dimension long. */
 const CHUNK_BUDGET = 1 << 24;
 
@@ -115,19 +126,103 @@ function scatterCurvature(h: Float64Array, W: number, ll: Layer, lm: Layer, t: F
   }
 }
 
+/** Packed lower pairs of c symmetric r × r matrices: out[n][i(i+1)/2 + p] = x[n][i][p], p ≤ i. */
+function packLower(x: Float64Array, r: number, c: number): Float64Array {
+  const w = (r * (r + 1)) / 2;
+  const out = new Float64Array(c * w);
+  for (let n = 0; n < c; n++) {
+    let o = n * w;
+    for (let i = 0; i < r; i++) for (let p = 0; p <= i; p++) out[o++] = x[n * r * r + i * r + p];
+  }
+  return out;
+}
+
+/** Symmetric Khatri–Rao rows: out[n][j(j+1)/2 + q] = z[n][j]·z[n][q], q ≤ j. */
+function symmetricKhatriRao(z: Float64Array, nz: number, c: number): Float64Array {
+  const w = (nz * (nz + 1)) / 2;
+  const out = new Float64Array(c * w);
+  for (let n = 0; n < c; n++) {
+    let o = n * w;
+    const zo = n * nz;
+    for (let j = 0; j < nz; j++) {
+      const v = z[zo + j];
+      for (let q = 0; q <= j; q++) out[o++] = v * z[zo + q];
+    }
+  }
+  return out;
+}
+
+/**
+ * A layer's own block (l = m), a quarter of the work: A^{l,l}_n and z̃z̃ᵀ are both symmetric,
+ * so T[(i,p),(j,q)] = Σ_n A_n[i][p]·z̃_j·z̃_q for p ≤ i and q ≤ j (packed) holds every distinct
+ * entry. Rows i0 … i1 − 1 of i, one GEMM.
+ */
+function diagonalProduct(ll: Layer, x: Float64Array, y: Float64Array, c: number, i0: number, i1: number, beta: number, t: Float64Array): void {
+  const inL1 = ll.in + 1;
+  const yCols = (inL1 * (inL1 + 1)) / 2;
+  const r0 = (i0 * (i0 + 1)) / 2, r1 = (i1 * (i1 + 1)) / 2;
+  linalg().gemm(true, false, r1 - r0, yCols, c, 1, x.subarray(r0), (ll.out * (ll.out + 1)) / 2, y, yCols, beta, t, yCols);
+}
+
+/**
+ * H[θ(i,j)][θ(p,q)] += T[(i,p),(max(j,q),min(j,q))] and, for p < i, the mirrored
+ * H[θ(p,j)][θ(i,q)] by the same value: the whole block, exactly symmetric, written with
+ * contiguous inner loops over q.
+ */
+function scatterDiagonal(h: Float64Array, W: number, ll: Layer, t: Float64Array, i0: number, i1: number): void {
+  const inL = ll.in, inL1 = inL + 1;
+  const yCols = (inL1 * (inL1 + 1)) / 2;
+  const r0 = (i0 * (i0 + 1)) / 2;
+  const bias = ll.offset + ll.out * inL;
+  for (let i = i0; i < i1; i++) {
+    for (let p = 0; p <= i; p++) {
+      const trow = ((i * (i + 1)) / 2 + p - r0) * yCols;
+      const colP = ll.offset + p * inL, colI = ll.offset + i * inL;
+      for (let j = 0; j < inL1; j++) {
+        const rowIJ = thetaIndex(ll, i, j) * W;
+        const rowPJ = thetaIndex(ll, p, j) * W;
+        const below = trow + (j * (j + 1)) / 2;
+        for (let q = 0; q < inL; q++) {
+          const v = t[q <= j ? below + q : trow + (q * (q + 1)) / 2 + j];
+          h[rowIJ + colP + q] += v;
+          if (p !== i) h[rowPJ + colI + q] += v;
+        }
+        const vb = t[trow + (inL * inL1) / 2 + j]; // q = in (bias) ≥ j
+        h[rowIJ + bias + p] += vb;
+        if (p !== i) h[rowPJ + bias + i] += vb;
+      }
+    }
+  }
+}
+
+/** Ends of the tiles of i for a layer's own block, each within the tile budget. */
+function diagonalTiles(ll: Layer, budget: number): number[] {
+  const inL1 = ll.in + 1;
+  const yCols = (inL1 * (inL1 + 1)) / 2;
+  const ends: number[] = [];
+  let i0 = 0;
+  while (i0 < ll.out) {
+    let i1 = i0 + 1;
+    while (i1 < ll.out && (((i1 + 1) * (i1 + 2)) / 2 - (i0 * (i0 + 1)) / 2) * yCols <= budget) i1++;
+    ends.push(i1);
+    i0 = i1;
+  }
+  return ends;
+}
+
 /** The rows of i per tile so that a tile of block (l, m) stays within the tile budget. */
-function curvatureTile(ll: Layer, lm: Layer): number {
-  return Math.max(1, Math.min(ll.out, Math.floor(TILE_BUDGET / (lm.out * (ll.in + 1) * (lm.in + 1)))));
+function curvatureTile(ll: Layer, lm: Layer, budget: number): number {
+  return Math.max(1, Math.min(ll.out, Math.floor(budget / (lm.out * (ll.in + 1) * (lm.in + 1)))));
 }
 
 /**
  * H[θ_l[i][j]][θ_m[p][q]] += Σ_n S[n][(j,p)] · DZ[n][(i,q)] for j < in_l over one chunk (the
  * cross term of 5.95, m < l), as one GEMM per tile of j and a scatter over contiguous q.
  */
-function addCrossBlock(h: Float64Array, W: number, ll: Layer, lm: Layer, s: Float64Array, dz: Float64Array, c: number): void {
+function addCrossBlock(h: Float64Array, W: number, ll: Layer, lm: Layer, s: Float64Array, dz: Float64Array, c: number, budget: number): void {
   const inM1 = lm.in + 1, outM = lm.out;
   const zCols = ll.out * inM1;
-  const tileJ = Math.max(1, Math.min(ll.in, Math.floor(TILE_BUDGET / (outM * zCols))));
+  const tileJ = Math.max(1, Math.min(ll.in, Math.floor(budget / (outM * zCols))));
   const t = new Float64Array(tileJ * outM * zCols);
   const biasCols = lm.offset + outM * lm.in;
   for (let j0 = 0; j0 < ll.in; j0 += tileJ) {
@@ -150,35 +245,26 @@ function addCrossBlock(h: Float64Array, W: number, ll: Layer, lm: Layer, s: Floa
 }
 
 /**
- * Fills the upper triangle from the lower: blocks of two different layers are copied; a layer's
- * own diagonal block, computed whole, is averaged with its transpose so the answer is exactly
- * symmetric. Cost W².
+ * Fills the upper triangle of the blocks between two different layers from the lower; a layer's
+ * own block is written whole and exactly symmetric by `scatterDiagonal`. Cost W²/2, in tiles.
  */
 function symmetrizeBlocks(h: Float64Array, W: number, layerStart: number[]): void {
-  const layerOf = new Int32Array(W);
-  layerStart.forEach((start, l) => layerOf.fill(l, start));
   const B = 64; // tiles keep the column-wise writes in cache
-  for (let i0 = 0; i0 < W; i0 += B) {
-    const i1 = Math.min(W, i0 + B);
-    for (let j0 = 0; j0 <= i0; j0 += B) {
-      for (let i = i0; i < i1; i++) {
-        const j1 = Math.min(i, j0 + B);
-        const li = layerOf[i];
-        for (let j = j0; j < j1; j++) {
-          if (layerOf[j] === li) {
-            const v = 0.5 * (h[i * W + j] + h[j * W + i]);
-            h[i * W + j] = v;
-            h[j * W + i] = v;
-          } else {
-            h[j * W + i] = h[i * W + j];
-          }
-        }
+  for (let l = 1; l < layerStart.length; l++) {
+    const rEnd = l + 1 < layerStart.length ? layerStart[l + 1] : W;
+    const cEnd = layerStart[l];
+    for (let i0 = layerStart[l]; i0 < rEnd; i0 += B) {
+      const i1 = Math.min(rEnd, i0 + B);
+      for (let j0 = 0; j0 < cEnd; j0 += B) {
+        const j1 = Math.min(cEnd, j0 + B);
+        for (let i = i0; i < i1; i++) for (let j = j0; j < j1; j++) h[j * W + i] = h[i * W + j];
       }
     }
   }
 }
 
-function curvatureMatrix(p: Problem, exact: boolean): Float64Array {
+function curvatureMatrix(p: Problem, exact: boolean, budgets: CurvatureBudgets): Float64Array {
+  const tileBudget = budgets.tile ?? TILE_BUDGET;
   const net = p.network;
   const L = net.layers.length;
   const W = net.parameterCount;
@@ -196,10 +282,13 @@ function curvatureMatrix(p: Problem, exact: boolean): Float64Array {
       blockSize = Math.max(blockSize, 2 * out * outM + 2 * inL * outM + (inL + 1) * (inM + 1) + out * (inM + 1));
     }
   }
-  const chunk = chunkSize(f.n, selfSize + blockSize, CHUNK_BUDGET);
+  const chunk = chunkSize(f.n, selfSize + blockSize, budgets.chunk ?? CHUNK_BUDGET);
   // With several chunks, each curvature block is summed over all of them in its product layout
   // and scattered once (≤ W² more memory) rather than scattered per chunk.
-  const sums = chunk < f.n ? net.layers.map((ll, l) => net.layers.slice(0, l + 1).map((lm) => new Float64Array(ll.out * lm.out * (ll.in + 1) * (lm.in + 1)))) : undefined;
+  const blockLength = (ll: Layer, lm: Layer) => ll === lm
+    ? ((ll.out * (ll.out + 1)) / 2) * (((ll.in + 1) * (ll.in + 2)) / 2)
+    : ll.out * lm.out * (ll.in + 1) * (lm.in + 1);
+  const sums = chunk < f.n ? net.layers.map((ll, l) => net.layers.slice(0, l + 1).map((lm) => new Float64Array(blockLength(ll, lm)))) : undefined;
   for (let n0 = 0; n0 < f.n; n0 += chunk) {
     const c = Math.min(chunk, f.n - n0);
     const aSelf = selfCurvatures(p, f, b, exact, n0, c);
@@ -210,12 +299,28 @@ function curvatureMatrix(p: Problem, exact: boolean): Float64Array {
       let s: Float64Array | undefined; // S_{l,m}, c × in_l × out_m
       for (let m = l; m >= 0; m--) {
         const lm = net.layers[m];
-        if (m < l) pm = pullBack(net, f, m, pm, c, ll.out, n0);
+        if (m === l) {
+          const packed = packLower(pm, ll.out, c);
+          const kr = symmetricKhatriRao(zt[l], ll.in + 1, c);
+          if (sums) {
+            diagonalProduct(ll, packed, kr, c, 0, ll.out, n0 === 0 ? 0 : 1, sums[l][l]);
+          } else {
+            let i0 = 0;
+            for (const i1 of diagonalTiles(ll, tileBudget)) {
+              const t = new Float64Array(((i1 * (i1 + 1)) / 2 - (i0 * (i0 + 1)) / 2) * (((ll.in + 1) * (ll.in + 2)) / 2));
+              diagonalProduct(ll, packed, kr, c, i0, i1, 0, t);
+              scatterDiagonal(h, W, ll, t, i0, i1);
+              i0 = i1;
+            }
+          }
+          continue;
+        }
+        pm = pullBack(net, f, m, pm, c, ll.out, n0);
         const kr = khatriRao(zt[l], ll.in + 1, zt[m], lm.in + 1, c);
         if (sums) {
           curvatureProduct(ll, lm, pm, kr, c, 0, ll.out, n0 === 0 ? 0 : 1, sums[l][m]);
         } else {
-          const tile = curvatureTile(ll, lm);
+          const tile = curvatureTile(ll, lm, tileBudget);
           const t = new Float64Array(tile * lm.out * (ll.in + 1) * (lm.in + 1));
           for (let i0 = 0; i0 < ll.out; i0 += tile) {
             const ti = Math.min(tile, ll.out - i0);
@@ -233,12 +338,18 @@ function curvatureMatrix(p: Problem, exact: boolean): Float64Array {
             s = pullBack(net, f, m, s!, c, ll.in, n0);
           }
           const dz = khatriRao(b.deltas[l].subarray(n0 * ll.out), ll.out, zt[m], lm.in + 1, c);
-          addCrossBlock(h, W, ll, lm, s, dz, c);
+          addCrossBlock(h, W, ll, lm, s, dz, c, tileBudget);
         }
       }
     }
   }
-  if (sums) sums.forEach((row, l) => row.forEach((t, m) => scatterCurvature(h, W, net.layers[l], net.layers[m], t, 0, net.layers[l].out)));
+  if (sums) {
+    sums.forEach((row, l) => row.forEach((t, m) => {
+      const ll = net.layers[l];
+      if (m === l) scatterDiagonal(h, W, ll, t, 0, ll.out);
+      else scatterCurvature(h, W, ll, net.layers[m], t, 0, ll.out);
+    }));
+  }
   symmetrizeBlocks(h, W, net.layers.map((l) => l.offset));
   return h;
 }
@@ -246,20 +357,22 @@ function curvatureMatrix(p: Problem, exact: boolean): Float64Array {
 /**
  * The exact Hessian H = ∂²E/∂w∂wᵀ (W × W, row-major, symmetric) by extended backpropagation
  * (PRML 5.93–5.95 generalised to any depth; see the module comment for the block formulas).
- * Cost ≈ 2·N·W² flops in GEMMs plus O(N·Σ out_l²·out_{l+1}); memory W² + bounded chunks.
+ * Cost ≤ 2·N·W² flops in GEMMs (see the module comment) plus O(N·Σ out_l²·out_{l+1});
+ * memory W² (2W² with several chunks) + bounded chunks.
  */
-export function exactHessian(p: Problem): Float64Array {
-  return curvatureMatrix(p, true);
+export function exactHessian(p: Problem, budgets: CurvatureBudgets = {}): Float64Array {
+  return curvatureMatrix(p, true, budgets);
 }
 
 /**
  * The outer-product (Levenberg–Marquardt / Gauss–Newton) Hessian Σ_n B_nᵀ G_n B_n
  * (PRML 5.84–5.85): B_n = ∂a_out/∂w and G_n = L_n for the canonical pairings, and for
  * sum-of-squares with another output activation B_n = ∂y_n/∂w with L = I (G_n = J_yᵀJ_y at
- * a_out). Positive semi-definite. Cost ≈ 2·N·W² flops; memory W² + bounded chunks.
+ * a_out). Positive semi-definite. Cost ≤ N·W² flops; memory W² (2W² with several chunks)
+ * + bounded chunks.
  */
-export function outerProductHessian(p: Problem): Float64Array {
-  return curvatureMatrix(p, false);
+export function outerProductHessian(p: Problem, budgets: CurvatureBudgets = {}): Float64Array {
+  return curvatureMatrix(p, false, budgets);
 }
 
 /**

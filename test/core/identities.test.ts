@@ -158,3 +158,17 @@ test('the diagonal approximation differs from the exact diagonal for a three-lay
   const p = randomProblem(RANDOM_SPECS[7]);
   assert.ok(relativeError(diagonalApproximation(p), hessianDiagonal(p)) > 1e-6);
 });
+
+test('chunked and tiled block products give the same exact and outer-product Hessians as one chunk', () => {
+  for (const spec of [RANDOM_SPECS[3], RANDOM_SPECS[7], RANDOM_SPECS[8], RANDOM_SPECS[9]]) {
+    const p = randomProblem(spec);
+    for (const budgets of [{ chunk: 1 }, { tile: 1 }, { chunk: 3000, tile: 50 }]) {
+      const errExact = relativeError(exactHessian(p, budgets), exactHessian(p));
+      const errOuter = relativeError(outerProductHessian(p, budgets), outerProductHessian(p));
+      assert.ok(errExact <= 1e-13 && errOuter <= 1e-13, `${describe(spec)} with ${JSON.stringify(budgets)}: ${errExact}, ${errOuter}`);
+      const h = exactHessian(p, budgets);
+      const W = p.network.parameterCount;
+      for (let i = 0; i < W; i++) for (let j = 0; j < i; j++) assert.equal(h[i * W + j], h[j * W + i]);
+    }
+  }
+});
