@@ -147,6 +147,8 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   const { maxResultBytes, maxTaskBytes, maxPoints, maxParameters, maxFiniteDifferenceCost } = config;
   const limits = { maxResultBytes, maxTaskBytes, maxPoints, maxParameters, maxFiniteDifferenceCost };
   registerApiKeys(app, config.apiKeys);
+  const { workers, queueLimit, blasThreads } = pool.stats();
+  app.log.info({ workers, blasThreads, queueLimit, requestTimeoutMs: config.requestTimeoutMs, apiKeys: config.apiKeys.length }, 'compute pool ready');
   await app.register(healthRoutes, { version, stats: () => pool.stats() });
   await app.register(jacobianRoutes, { runTask, limits });
   await app.register(hessianRoutes, { runTask, limits });

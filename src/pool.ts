@@ -65,6 +65,9 @@ export function blasThreadsFor(workers: number, env: Readonly<Record<string, str
   return Math.max(1, Math.floor(availableParallelism() / Math.max(1, workers)));
 }
 
+/** How long closing the pool waits for the worker threads to exit. */
+const DESTROY_WAIT_MS = 5000;
+
 /** Why a task was aborted, kept on the controller's reason so the rejection can be told apart. */
 class TaskAborted extends Error {
   constructor(readonly why: 'client' | 'timeout' | 'closing') {
@@ -201,7 +204,13 @@ class ThreadPool extends BasePool {
   }
 
   protected async endWorkers(): Promise<void> {
-    await this.piscina.destroy();
+    // piscina waits for each worker's 'exit'; a worker that is never heard from again must not hold
+    // the shutdown forever, so the wait is bounded (the process exits after close in any case).
+    let timer: NodeJS.Timeout | undefined;
+    const bounded = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), DESTROY_WAIT_MS); });
+    const outcome = await Promise.race([this.piscina.destroy().then(() => 'done' as const), bounded]);
+    clearTimeout(timer);
+    if (outcome === 'timeout') process.emitWarning(`compute pool: workers did not exit within ${DESTROY_WAIT_MS} ms of destroy; continuing`);
   }
 }
 
