@@ -204,6 +204,10 @@ class ThreadPool extends BasePool {
   }
 
   protected async endWorkers(): Promise<void> {
+    // A worker terminated by an abort may report its exit only after the pool is destroyed, and
+    // piscina then starts a replacement to keep minThreads, which would keep the process alive:
+    // with minThreads 0 nothing is started again.
+    (this.piscina.options as { minThreads: number }).minThreads = 0;
     // piscina waits for each worker's 'exit'; a worker that is never heard from again must not hold
     // the shutdown forever, so the wait is bounded (the process exits after close in any case).
     let timer: NodeJS.Timeout | undefined;
