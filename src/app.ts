@@ -60,6 +60,8 @@ function documentBinaryHeaders(doc: Parameters<typeof jsonSchemaTransform>[0]): 
   return out;
 }
 
+const COMPUTE_PATHS = new Set(['/jacobian', '/hessian', '/hessian/vector-product', '/hessian/inverse']);
+
 const REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
 
 export async function buildApp(options: AppOptions = {}): Promise<FastifyInstance> {
@@ -147,6 +149,11 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   const { maxResultBytes, maxTaskBytes, maxPoints, maxParameters, maxFiniteDifferenceCost } = config;
   const limits = { maxResultBytes, maxTaskBytes, maxPoints, maxParameters, maxFiniteDifferenceCost };
   registerApiKeys(app, config.apiKeys);
+  // Shed load before reading a body: a full pool answers 503 at once instead of parsing up to
+  // BODY_LIMIT of JSON only to refuse it (the pool checks again when the task is queued).
+  app.addHook('onRequest', async (req) => {
+    if (req.method === 'POST' && COMPUTE_PATHS.has(req.url.split('?')[0])) pool.admit();
+  });
   const { workers, queueLimit, blasThreads } = pool.stats();
   app.log.info({ workers, blasThreads, queueLimit, requestTimeoutMs: config.requestTimeoutMs, apiKeys: config.apiKeys.length }, 'compute pool ready');
   await app.register(healthRoutes, { version, stats: () => pool.stats() });

@@ -43,6 +43,8 @@ export interface PoolStats {
 export interface ComputePool {
   /** Sizes, admits and runs a task; `signal` aborts it (the caller disconnected). */
   run(task: ComputeTask, signal?: AbortSignal): Promise<ComputeResult>;
+  /** Throws the 503 (OVERLOADED, with retryAfter) that `run` would give now for want of room. */
+  admit(): void;
   stats(): PoolStats;
   /** Stops taking tasks, waits for those in flight, then ends the workers. */
   close(): Promise<void>;
@@ -95,17 +97,7 @@ abstract class BasePool implements ComputePool {
 
   async run(task: ComputeTask, signal?: AbortSignal): Promise<ComputeResult> {
     checkTaskSize(task, this.config);
-    if (this.closing) {
-      throw Object.assign(new ServiceError('OVERLOADED', { detail: 'the service is shutting down; retry on another instance' }), { retryAfter: 1 });
-    }
-    const capacity = Math.max(1, this.workers) + this.config.queueLimit;
-    if (this.inFlight >= capacity) {
-      this.rejected++;
-      const retryAfter = Math.min(60, Math.max(1, Math.ceil((this.meanMs * (this.config.queueLimit + 1)) / Math.max(1, this.workers) / 1000)));
-      throw Object.assign(new ServiceError('OVERLOADED', {
-        detail: `all ${this.workers} workers are busy and ${this.config.queueLimit} requests are waiting (QUEUE_LIMIT); retry in about ${retryAfter} s`,
-      }), { retryAfter });
-    }
+    this.admit();
     const controller = new AbortController();
     const onAbort = () => controller.abort(new TaskAborted('client'));
     if (signal?.aborted) onAbort();
@@ -139,6 +131,20 @@ abstract class BasePool implements ComputePool {
       signal?.removeEventListener('abort', onAbort);
       this.inFlight--;
       if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  admit(): void {
+    if (this.closing) {
+      throw Object.assign(new ServiceError('OVERLOADED', { detail: 'the service is shutting down; retry on another instance' }), { retryAfter: 1 });
+    }
+    const capacity = Math.max(1, this.workers) + this.config.queueLimit;
+    if (this.inFlight >= capacity) {
+      this.rejected++;
+      const retryAfter = Math.min(60, Math.max(1, Math.ceil((this.meanMs * (this.config.queueLimit + 1)) / Math.max(1, this.workers) / 1000)));
+      throw Object.assign(new ServiceError('OVERLOADED', {
+        detail: `all ${this.workers} workers are busy and ${this.config.queueLimit} requests are waiting (QUEUE_LIMIT); retry in about ${retryAfter} s`,
+      }), { retryAfter });
     }
   }
 

@@ -83,9 +83,9 @@ test('more concurrent heavy requests than workers plus queue: the excess get 503
   assert.ok(bigAnswers.every((a) => a.byteLength > 1105 * 1105 * 8));
   clearInterval(sampler);
   let after = server.rssMiB();
-  await until(() => (after = server.rssMiB()) - baseline < 128, 3000);
+  await until(() => (after = server.rssMiB()) - baseline < 192, 5000);
   t.diagnostic(`${total} requests in ${Math.round(elapsed)} ms; /health max ${healthMax.toFixed(1)} ms over ${healthCount} probes; server RSS ${baseline.toFixed(0)} → peak ${peak.toFixed(0)} → ${after.toFixed(0)} MiB`);
-  assert.ok(after - baseline < 128, `server RSS grew from ${baseline.toFixed(0)} to ${after.toFixed(0)} MiB (peak ${peak.toFixed(0)})`);
+  assert.ok(after - baseline < 192, `server RSS grew from ${baseline.toFixed(0)} to ${after.toFixed(0)} MiB (peak ${peak.toFixed(0)})`);
 });
 
 test('a client that disconnects during a long exact Hessian frees its worker within a second, and the next request is served at once', { timeout: 120_000 }, async (t) => {
