@@ -6,6 +6,7 @@
 import { ServiceError, shapeError } from './errors.ts';
 import { checkTaskSize, type SizeLimits } from './limits.ts';
 import {
+  assertFinite,
   choleskyInverse,
   diagonalApproximation,
   exactHessian,
@@ -60,8 +61,8 @@ export function compute(task: ComputeTask): ComputeResult {
   // check (microseconds) for callers that run compute directly.
   checkTaskSize(task, task.limits);
   const result = dispatch(task);
-  assertFinite(result.name, result.array);
-  if (result.outputs) assertFinite('outputs', result.outputs);
+  assertFinite(result.name, result.array.data, result.array.shape);
+  if (result.outputs) assertFinite('outputs', result.outputs.data, result.outputs.shape);
   const ld = result.scalars.logDeterminant;
   if (ld !== undefined && !Number.isFinite(ld)) {
     throw new ServiceError('NON_FINITE_RESULT', { detail: `logDeterminant is ${ld}; the matrix is numerically singular or overflows — use a larger damping` });
@@ -125,7 +126,7 @@ function dispatch(task: ComputeTask): ComputeResult {
       } else {
         const h = request.hessian === 'exact' ? exactHessian(p) : outerProductHessian(p);
         // An overflowing Hessian is refused as such before the factorisation (whose eigenvalue hint needs finite entries).
-        assertFinite('hessian', { data: h, shape: [w, w] });
+        assertFinite('hessian', h, [w, w]);
         r = choleskyInverse(h, w, request.damping);
       }
       return { name: 'inverse', array: { data: r.inverse, shape: [w, w] }, scalars: { parameterCount: w, logDeterminant: r.logDeterminant } };
@@ -148,20 +149,3 @@ function matrix(m: { rows: number; cols: number; data: Float64Array }): ArrayRes
   return { data: m.data, shape: [m.rows, m.cols] };
 }
 
-/** Refuses an answer with NaN or ±Infinity, naming the first bad entry. */
-function assertFinite(name: string, a: ArrayResult): void {
-  const d = a.data;
-  for (let i = 0; i < d.length; i++) {
-    if (!Number.isFinite(d[i])) {
-      let count = 0;
-      for (let j = i; j < d.length; j++) if (!Number.isFinite(d[j])) count++;
-      const idx: number[] = [];
-      let rest = i;
-      for (let s = a.shape.length - 1; s >= 0; s--) { idx.unshift(rest % a.shape[s]); rest = Math.floor(rest / a.shape[s]); }
-      throw new ServiceError('NON_FINITE_RESULT', {
-        detail: `${name} has ${count} non-finite entr${count === 1 ? 'y' : 'ies'}, the first ${name}${idx.map((x) => `[${x}]`).join('')} = ${d[i]}; ` +
-          'the activations or the error overflow in float64 — scale the inputs or weights down',
-      });
-    }
-  }
-}

@@ -6,6 +6,7 @@
  */
 import { ServiceError } from './errors.ts';
 import type { ComputeTask } from './compute.ts';
+import { curvatureScratchBytes } from './core/index.ts';
 
 /** The limits a task is sized against (a subset of Config, so a Config serves). */
 export interface SizeLimits {
@@ -91,7 +92,7 @@ export function taskSize(task: ComputeTask): TaskSize {
           // two gradients and a perturbed copy of the network per step
           return size(`the finite-difference Hessian for W = ${fmt(w)} parameters`, w * w, DOUBLE * 4 * w);
         default:
-          return size(`the ${task.request.method === 'exact' ? 'exact' : 'outer-product'} Hessian for W = ${fmt(w)} parameters`, w * w, CHUNK);
+          return size(`the ${task.request.method === 'exact' ? 'exact' : 'outer-product'} Hessian for W = ${fmt(w)} parameters`, w * w, curvatureScratch(task, n));
       }
     case 'hessian-vector-product':
       // the R-forward and R-backward passes mirror the ordinary ones
@@ -103,9 +104,14 @@ export function taskSize(task: ComputeTask): TaskSize {
       // copy for the eigenvalue hint where W ≤ 800, plus the Hessian's own chunks.
       return r.method === 'woodbury'
         ? size(what, w * w, CHUNK / 2 + DOUBLE * 128 * (w + 128))
-        : size(what, w * w, CHUNK + (w <= 800 ? DOUBLE * w * w : 0));
+        : size(what, w * w, curvatureScratch(task, n) + (w <= 800 ? DOUBLE * w * w : 0));
     }
   }
+}
+
+/** The core's own account of the scratch memory of an exact or outer-product Hessian. */
+function curvatureScratch(task: ComputeTask, n: number): number {
+  return curvatureScratchBytes(task.request.network.layers.map((l) => ({ out: l.bias.length, in: l.weights[0]?.length ?? 0 })), n);
 }
 
 /** Refuses (413) a task whose size is over `limits`, naming the sizes, the limit's variable and an alternative. */

@@ -263,6 +263,49 @@ function symmetrizeBlocks(h: Float64Array, W: number, layerStart: number[]): voi
   }
 }
 
+/** The layer sizes the plan needs. */
+type LayerSize = Pick<Layer, 'in' | 'out'>;
+
+/** Doubles of a block's sum over chunks: packed pairs for a layer's own block, the full product layout otherwise. */
+function blockSumLength(ll: LayerSize, lm: LayerSize, own: boolean): number {
+  return own
+    ? ((ll.out * (ll.out + 1)) / 2) * (((ll.in + 1) * (ll.in + 2)) / 2)
+    : ll.out * lm.out * (ll.in + 1) * (lm.in + 1);
+}
+
+/**
+ * How the data are split: doubles per data point held at once (the A's, one pulled-back A and
+ * S, the Khatri–Rao rows), points per chunk, and the doubles of the block sums kept when there
+ * is more than one chunk.
+ */
+function curvaturePlan(layers: readonly LayerSize[], n: number, budget: number): { chunk: number; chunked: boolean; perPoint: number; sumDoubles: number } {
+  let selfSize = 0;
+  let blockSize = 0;
+  let sumDoubles = 0;
+  layers.forEach((ll, l) => {
+    selfSize += ll.out * ll.out + (ll.in + 1);
+    for (let m = 0; m <= l; m++) {
+      const lm = layers[m];
+      blockSize = Math.max(blockSize, 2 * ll.out * lm.out + 2 * ll.in * lm.out + (ll.in + 1) * (lm.in + 1) + ll.out * (lm.in + 1));
+      sumDoubles += blockSumLength(ll, lm, m === l);
+    }
+  });
+  const perPoint = selfSize + blockSize;
+  const chunk = chunkSize(n, perPoint, budget);
+  return { chunk, chunked: chunk < n, perPoint, sumDoubles };
+}
+
+/**
+ * Bytes the exact or outer-product Hessian of a network with these layer sizes needs for N data
+ * points besides its W × W answer and the forward/backward passes: the per-chunk working arrays
+ * and either the block sums (several chunks) or two temporary tiles (one chunk). For sizing
+ * requests before work.
+ */
+export function curvatureScratchBytes(layers: readonly LayerSize[], n: number): number {
+  const plan = curvaturePlan(layers, n, CHUNK_BUDGET);
+  return 8 * (plan.chunk * plan.perPoint + (plan.chunked ? plan.sumDoubles : 2 * TILE_BUDGET));
+}
+
 function curvatureMatrix(p: Problem, exact: boolean, budgets: CurvatureBudgets): Float64Array {
   const tileBudget = budgets.tile ?? TILE_BUDGET;
   const net = p.network;
@@ -271,24 +314,10 @@ function curvatureMatrix(p: Problem, exact: boolean, budgets: CurvatureBudgets):
   const f = forward(net, p.inputs);
   const b = backward(p, f);
   const h = new Float64Array(W * W);
-  // doubles per data point held at once: A's, one pulled-back A and S, the Khatri–Rao rows
-  let selfSize = 0;
-  let blockSize = 0;
-  for (let l = 0; l < L; l++) {
-    const { out, in: inL } = net.layers[l];
-    selfSize += out * out + (inL + 1);
-    for (let m = 0; m <= l; m++) {
-      const { out: outM, in: inM } = net.layers[m];
-      blockSize = Math.max(blockSize, 2 * out * outM + 2 * inL * outM + (inL + 1) * (inM + 1) + out * (inM + 1));
-    }
-  }
-  const chunk = chunkSize(f.n, selfSize + blockSize, budgets.chunk ?? CHUNK_BUDGET);
+  const { chunk, chunked } = curvaturePlan(net.layers, f.n, budgets.chunk ?? CHUNK_BUDGET);
   // With several chunks, each curvature block is summed over all of them in its product layout
-  // and scattered once (≤ W² more memory) rather than scattered per chunk.
-  const blockLength = (ll: Layer, lm: Layer) => ll === lm
-    ? ((ll.out * (ll.out + 1)) / 2) * (((ll.in + 1) * (ll.in + 2)) / 2)
-    : ll.out * lm.out * (ll.in + 1) * (lm.in + 1);
-  const sums = chunk < f.n ? net.layers.map((ll, l) => net.layers.slice(0, l + 1).map((lm) => new Float64Array(blockLength(ll, lm)))) : undefined;
+  // and scattered once rather than scattered per chunk.
+  const sums = chunked ? net.layers.map((ll, l) => net.layers.slice(0, l + 1).map((lm, m) => new Float64Array(blockSumLength(ll, lm, m === l)))) : undefined;
   for (let n0 = 0; n0 < f.n; n0 += chunk) {
     const c = Math.min(chunk, f.n - n0);
     const aSelf = selfCurvatures(p, f, b, exact, n0, c);

@@ -10,7 +10,7 @@ export {
 } from './network.ts';
 export { errorValue, gradient } from './backprop.ts';
 export { inputJacobian, parameterJacobian, checkParameterVector, type JacobianResult } from './jacobian.ts';
-export { exactHessian, outerProductHessian, hessianDiagonal } from './hessian.ts';
+export { exactHessian, outerProductHessian, hessianDiagonal, curvatureScratchBytes, type CurvatureBudgets } from './hessian.ts';
 export { diagonalApproximation } from './diagonal-approximation.ts';
 export { finiteDifferenceHessian, FINITE_DIFFERENCE_STEP } from './finite-difference.ts';
 export { hessianVectorProduct } from './r-operator.ts';
