@@ -70,8 +70,7 @@ function parseThreads(raw: string): number {
 
 /**
  * Sets OpenBLAS's thread count, process-wide (every worker thread shares it); a no-op for the
- * TypeScript backend, which is single-threaded. A worker pool may call it with
- * ⌊cores / workers⌋ to trade a lone request's latency for less contention.
+ * TypeScript backend, which is single-threaded. The worker pool sets it (src/pool.ts).
  */
 export function setBlasThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`BLAS threads must be a positive integer, got ${n}`);
