@@ -10,7 +10,11 @@
  * - Cholesky inverse of the damped outer product: the outer product, then potrf (W³/3) and
  *   potri (2W³/3): N·(W² + Σ_l W_l²) + W³;
  * - Woodbury inverse: two W × W × k GEMMs per block of k rows of the N·K rows: 4·N·K·W².
+ *
+ * The exact Hessian's model counts each layer's own block in full; the core computes it from
+ * packed symmetric pairs, a quarter of that, so its GFLOP/s column overstates the work done.
  */
+import { seededRandom } from '../../test/helpers/random.ts';
 
 export interface LayerSpec {
   readonly weights: number[][];
@@ -52,18 +56,6 @@ export type Target =
 
 /** The inverse workloads' damping α in (H + αI)⁻¹. */
 export const DAMPING = 0.1;
-
-/** mulberry32: a small seeded generator, so every run sends the same numbers. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A 2-layer tanh network D → M (tanh) → K (identity) with N points, for sum-of-squares. */
 export function makeProblem(d: number, m: number, k: number, n: number, seed = 1): Problem {
