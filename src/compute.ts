@@ -3,7 +3,7 @@
  * plain data (objects, arrays, numbers, Float64Arrays), so the same function can run in this
  * thread or in a worker thread behind a structured-clone boundary.
  */
-import { ServiceError, shapeError } from './errors.ts';
+import { ServiceError } from './errors.ts';
 import { checkTaskSize, type SizeLimits } from './limits.ts';
 import {
   assertFinite,
@@ -105,9 +105,6 @@ function dispatch(task: ComputeTask): ComputeResult {
     case 'hessian-vector-product': {
       const p = problem(task.request);
       const w = p.network.parameterCount;
-      if (task.request.vector.length !== w) {
-        throw shapeError(`vector has ${task.request.vector.length} entries but the network has W = ${w} parameters; give one entry per parameter, in the parameter order`);
-      }
       const product = hessianVectorProduct(p, Float64Array.from(task.request.vector));
       return { name: 'product', array: { data: product, shape: [w] }, scalars: { parameterCount: w } };
     }

@@ -97,6 +97,6 @@ export function parameterJacobian(net: Network, inputs: Matrix): JacobianResult 
 /** Checks that a vector has one entry per parameter. */
 export function checkParameterVector(net: Network, v: Float64Array, field: string): void {
   if (v.length !== net.parameterCount) {
-    throw shapeError(`${field} has ${v.length} entries but the network has ${net.parameterCount} parameters; give one entry per parameter, in the API's parameter order`);
+    throw shapeError(`${field} has ${v.length} entries but the network has W = ${net.parameterCount} parameters; give one entry per parameter, in the API's parameter order`);
   }
 }

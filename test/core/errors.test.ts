@@ -65,7 +65,7 @@ test('targets outside their domain are refused', () => {
 
 test('a vector of the wrong length is refused', () => {
   const p = randomProblem(RANDOM_SPECS[2]);
-  refuses(() => hessianVectorProduct(p, new Float64Array(3)), 'SHAPE_MISMATCH', /vector has 3 entries but the network has 26 parameters/);
+  refuses(() => hessianVectorProduct(p, new Float64Array(3)), 'SHAPE_MISMATCH', /vector has 3 entries but the network has W = 26 parameters/);
 });
 
 test('damping must be positive and finite', () => {
