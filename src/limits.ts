@@ -6,7 +6,7 @@
  */
 import { ServiceError } from './errors.ts';
 import type { ComputeTask } from './compute.ts';
-import { curvatureScratchBytes } from './core/index.ts';
+import { countParameters, curvatureScratchBytes } from './core/index.ts';
 
 /** The limits a task is sized against (a subset of Config, so a Config serves). */
 export interface SizeLimits {
@@ -48,14 +48,9 @@ const CHUNK = (1 << 23) * DOUBLE;
 export function requestDims(task: ComputeTask): RequestDims {
   const layers = task.request.network.layers;
   const inputs = task.request.inputs;
-  let w = 0;
-  let units = 0;
-  for (const l of layers) {
-    const out = l.bias.length;
-    const inSize = l.weights[0]?.length ?? 0;
-    w += out * inSize + out;
-    units += out;
-  }
+  const sizes = layerSizes(task);
+  const w = countParameters(sizes);
+  const units = sizes.reduce((s, l) => s + l.out, 0);
   return {
     // JSON rows, or a dense Matrix from a .npy part
     n: Array.isArray(inputs) ? inputs.length : (inputs as { rows: number }).rows,
@@ -109,9 +104,14 @@ export function taskSize(task: ComputeTask): TaskSize {
   }
 }
 
+/** Each layer's (out, in), read from its bias and first row of weights. */
+function layerSizes(task: ComputeTask): { out: number; in: number }[] {
+  return task.request.network.layers.map((l) => ({ out: l.bias.length, in: l.weights[0]?.length ?? 0 }));
+}
+
 /** The core's own account of the scratch memory of an exact or outer-product Hessian. */
 function curvatureScratch(task: ComputeTask, n: number): number {
-  return curvatureScratchBytes(task.request.network.layers.map((l) => ({ out: l.bias.length, in: l.weights[0]?.length ?? 0 })), n);
+  return curvatureScratchBytes(layerSizes(task), n);
 }
 
 /** Refuses (413) a task whose size is over `limits`, naming the sizes, the limit's variable and an alternative. */
