@@ -13,7 +13,7 @@ export interface ElementwiseActivation {
 }
 
 /** softplus(a) = log(1 + eᵃ), computed without overflow. */
-function softplus(a: number): number {
+export function softplus(a: number): number {
   return a > 0 ? a + Math.log1p(Math.exp(-a)) : Math.log1p(Math.exp(a));
 }
 

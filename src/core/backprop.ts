@@ -5,7 +5,7 @@
  * z_l = h_l(a_l), δ_l = ∂E_n/∂a_l, g_l = ∂E_n/∂z_l = W_{l+1}ᵀ δ_{l+1} (PRML 5.56).
  */
 import { linalg } from './linalg/index.ts';
-import { forward, type ForwardPass, type Network, type Problem } from './network.ts';
+import { forward, type ForwardPass, type Layer, type Network, type Problem } from './network.ts';
 
 export interface BackwardPass {
   /** deltas[l] (N × out_l) = ∂E_n/∂a_l. */
@@ -129,13 +129,15 @@ export function augmentedInputs(f: ForwardPass, l: number, n0: number, c: number
  * API's parameter index: offset + i·in + j for weights, offset + out·in + i for the bias.
  */
 export function parameterIndexMap(net: Network, l: number): Int32Array {
-  const { out, in: inSize, offset } = net.layers[l];
-  const map = new Int32Array(out * (inSize + 1));
-  for (let i = 0; i < out; i++) {
-    for (let j = 0; j < inSize; j++) map[i * (inSize + 1) + j] = offset + i * inSize + j;
-    map[i * (inSize + 1) + inSize] = offset + out * inSize + i;
-  }
+  const layer = net.layers[l];
+  const map = new Int32Array(layer.out * (layer.in + 1));
+  for (let i = 0; i < layer.out; i++) for (let j = 0; j <= layer.in; j++) map[i * (layer.in + 1) + j] = thetaIndex(layer, i, j);
   return map;
+}
+
+/** Index in the API's parameter vector of θ_l[i][j] (j = in is the bias b_l[i]). */
+export function thetaIndex(layer: Layer, i: number, j: number): number {
+  return j < layer.in ? layer.offset + i * layer.in + j : layer.offset + layer.out * layer.in + i;
 }
 
 /** How many data points to process at once so that `perPoint` doubles per point stay near `budget`. */

@@ -2,6 +2,7 @@
  * The Hessian by finite differences (PRML §5.4.4), as a check on the other methods.
  */
 import { gradient } from './backprop.ts';
+import { symmetrizeByAveraging } from './linalg/index.ts';
 import { parameterVector, withParameters, type Problem } from './network.ts';
 
 /** The default step ε of the central differences: near the optimum (machine ε)^{1/3} for O(1) weights. */
@@ -26,10 +27,6 @@ export function finiteDifferenceHessian(p: Problem, step = FINITE_DIFFERENCE_STE
     w[i] = wi;
     for (let j = 0; j < W; j++) h[j * W + i] = (gp[j] - gm[j]) / (2 * step);
   }
-  for (let i = 0; i < W; i++) for (let j = 0; j < i; j++) {
-    const v = 0.5 * (h[i * W + j] + h[j * W + i]);
-    h[i * W + j] = v;
-    h[j * W + i] = v;
-  }
+  symmetrizeByAveraging(W, h);
   return h;
 }

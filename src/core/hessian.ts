@@ -29,7 +29,7 @@
  * chunks of data points for the rest.
  */
 import { linalg } from './linalg/index.ts';
-import { augmentedInputs, backward, chunkSize, outputMatrices, parameterIndexMap, pullBack, type BackwardPass } from './backprop.ts';
+import { augmentedInputs, backward, chunkSize, outputMatrices, parameterIndexMap, pullBack, thetaIndex, type BackwardPass } from './backprop.ts';
 import { forward, type ForwardPass, type Layer, type Problem } from './network.ts';
 
 /** Doubles of temporary block product kept at once (32 MB). */
@@ -90,11 +90,6 @@ function khatriRao(x: Float64Array, nx: number, y: Float64Array, ny: number, c: 
     }
   }
   return out;
-}
-
-/** Index in the API's parameter vector of θ_l[i][j] (j = in is the bias b_l[i]). */
-function thetaIndex(layer: Layer, i: number, j: number): number {
-  return j < layer.in ? layer.offset + i * layer.in + j : layer.offset + layer.out * layer.in + i;
 }
 
 /**

@@ -6,7 +6,7 @@ import { EigenvalueDecomposition, Matrix as MlMatrix } from 'ml-matrix';
 import { ServiceError } from '../errors.ts';
 import { chunkSize, outputMatrices } from './backprop.ts';
 import { jacobianRows } from './jacobian.ts';
-import { linalg, symmetrizeFromLower } from './linalg/index.ts';
+import { linalg, symmetrizeByAveraging, symmetrizeFromLower } from './linalg/index.ts';
 import { forward, type Problem } from './network.ts';
 
 export interface InverseResult {
@@ -46,7 +46,9 @@ export function woodburyInverse(p: Problem, damping: number, blockSize = 128): I
   let logDet = W * Math.log(damping);
   const f = forward(net, p.inputs);
   const pointsPerBlock = Math.max(1, Math.floor(blockSize / K));
-  const chunk = Math.max(pointsPerBlock, chunkSize(f.n, K * W, 1 << 22) - (chunkSize(f.n, K * W, 1 << 22) % pointsPerBlock));
+  // points per chunk of Jacobian rows (≤ 32 MB), a whole number of blocks
+  const fits = chunkSize(f.n, K * W, 1 << 22);
+  const chunk = Math.max(pointsPerBlock, fits - (fits % pointsPerBlock));
   const kMax = pointsPerBlock * K;
   const v = new Float64Array(kMax * W);
   const s = new Float64Array(kMax * kMax);
@@ -72,11 +74,7 @@ export function woodburyInverse(p: Problem, damping: number, blockSize = 128): I
     }
   }
   // M stays symmetric up to rounding; make it exactly so
-  for (let i = 0; i < W; i++) for (let j = 0; j < i; j++) {
-    const x = 0.5 * (m[i * W + j] + m[j * W + i]);
-    m[i * W + j] = x;
-    m[j * W + i] = x;
-  }
+  symmetrizeByAveraging(W, m);
   return { inverse: m, logDeterminant: logDet };
 }
 

@@ -14,7 +14,7 @@
  * One entry per loss; each entry handles the output activations its pairing allows.
  */
 import { ServiceError } from '../errors.ts';
-import { ELEMENTWISE, type ActivationName } from './activations.ts';
+import { ELEMENTWISE, softplus, type ActivationName } from './activations.ts';
 import { linalg } from './linalg/index.ts';
 
 export type LossName = 'sum-of-squares' | 'cross-entropy' | 'softmax-cross-entropy';
@@ -154,7 +154,7 @@ const crossEntropy: OutputHead = {
   error(a, _y, t) {
     let s = 0;
     // −[t ln σ(a) + (1−t) ln(1−σ(a))] = softplus(a) − t·a, computed stably
-    for (let i = 0; i < a.length; i++) s += (a[i] > 0 ? a[i] + Math.log1p(Math.exp(-a[i])) : Math.log1p(Math.exp(a[i]))) - t[i] * a[i];
+    for (let i = 0; i < a.length; i++) s += softplus(a[i]) - t[i] * a[i];
     return s;
   },
   delta(_a, y, t, out) {

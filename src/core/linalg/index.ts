@@ -105,6 +105,18 @@ export function linalgInfo(): LinalgInfo {
   return { backend: 'openblas', threads: addon.getNumThreads(), reason, openblas: `${addon.config()} (core ${addon.corename()})` };
 }
 
+/**
+ * Makes the n × n row-major matrix `a` exactly symmetric by replacing each pair a[i][j], a[j][i]
+ * with their mean (for results that are symmetric in exact arithmetic). Cost n²/2.
+ */
+export function symmetrizeByAveraging(n: number, a: Float64Array): void {
+  for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) {
+    const v = 0.5 * (a[i * n + j] + a[j * n + i]);
+    a[i * n + j] = v;
+    a[j * n + i] = v;
+  }
+}
+
 /** Mirrors the lower triangle of the n × n row-major matrix `a` into its upper triangle. Cost n²/2. */
 export function symmetrizeFromLower(n: number, a: Float64Array, lda = n): void {
   for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) a[j * lda + i] = a[i * lda + j];
