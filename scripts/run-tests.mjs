@@ -5,6 +5,11 @@
 // The core runs on two linear-algebra backends. When the default one is the native OpenBLAS
 // backend, the tests under test/core run a second time with CURVATURE_LINALG=typescript, and a
 // last line adds both runs up ("total: N passed, N failed, N skipped").
+//
+// Nothing here may hang CI: every test has a time limit (--test-timeout), a test file whose
+// process would stay alive after its last test is ended (--test-force-exit), and a whole run that
+// passes TEST_RUN_LIMIT_MS (25 min) is killed with its process group and reported as a failure, naming the last
+// test it had started.
 import { readdirSync, statSync } from 'node:fs';
 import { join, sep } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
@@ -19,12 +24,27 @@ roots.forEach(walk);
 
 const ansi = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g');
 
+/** Longest a single test may take (each test may set a shorter one of its own). */
+const TEST_LIMIT_MS = 10 * 60_000;
+/** Longest one run of node:test may take; the whole suite takes about two minutes here. */
+const RUN_LIMIT_MS = Number(process.env.TEST_RUN_LIMIT_MS) || 25 * 60_000;
+
 /** Runs node:test on `list`, echoing its output, and returns its exit code and summary counts. */
 function runTests(list, env) {
   // Piped, node:test would switch to TAP; keep its readable reporter for a person at a terminal.
   const reporter = process.stdout.isTTY ? ['--test-reporter=spec'] : [];
-  const args = ['--import', 'tsx', '--test', '--test-concurrency=1', ...reporter, ...list];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env });
+  const args = ['--import', 'tsx', '--test', '--test-concurrency=1', `--test-timeout=${TEST_LIMIT_MS}`,
+    '--test-force-exit', ...reporter, ...list];
+  // its own process group, so that the watchdog below can end the test files' processes too
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env, detached: true });
+  const started = Date.now();
+  let killed = false;
+  let lastStarted = '(none yet)';
+  const watchdog = setTimeout(() => {
+    killed = true;
+    console.log(`\n# run-tests: this run passed its limit of ${RUN_LIMIT_MS / 1000} s (TEST_RUN_LIMIT_MS) at ${Math.round((Date.now() - started) / 1000)} s; killing it. The last test started: ${lastStarted}`);
+    try { process.kill(-child.pid, 'SIGKILL'); } catch { child.kill('SIGKILL'); }
+  }, RUN_LIMIT_MS);
   const counts = { pass: 0, fail: 0, skipped: 0 };
   let tail = '';
   child.stdout.on('data', (chunk) => {
@@ -32,18 +52,25 @@ function runTests(list, env) {
     const lines = (tail + chunk.toString('utf8')).split('\n');
     tail = lines.pop();
     for (const line of lines) {
-      const m = /^(?:# |\u2139 )(pass|fail|skipped) (\d+)$/.exec(line.replace(ansi, ''));
+      const plain = line.replace(ansi, '');
+      const sub = /^\s*# Subtest: (.*)$/.exec(plain);
+      if (sub) lastStarted = sub[1];
+      const m = /^(?:# |\u2139 )(pass|fail|skipped) (\d+)$/.exec(plain);
       if (m) counts[m[1]] = Number(m[2]);
     }
   });
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code: code ?? 1, counts })));
+  return new Promise((resolve) => child.on('close', (code) => {
+    clearTimeout(watchdog);
+    if (killed) counts.fail += 1;
+    resolve({ code: killed ? 1 : code ?? 1, counts });
+  }));
 }
 
 /** The backend the core picks by default in this environment. */
 function defaultBackend(env) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', '-e',
     "import('./src/core/linalg/index.ts').then((m) => process.stdout.write(JSON.stringify(m.linalgInfo())))"],
-  { env, encoding: 'utf8' });
+  { env, encoding: 'utf8', timeout: 120_000 });
   try {
     return JSON.parse(r.stdout);
   } catch {
