@@ -19,11 +19,12 @@ export const HealthResponseSchema = z.object({
       busyWorkers: z.number().int().describe('Workers computing now.'),
       queued: z.number().int().describe('Requests waiting for a worker.'),
       queueLimit: z.number().int().describe('Most requests that may wait (QUEUE_LIMIT); past it, 503 with Retry-After.'),
-      blasThreads: z.number().int().describe('OpenBLAS threads per kernel call, ⌊cores / workers⌋ unless CURVATURE_BLAS_THREADS is set.'),
+      blasThreads: z.number().int().describe('OpenBLAS threads per kernel call (process-wide): every core unless CURVATURE_BLAS_THREADS is set.'),
       completedTasks: z.number().int(),
       abortedTasks: z.number().int().describe('Computations aborted because the client disconnected.'),
       timedOutTasks: z.number().int().describe('Computations aborted after REQUEST_TIMEOUT_MS.'),
       rejectedTasks: z.number().int().describe('Requests refused with 503 because the queue was full.'),
+      terminatedWorkers: z.number().int().describe('Workers terminated and replaced because an aborted computation did not stop within the grace period (it stops at its next kernel call otherwise, and its worker stays).'),
     })
     .describe('The compute pool: its size, load and counters.'),
 });

@@ -4,8 +4,10 @@
  *
  * - size before work: every task is sized in the main thread (src/limits.ts) before it is queued;
  * - load shedding: at most `workers + queueLimit` tasks in flight, past that 503 + Retry-After;
- * - cancellation: a task whose caller went away, or that ran past REQUEST_TIMEOUT_MS, is aborted;
- *   piscina terminates a worker running an aborted task and starts a fresh one;
+ * - cancellation: a task whose caller went away, or that ran past REQUEST_TIMEOUT_MS, is stopped:
+ *   a queued one leaves the queue; a running one is asked to stop through a flag it shares with
+ *   its worker (src/worker.ts), which ends it at the next kernel call and keeps the worker warm;
+ *   only a task that does not stop within STOP_GRACE_MS has its worker terminated (and replaced);
  * - counters for GET /health: workers, busy, queued, completed, aborted, timed out, shed.
  *
  * OpenBLAS keeps one thread pool per process, shared by all workers; unless CURVATURE_BLAS_THREADS
@@ -18,7 +20,9 @@ import type { Config } from './config.ts';
 import { ServiceError } from './errors.ts';
 import { checkTaskSize } from './limits.ts';
 import { setBlasThreads } from './core/linalg/index.ts';
-import type { WorkerReply } from './worker.ts';
+import { STARTED, STOP, stopFlags } from './stop-flags.ts';
+// types only: the worker module must not load in the main thread (it lowers its thread's priority)
+import type { WorkerReply, WorkerTask } from './worker.ts';
 
 export interface PoolStats {
   /** Worker threads (0: computing in the main thread). */
@@ -38,6 +42,8 @@ export interface PoolStats {
   readonly timedOutTasks: number;
   /** Requests refused with 503 because the queue was full. */
   readonly rejectedTasks: number;
+  /** Workers terminated (and replaced) because a stopped task did not end within the grace period. */
+  readonly terminatedWorkers: number;
 }
 
 export interface ComputePool {
@@ -73,6 +79,13 @@ export function blasThreadsFor(_workers: number, env: Readonly<Record<string, st
   return availableParallelism();
 }
 
+/**
+ * How long a running task that was asked to stop may take to end by itself before its worker is
+ * terminated. It ends at its next kernel call, which comes within milliseconds in the core's
+ * chunked loops; a native call already running cannot be interrupted either way.
+ */
+const STOP_GRACE_MS = 2000;
+
 /** How long closing the pool waits for the worker threads to exit. */
 const DESTROY_WAIT_MS = 5000;
 
@@ -90,6 +103,7 @@ abstract class BasePool implements ComputePool {
   protected aborted = 0;
   protected timedOut = 0;
   protected rejected = 0;
+  protected terminated = 0;
   protected closing = false;
   /** Mean task time in ms (exponentially weighted), for Retry-After. */
   private meanMs = 1000;
@@ -166,6 +180,7 @@ abstract class BasePool implements ComputePool {
       abortedTasks: this.aborted,
       timedOutTasks: this.timedOut,
       rejectedTasks: this.rejected,
+      terminatedWorkers: this.terminated,
     };
   }
 
@@ -208,7 +223,27 @@ class ThreadPool extends BasePool {
   }
 
   protected async execute(task: ComputeTask, signal: AbortSignal): Promise<ComputeResult> {
-    return unwrap(await this.piscina.run(task, { signal }) as WorkerReply);
+    const flags = stopFlags();
+    // piscina's own abort: dequeues a waiting task, terminates the worker of a running one
+    const hard = new AbortController();
+    let grace: NodeJS.Timeout | undefined;
+    const stop = () => {
+      Atomics.store(flags, STOP, 1);
+      if (Atomics.load(flags, STARTED) === 0) hard.abort(signal.reason);
+      else {
+        grace = setTimeout(() => { this.terminated++; hard.abort(signal.reason); }, STOP_GRACE_MS);
+        grace.unref();
+      }
+    };
+    if (signal.aborted) stop();
+    signal.addEventListener('abort', stop, { once: true });
+    try {
+      const message: WorkerTask = { task, flags };
+      return unwrap(await this.piscina.run(message, { signal: hard.signal }) as WorkerReply);
+    } finally {
+      clearTimeout(grace);
+      signal.removeEventListener('abort', stop);
+    }
   }
 
   protected running(): number {

@@ -2,15 +2,25 @@
  * A worker thread of the compute pool (src/pool.ts): runs `compute` on a task and moves the
  * answer's Float64Arrays back to the main thread (transferred, not copied). A catalogued refusal
  * comes back as a plain { error } value, so its code survives the thread boundary.
+ *
+ * Cancellation is cooperative first: every task comes with a shared flag that the main thread
+ * raises when the caller goes away or the time limit passes, and this thread checks it before
+ * every linear-algebra kernel call, which is where all heavy work of the core goes (chunked, so the
+ * calls come often). The task then ends at once and the worker stays warm for the next one; the
+ * pool terminates the thread only if it does not stop within a grace period.
  */
 import { readlinkSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { isMainThread } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { compute, type ComputeResult, type ComputeTask } from './compute.ts';
 import { ServiceError } from './errors.ts';
 import { taskSize } from './limits.ts';
+import { linalg, useBackend } from './core/linalg/index.ts';
+import type { LinalgBackend } from './core/linalg/types.ts';
+import { STARTED, STOP } from './stop-flags.ts';
 
 // A worker that just built a large answer holds its scratch (chunks of up to 64 MiB, the forward
 // pass) as garbage until its next task, since an idle worker allocates nothing that would start a
@@ -22,12 +32,41 @@ const LARGE_TASK_BYTES = 32 * 1024 * 1024;
 // Workers compute at a lower scheduling priority (Linux nice + 10, this thread only) than the main
 // thread, so that with every core busy computing, the event loop still gets the CPU at once when a
 // request arrives: GET /health and admission answer in milliseconds. Elsewhere this is a no-op.
+// Never in the main thread, should this module be loaded there (the event loop would then be the
+// one starved: seen as a 15 s start and 50 s answers on a loaded machine).
 try {
   const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-  if (Number.isInteger(tid) && tid > 0) setPriority(tid, Math.min(19, getPriority(tid) + 10));
+  if (!isMainThread && Number.isInteger(tid) && tid > 0) setPriority(tid, Math.min(19, getPriority(tid) + 10));
 } catch {
   // not Linux, or not allowed: keep the default priority
 }
+
+/** What the pool sends a worker: the task, and its flags shared with the main thread. */
+export interface WorkerTask {
+  readonly task: ComputeTask;
+  /** From stopFlags(): [STOP] raised by the main thread, [STARTED] by this one. */
+  readonly flags: Int32Array;
+}
+
+/** Thrown out of a kernel call once the running task's STOP flag is up. */
+class Stopped extends Error {}
+
+/** The flags of the task running now, if any. */
+let running: Int32Array | undefined;
+
+function checkStop(): void {
+  if (running !== undefined && Atomics.load(running, STOP) !== 0) throw new Stopped('stopped at the pool\'s request');
+}
+
+// The core's backend, with the stop check before each kernel call.
+const kernels: LinalgBackend = linalg();
+useBackend({
+  name: kernels.name,
+  gemm: (...a: Parameters<LinalgBackend['gemm']>) => { checkStop(); kernels.gemm(...a); },
+  syrk: (...a: Parameters<LinalgBackend['syrk']>) => { checkStop(); kernels.syrk(...a); },
+  potrf: (...a: Parameters<LinalgBackend['potrf']>) => { checkStop(); return kernels.potrf(...a); },
+  potri: (...a: Parameters<LinalgBackend['potri']>) => { checkStop(); return kernels.potri(...a); },
+});
 
 export type WorkerReply =
   | { readonly ok: ComputeResult }
@@ -52,14 +91,20 @@ class MovableReply {
   }
 }
 
-export default function run(task: ComputeTask): WorkerReply {
+export default function run({ task, flags }: WorkerTask): WorkerReply {
   let result: ComputeResult;
+  Atomics.store(flags, STARTED, 1);
+  running = flags;
   try {
+    checkStop();
     result = compute(task);
   } catch (err) {
     if (err instanceof ServiceError) return { error: { code: err.code, message: err.detail } };
+    // the pool has already answered the caller (TIMEOUT or CLIENT_CLOSED) and ignores this reply
+    if (err instanceof Stopped) return { error: { code: 'STOPPED', message: err.message } };
     throw err;
   } finally {
+    running = undefined;
     if (taskSize(task).totalBytes > LARGE_TASK_BYTES) collectGarbage();
   }
   // Each buffer once (a transfer list must not repeat one); shared memory cannot be transferred.

@@ -215,6 +215,9 @@ export function stageEnv(stage: Stage): Map<string, string> {
  * The properties issue 6 and the deployment guide rely on. Returns one sentence per violation;
  * an empty list means the Dockerfile has them all.
  */
+/** The glibc mmap threshold the image runs the service with (README, Configuration). */
+export const SERVICE_MALLOC_MMAP_THRESHOLD = '4194304';
+
 export function checkImageProperties(df: Dockerfile, startScript: string | undefined): string[] {
   const problems: string[] = [];
   const final = df.stages.at(-1)!;
@@ -235,6 +238,9 @@ export function checkImageProperties(df: Dockerfile, startScript: string | undef
   const env = stageEnv(final);
   if (env.get('HOST') !== '0.0.0.0') problems.push('the runtime stage does not set ENV HOST=0.0.0.0: the service would listen on loopback only');
   if (env.get('NODE_ENV') !== 'production') problems.push('the runtime stage does not set ENV NODE_ENV=production');
+  if (env.get('MALLOC_MMAP_THRESHOLD_') !== SERVICE_MALLOC_MMAP_THRESHOLD) {
+    problems.push(`the runtime stage does not set ENV MALLOC_MMAP_THRESHOLD_=${SERVICE_MALLOC_MMAP_THRESHOLD}: freed answers would stay in glibc's arenas and the RSS would not come back`);
+  }
 
   const expose = last(final, 'EXPOSE')?.args.split(/\s+/)[0]?.split('/')[0];
   if (!expose) problems.push('the runtime stage EXPOSEs no port');
