@@ -1,7 +1,12 @@
 // OpenBLAS/LAPACK kernels for the curvature service's linear-algebra module.
 //
-// Context-aware (Napi::Addon, no static per-process state of ours), so every worker thread
-// can load it. All matrices are ROW-MAJOR with a leading dimension. BLAS calls go through CBLAS
+// Context-aware (Napi::Addon), so every worker thread can load it. Its one piece of per-process
+// state is a mutex that lets one threaded kernel call into OpenBLAS at a time, whichever worker
+// thread makes it: OpenBLAS's pthreads build has one thread pool per process, runs concurrent threaded
+// calls one after another anyway (so serialising them costs no throughput: 2 workers × 2
+// threads measured 81 against 83 GFLOP/s), and its history has deadlocks among concurrent
+// callers (OpenMathLib/OpenBLAS #660, #937, #1117, #2126). A caller blocks at most one kernel
+// call's time, and the worker pool checks its stop flag before every call, not during one. All matrices are ROW-MAJOR with a leading dimension. BLAS calls go through CBLAS
 // with CblasRowMajor (CBLAS swaps operands internally, no copies). LAPACK has no row-major
 // form without transposition copies, so potrf/potri call LAPACKE's *_work column-major entry
 // points on the same memory: a row-major lower triangle is a column-major upper triangle, and
@@ -18,9 +23,21 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <mutex>
 #include <string>
 
 namespace {
+
+/**
+ * Held for the length of every call into OpenBLAS that may use its thread pool (see the file
+ * comment); calls with one thread run in their caller's thread, side by side as before.
+ */
+std::unique_lock<std::mutex> SerialiseThreaded() {
+  static std::mutex m;
+  std::unique_lock<std::mutex> lock(m, std::defer_lock);
+  if (openblas_get_num_threads() > 1) lock.lock();
+  return lock;
+}
 
 constexpr double kMaxInt = static_cast<double>(std::numeric_limits<int>::max());
 
@@ -120,6 +137,7 @@ class OpenBlasAddon : public Napi::Addon<OpenBlasAddon> {
     const int ldb = g.Fits(b, "B", tb ? n : k, tb ? k : n, g.Dim(9));
     const int ldc = g.Fits(c, "C", m, n, g.Dim(12));
     if (m == 0 || n == 0) return info.Env().Undefined();
+    const std::unique_lock<std::mutex> serial = SerialiseThreaded();
     cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, alpha,
                 a.Data(), lda, b.Data(), ldb, beta, c.Data(), ldc);
     return info.Env().Undefined();
@@ -138,6 +156,7 @@ class OpenBlasAddon : public Napi::Addon<OpenBlasAddon> {
     const int lda = g.Fits(a, "A", tr ? k : n, tr ? n : k, g.Dim(5));
     const int ldc = g.Fits(c, "C", n, n, g.Dim(8));
     if (n == 0) return info.Env().Undefined();
+    const std::unique_lock<std::mutex> serial = SerialiseThreaded();
     cblas_dsyrk(CblasRowMajor, CblasLower, tr ? CblasTrans : CblasNoTrans, n, k, alpha, a.Data(), lda, beta,
                 c.Data(), ldc);
     return info.Env().Undefined();
@@ -152,6 +171,7 @@ class OpenBlasAddon : public Napi::Addon<OpenBlasAddon> {
     const int lda = g.Fits(a, "A", n, n, g.Dim(2));
     if (n == 0) return Napi::Number::New(info.Env(), 0);
     double* p = a.Data();
+    const std::unique_lock<std::mutex> serial = SerialiseThreaded();
     lapack_int r = LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, 'U', n, p, lda);
     if (r == 0) {
       // OpenBLAS's own dpotrf tests `ajj <= 0`, which lets a NaN pivot through; LAPACK's
@@ -176,6 +196,7 @@ class OpenBlasAddon : public Napi::Addon<OpenBlasAddon> {
     Napi::Float64Array a = g.F64(1);
     const int lda = g.Fits(a, "A", n, n, g.Dim(2));
     if (n == 0) return Napi::Number::New(info.Env(), 0);
+    const std::unique_lock<std::mutex> serial = SerialiseThreaded();
     const lapack_int r = LAPACKE_dpotri_work(LAPACK_COL_MAJOR, 'U', n, a.Data(), lda);
     return Napi::Number::New(info.Env(), r);
   }
@@ -185,6 +206,7 @@ class OpenBlasAddon : public Napi::Addon<OpenBlasAddon> {
     g.Count(1);
     const int t = g.Dim(0);
     if (t < 1) g.Fail(0, "a positive integer");
+    const std::unique_lock<std::mutex> serial = SerialiseThreaded();
     openblas_set_num_threads(t);
     return info.Env().Undefined();
   }
