@@ -29,6 +29,13 @@ export interface AppOptions {
   readonly pool?: ComputePool;
 }
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The compute pool the routes run on (the server stops its tasks when a shutdown's grace runs out). */
+    computePool: ComputePool;
+  }
+}
+
 /** The service version from package.json (found from src/ and from dist/src/). */
 export function serviceVersion(): string {
   for (const rel of ['../package.json', '../../package.json']) {
@@ -143,6 +150,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 
   const pool = options.pool ?? createPool(config, options.runTask);
+  app.decorate('computePool', pool);
   // Fastify closes the server first; the pool then waits for tasks in flight before ending its workers.
   if (!options.pool) app.addHook('onClose', async () => pool.close());
   const runTask = (task: ComputeTask, signal?: AbortSignal): Promise<ComputeResult> => pool.run(task, signal);

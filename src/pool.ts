@@ -56,6 +56,12 @@ export interface ComputePool {
   close(): Promise<void>;
   /** Ends the workers now, aborting whatever runs. */
   destroy(): Promise<void>;
+  /**
+   * Stops every task queued or running (the end of a shutdown's grace period): each caller gets
+   * a 503 OVERLOADED saying the service is shutting down, with Retry-After, and no new task is
+   * admitted. Returns how many tasks it stopped.
+   */
+  stopAll(): number;
 }
 
 type PoolConfig = Pick<Config, 'workers' | 'queueLimit' | 'requestTimeoutMs' | 'maxResultBytes' | 'maxTaskBytes' | 'maxPoints' | 'maxParameters' | 'maxFiniteDifferenceCost'>;
@@ -108,6 +114,8 @@ abstract class BasePool implements ComputePool {
   /** Mean task time in ms (exponentially weighted), for Retry-After. */
   private meanMs = 1000;
   private readonly idleWaiters: (() => void)[] = [];
+  /** The controllers of the tasks in flight, for stopAll. */
+  private readonly controllers = new Set<AbortController>();
 
   constructor(protected readonly config: PoolConfig, protected readonly workers: number, protected readonly blasThreads: number) {}
 
@@ -125,6 +133,7 @@ abstract class BasePool implements ComputePool {
     const timeout = this.config.requestTimeoutMs;
     const timer = timeout > 0 ? setTimeout(() => controller.abort(new TaskAborted('timeout')), timeout) : undefined;
     timer?.unref();
+    this.controllers.add(controller);
     this.inFlight++;
     const started = performance.now();
     try {
@@ -145,8 +154,14 @@ abstract class BasePool implements ComputePool {
         this.aborted++;
         throw new ServiceError('CLIENT_CLOSED', { detail: 'the client closed the connection; the computation was aborted' });
       }
+      if (why === 'closing') {
+        throw Object.assign(new ServiceError('OVERLOADED', {
+          detail: 'the service is shutting down and stopped this computation at the end of its grace period (SHUTDOWN_GRACE_MS); retry on another instance',
+        }), { retryAfter: 1 });
+      }
       throw err;
     } finally {
+      this.controllers.delete(controller);
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
       this.inFlight--;
@@ -193,6 +208,13 @@ abstract class BasePool implements ComputePool {
   async destroy(): Promise<void> {
     this.closing = true;
     await this.endWorkers();
+  }
+
+  stopAll(): number {
+    this.closing = true;
+    const n = this.controllers.size;
+    for (const c of this.controllers) c.abort(new TaskAborted('closing'));
+    return n;
   }
 }
 

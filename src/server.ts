@@ -1,6 +1,9 @@
 /**
  * Boots the service: configuration from the environment, pino logs, listen, and a graceful close
- * on SIGTERM/SIGINT (stop accepting, finish requests in flight, then exit).
+ * on SIGTERM/SIGINT: stop accepting, let requests in flight finish; computations still running
+ * near the end of SHUTDOWN_GRACE_MS are stopped and answered 503 (retry elsewhere), then exit 0.
+ * Only a request still open at SHUTDOWN_GRACE_MS itself (say, a large answer streaming to a slow
+ * client) makes the exit 1.
  */
 import { buildApp } from './app.ts';
 import { loadConfig, type Config } from './config.ts';
@@ -17,15 +20,27 @@ try {
 const redact = { paths: ['req.headers.authorization', 'headers.authorization', 'request.headers.authorization'], censor: '[redacted]' };
 const app = await buildApp({ config, logger: { level: config.logLevel, redact } });
 
+/** How long before the end of the shutdown grace period the computations still running are stopped. */
+const STOP_MARGIN_MS = 3000;
+
 let closing = false;
 async function shutdown(signal: string): Promise<void> {
   if (closing) return;
   closing = true;
-  app.log.info({ signal, graceMs: config.shutdownTimeoutMs }, 'shutting down: finishing requests in flight (SHUTDOWN_GRACE_MS)');
+  const graceMs = config.shutdownTimeoutMs;
+  app.log.info({ signal, graceMs }, 'shutting down: finishing requests in flight (SHUTDOWN_GRACE_MS)');
+  // A stopped computation ends at its next kernel call, or its worker is terminated 2 s later
+  // (src/pool.ts): stopping them this long before the deadline leaves their 503s time to go out.
+  const stopAt = graceMs - Math.min(STOP_MARGIN_MS, graceMs / 2);
+  const stopper = setTimeout(() => {
+    const stopped = app.computePool.stopAll();
+    if (stopped > 0) app.log.warn({ stopped, graceMs }, 'grace period nearly over: stopping the computations still queued or running (503 to their callers)');
+  }, stopAt);
+  stopper.unref();
   const timer = setTimeout(() => {
-    app.log.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; exiting with requests still open');
+    app.log.warn({ timeoutMs: graceMs }, 'shutdown timed out; exiting with requests still open');
     process.exit(1);
-  }, config.shutdownTimeoutMs);
+  }, graceMs);
   timer.unref();
   // Keep-alive sockets that go idle after their answer would hold close() open until the grace
   // period ends; close each as soon as it is idle.
