@@ -11,14 +11,15 @@
  *
  * Then, where `/usr/bin/python3` (or $BENCH_PYTHON) imports torch, scripts/bench/torch_bench.py
  * reads the same request bodies, computes the same matrices in PyTorch float64 (timing only the
- * computation, torch.set_num_threads = cores, OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset for that
- * process alone), and compares them with the service's .npy files: max|a − b| / max(1, max|b|)
+ * computation, torch.set_num_threads = cores), and compares them with the service's .npy files: max|a − b| / max(1, max|b|)
  * must be ≤ 1e-8. One table, flop models and PASS/MISS per target are printed at the end.
  *
  * Options: --only=name,name (substrings of workload names), --no-torch, --keep (keep the
  * temporary folder), --json=FILE (results as JSON), --cpu-prof=DIR (run each service process
  * under `node --cpu-prof`, one .cpuprofile per thread in DIR). It is a benchmark, not a test.
- * The service inherits the environment, so e.g. `WORKERS=1 CURVATURE_BLAS_THREADS=2 npm run bench`
+ * Both the service and PyTorch run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (blasEnv), so
+ * that their OpenBLAS picks the same kernels for this CPU, as in the container image, which sets
+ * neither. The service inherits the rest of the environment, so e.g. `WORKERS=1 CURVATURE_BLAS_THREADS=2 npm run bench`
  * measures another pool layout.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -29,6 +30,7 @@ import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SERVICE_MALLOC_MMAP_THRESHOLD } from '../container/dockerfile.ts';
 import { DAMPING, SIZES, WORKLOADS, flops, makeProblem, parameterCount, request, type Problem, type Workload } from './workloads.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -53,6 +55,8 @@ const SERVICE_ENV: Record<string, string> = {
   MAX_TASK_BYTES: String(16 * 1024 * MiB),
   REQUEST_TIMEOUT_MS: String(30 * 60_000),
   SHUTDOWN_TIMEOUT_MS: '5000',
+  // as the container image runs it (Dockerfile)
+  MALLOC_MMAP_THRESHOLD_: SERVICE_MALLOC_MMAP_THRESHOLD,
 };
 
 interface ServiceRun {
@@ -140,7 +144,7 @@ async function startService(env: Readonly<Record<string, string>>): Promise<{ ch
   const port = await freePort();
   const profile = option('cpu-prof');
   const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : [];
-  const child = spawn(process.execPath, [...nodeArgs, SERVER], { env: { ...process.env, ...SERVICE_ENV, ...env, PORT: String(port) }, stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = spawn(process.execPath, [...nodeArgs, SERVER], { env: { ...blasEnv(), ...SERVICE_ENV, ...env, PORT: String(port) }, stdio: ['ignore', 'inherit', 'inherit'] });
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`the service exited with code ${child.exitCode} before answering /health`);
@@ -211,8 +215,12 @@ function torchPython(): string | undefined {
   return r.status === 0 ? py : undefined;
 }
 
-/** The environment for numpy/torch: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for that process alone (they slow a current OpenBLAS). */
-function torchEnv(): NodeJS.ProcessEnv {
+/**
+ * The environment for the service and for numpy/torch: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
+ * unset (this machine forces Haswell kernels with them, slower than the AVX-512 ones its OpenBLAS
+ * picks for itself), the same for both sides.
+ */
+function blasEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
@@ -259,7 +267,7 @@ async function main(): Promise<void> {
     };
     writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest));
     process.stderr.write(`PyTorch (${py}) …\n`);
-    const r = spawnSync(py, [TORCH_SCRIPT, join(dir, 'manifest.json'), join(dir, 'torch.json')], { env: torchEnv(), stdio: ['ignore', 'inherit', 'inherit'] });
+    const r = spawnSync(py, [TORCH_SCRIPT, join(dir, 'manifest.json'), join(dir, 'torch.json')], { env: blasEnv(), stdio: ['ignore', 'inherit', 'inherit'] });
     if (r.status === 0) torch = JSON.parse(readFileSync(join(dir, 'torch.json'), 'utf8')) as TorchResults;
     else console.log(`PyTorch run failed (exit ${r.status}); the table has the service alone`);
   } else {

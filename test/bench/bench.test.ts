@@ -54,7 +54,7 @@ test("the benchmark's requests succeed as .npy at a toy size and, where torch is
     writeFileSync(npy, r.rawPayload);
     tasks.push({ id: kind, problem: 'toy', kind: kind === 'woodbury' ? 'cholesky' : kind, serviceNpy: npy, logDeterminant: a.scalars.logDeterminant ?? null });
   }
-  if (!existsSync(PYTHON) || spawnSync(PYTHON, ['-c', 'import torch, numpy']).status !== 0) {
+  if (!existsSync(PYTHON) || spawnSync(PYTHON, ['-c', 'import torch, numpy'], { timeout: 120_000 }).status !== 0) {
     t.diagnostic(`no ${PYTHON} with torch: the PyTorch side is not exercised`);
     return;
   }
@@ -63,7 +63,7 @@ test("the benchmark's requests succeed as .npy at a toy size and, where torch is
   const env = { ...process.env };
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
-  const run = spawnSync(PYTHON, [TORCH_SCRIPT, join(dir, 'manifest.json'), join(dir, 'torch.json')], { env, encoding: 'utf8' });
+  const run = spawnSync(PYTHON, [TORCH_SCRIPT, join(dir, 'manifest.json'), join(dir, 'torch.json')], { env, encoding: 'utf8', timeout: 300_000 });
   assert.equal(run.status, 0, run.stderr);
   const out = JSON.parse(readFileSync(join(dir, 'torch.json'), 'utf8')) as { tasks: Record<string, { seconds: number; relDiff: number; logDetDiff?: number }> };
   for (const kind of KINDS) {

@@ -95,7 +95,7 @@ test("the HEALTHCHECK's node one-liner passes on a 200 from /health and fails on
 /** The Debian packages the image's stages install that this machine lacks (tini is optional: the replay starts CMD without it). */
 function missingPackages(): string[] {
   const pkgs = parseDockerfile(dockerfile).stages.flatMap((s) => aptPackages(s)).filter((p) => p !== 'tini');
-  return pkgs.filter((p) => !spawnSync('dpkg-query', ['-W', '-f=${Status}', p], { encoding: 'utf8' }).stdout?.includes('install ok installed'));
+  return pkgs.filter((p) => !spawnSync('dpkg-query', ['-W', '-f=${Status}', p], { encoding: 'utf8', timeout: 60_000 }).stdout?.includes('install ok installed'));
 }
 
 test('npm run container:check replays the image: clean context, npm ci, build, production install, start as CMD under tini, health, one request, SIGTERM exits 0', { timeout: 300_000 }, (t) => {

@@ -115,7 +115,7 @@ test('resources follow the memory arithmetic of deployment.yaml from the limits 
 
 test("the service accepts the Deployment's environment (config, NODE_OPTIONS)", () => {
   assert.doesNotThrow(() => loadConfig(env));
-  const r = spawnSync(process.execPath, ['-e', '0'], { env: { PATH: process.env.PATH, NODE_OPTIONS: env.NODE_OPTIONS }, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['-e', '0'], { env: { PATH: process.env.PATH, NODE_OPTIONS: env.NODE_OPTIONS }, encoding: 'utf8', timeout: 60_000 });
   assert.equal(r.status, 0, r.stderr);
 });
 

@@ -48,7 +48,7 @@ function post(base: string, path: string, body: unknown, accept: string): Promis
 }
 
 function hasNumpy(): boolean {
-  return spawnSync('python3', ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0;
+  return spawnSync('python3', ['-c', 'import numpy'], { stdio: 'ignore', timeout: 60_000 }).status === 0;
 }
 
 test(`a Hessian with W = ${W} streams whole as .npy over a socket, symmetric and equal to the JSON answer`, async (t) => {
@@ -141,7 +141,7 @@ test('numpy.load reads our .npy answers as they are: a Hessian, a diagonal and a
     '    out[f] = {"shape": list(a.shape), "dtype": str(a.dtype), "c": bool(a.flags.c_contiguous), "sum": float(a.sum()), "first": float(a.flat[0]), "last": float(a.flat[-1])}',
     'print(json.dumps(out))',
   ].join('\n');
-  const py = spawnSync('python3', ['-c', script, dir, ...asks.map((a) => a.file)], { encoding: 'utf8' });
+  const py = spawnSync('python3', ['-c', script, dir, ...asks.map((a) => a.file)], { encoding: 'utf8', timeout: 120_000 });
   assert.equal(py.status, 0, py.stderr);
   const seen = JSON.parse(py.stdout) as Record<string, { shape: number[]; dtype: string; c: boolean; sum: number; first: number; last: number }>;
   for (const a of asks) {
