@@ -10,6 +10,11 @@ export default tseslint.config(
     languageOptions: { globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', URL: 'readonly' } },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      // src/worker.ts runs only in worker threads: loading it lowers its thread's priority and
+      // wraps the kernels; elsewhere its types may be imported, never its values.
+      '@typescript-eslint/no-restricted-imports': ['error', {
+        patterns: [{ group: ['**/worker.ts', '**/worker.js', './worker', '../worker'], message: 'src/worker.ts may only be loaded by the pool\'s worker threads; import its types with `import type`.', allowTypeImports: true }],
+      }],
     },
   },
 );
