@@ -7,8 +7,8 @@
 // last line adds both runs up ("total: N passed, N failed, N skipped").
 //
 // Nothing here may hang CI: every test has a time limit (--test-timeout), and a whole run that
-// passes TEST_RUN_LIMIT_MS (15 min) is killed with its process group and reported as a failure, naming the last
-// test it had started.
+// passes TEST_RUN_LIMIT_MS (15 min) is killed with its process group and reported as a failure,
+// naming the last test it had started.
 import { readdirSync, statSync } from 'node:fs';
 import { join, sep } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
