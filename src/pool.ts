@@ -90,10 +90,15 @@ export function blasThreadsFor(_workers: number, env: Readonly<Record<string, st
  * terminated. It ends at its next kernel call, which comes within milliseconds in the core's
  * chunked loops; a native call already running cannot be interrupted either way.
  */
-const STOP_GRACE_MS = 2000;
+export const STOP_GRACE_MS = 2000;
 
 /** How long closing the pool waits for the worker threads to exit. */
 const DESTROY_WAIT_MS = 5000;
+
+/** A 503 OVERLOADED whose answer carries Retry-After (src/http/problem.ts reads `retryAfter`). */
+function overloaded(detail: string, retryAfter: number): ServiceError {
+  return Object.assign(new ServiceError('OVERLOADED', { detail }), { retryAfter });
+}
 
 /** Why a task was aborted, kept on the controller's reason so the rejection can be told apart. */
 class TaskAborted extends Error {
@@ -155,9 +160,7 @@ abstract class BasePool implements ComputePool {
         throw new ServiceError('CLIENT_CLOSED', { detail: 'the client closed the connection; the computation was aborted' });
       }
       if (why === 'closing') {
-        throw Object.assign(new ServiceError('OVERLOADED', {
-          detail: 'the service is shutting down and stopped this computation at the end of its grace period (SHUTDOWN_GRACE_MS); retry on another instance',
-        }), { retryAfter: 1 });
+        throw overloaded('the service is shutting down and stopped this computation at the end of its grace period (SHUTDOWN_GRACE_MS); retry on another instance', 1);
       }
       throw err;
     } finally {
@@ -171,15 +174,13 @@ abstract class BasePool implements ComputePool {
 
   admit(): void {
     if (this.closing) {
-      throw Object.assign(new ServiceError('OVERLOADED', { detail: 'the service is shutting down; retry on another instance' }), { retryAfter: 1 });
+      throw overloaded('the service is shutting down; retry on another instance', 1);
     }
     const capacity = Math.max(1, this.workers) + this.config.queueLimit;
     if (this.inFlight >= capacity) {
       this.rejected++;
       const retryAfter = Math.min(60, Math.max(1, Math.ceil((this.meanMs * (this.config.queueLimit + 1)) / Math.max(1, this.workers) / 1000)));
-      throw Object.assign(new ServiceError('OVERLOADED', {
-        detail: `all ${this.workers} workers are busy and ${this.config.queueLimit} requests are waiting (QUEUE_LIMIT); retry in about ${retryAfter} s`,
-      }), { retryAfter });
+      throw overloaded(`all ${this.workers} workers are busy and ${this.config.queueLimit} requests are waiting (QUEUE_LIMIT); retry in about ${retryAfter} s`, retryAfter);
     }
   }
 

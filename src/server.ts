@@ -7,6 +7,7 @@
  */
 import { buildApp } from './app.ts';
 import { loadConfig, type Config } from './config.ts';
+import { STOP_GRACE_MS } from './pool.ts';
 
 let config: Config;
 try {
@@ -20,8 +21,12 @@ try {
 const redact = { paths: ['req.headers.authorization', 'headers.authorization', 'request.headers.authorization'], censor: '[redacted]' };
 const app = await buildApp({ config, logger: { level: config.logLevel, redact } });
 
-/** How long before the end of the shutdown grace period the computations still running are stopped. */
-const STOP_MARGIN_MS = 3000;
+/**
+ * How long before the end of the shutdown grace period the computations still running are
+ * stopped: the pool's own grace for a stopped task (then its worker is terminated), and a second
+ * for the 503s to go out. 3 s.
+ */
+const STOP_MARGIN_MS = STOP_GRACE_MS + 1000;
 
 let closing = false;
 async function shutdown(signal: string): Promise<void> {
@@ -29,8 +34,6 @@ async function shutdown(signal: string): Promise<void> {
   closing = true;
   const graceMs = config.shutdownTimeoutMs;
   app.log.info({ signal, graceMs }, 'shutting down: finishing requests in flight (SHUTDOWN_GRACE_MS)');
-  // A stopped computation ends at its next kernel call, or its worker is terminated 2 s later
-  // (src/pool.ts): stopping them this long before the deadline leaves their 503s time to go out.
   const stopAt = graceMs - Math.min(STOP_MARGIN_MS, graceMs / 2);
   const stopper = setTimeout(() => {
     const stopped = app.computePool.stopAll();

@@ -11,16 +11,16 @@
  *
  * Then, where `/usr/bin/python3` (or $BENCH_PYTHON) imports torch, scripts/bench/torch_bench.py
  * reads the same request bodies, computes the same matrices in PyTorch float64 (timing only the
- * computation, torch.set_num_threads = cores), and compares them with the service's .npy files: max|a − b| / max(1, max|b|)
- * must be ≤ 1e-8. One table, flop models and PASS/MISS per target are printed at the end.
+ * computation, torch.set_num_threads = cores), and compares them with the service's .npy files:
+ * max|a − b| / max(1, max|b|) must be ≤ 1e-8. One table, flop models and PASS/MISS per target are printed at the end.
  *
  * Options: --only=name,name (substrings of workload names), --no-torch, --keep (keep the
  * temporary folder), --json=FILE (results as JSON), --cpu-prof=DIR (run each service process
  * under `node --cpu-prof`, one .cpuprofile per thread in DIR). It is a benchmark, not a test.
  * Both the service and PyTorch run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (blasEnv), so
  * that their OpenBLAS picks the same kernels for this CPU, as in the container image, which sets
- * neither. The service inherits the rest of the environment, so e.g. `WORKERS=1 CURVATURE_BLAS_THREADS=2 npm run bench`
- * measures another pool layout.
+ * neither. The service inherits the rest of the environment, so e.g.
+ * `WORKERS=1 CURVATURE_BLAS_THREADS=2 npm run bench` measures another pool layout.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -31,7 +31,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SERVICE_MALLOC_MMAP_THRESHOLD } from '../container/dockerfile.ts';
-import { DAMPING, SIZES, WORKLOADS, flops, makeProblem, parameterCount, request, type Problem, type Workload } from './workloads.ts';
+import { DAMPING, SIZES, WORKLOADS, blasEnv, flops, makeProblem, parameterCount, request, type Problem, type Workload } from './workloads.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SERVER = join(ROOT, 'dist/src/server.js');
@@ -213,18 +213,6 @@ function torchPython(): string | undefined {
   if (!existsSync(py)) return undefined;
   const r = spawnSync(py, ['-c', 'import torch, numpy'], { encoding: 'utf8' });
   return r.status === 0 ? py : undefined;
-}
-
-/**
- * The environment for the service and for numpy/torch: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
- * unset (this machine forces Haswell kernels with them, slower than the AVX-512 ones its OpenBLAS
- * picks for itself), the same for both sides.
- */
-function blasEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
-  return env;
 }
 
 const fmt = (x: number | undefined, digits: number) => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(digits));

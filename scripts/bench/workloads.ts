@@ -57,6 +57,18 @@ export type Target =
 /** The inverse workloads' damping α in (H + αI)⁻¹. */
 export const DAMPING = 0.1;
 
+/**
+ * The environment for the service and for numpy/torch: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
+ * unset (this machine forces Haswell kernels with them, slower than the AVX-512 ones its OpenBLAS
+ * picks for itself), the same for both sides.
+ */
+export function blasEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  return env;
+}
+
 /** A 2-layer tanh network D → M (tanh) → K (identity) with N points, for sum-of-squares. */
 export function makeProblem(d: number, m: number, k: number, n: number, seed = 1): Problem {
   const r = seededRandom(seed);

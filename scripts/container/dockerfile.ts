@@ -211,13 +211,13 @@ export function stageEnv(stage: Stage): Map<string, string> {
   return env;
 }
 
+/** The glibc mmap threshold the image runs the service with (README, Configuration). */
+export const SERVICE_MALLOC_MMAP_THRESHOLD = '4194304';
+
 /**
  * The properties issue 6 and the deployment guide rely on. Returns one sentence per violation;
  * an empty list means the Dockerfile has them all.
  */
-/** The glibc mmap threshold the image runs the service with (README, Configuration). */
-export const SERVICE_MALLOC_MMAP_THRESHOLD = '4194304';
-
 export function checkImageProperties(df: Dockerfile, startScript: string | undefined): string[] {
   const problems: string[] = [];
   const final = df.stages.at(-1)!;

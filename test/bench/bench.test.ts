@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DAMPING, SIZES, WORKLOADS, flops, makeProblem, parameterCount, relativeDifference, request, type Kind } from '../../scripts/bench/workloads.ts';
+import { DAMPING, SIZES, WORKLOADS, blasEnv, flops, makeProblem, parameterCount, relativeDifference, request, type Kind } from '../../scripts/bench/workloads.ts';
 import { answer, build } from '../helpers/http.ts';
 
 const TORCH_SCRIPT = fileURLToPath(new URL('../../scripts/bench/torch_bench.py', import.meta.url));
@@ -60,10 +60,7 @@ test("the benchmark's requests succeed as .npy at a toy size and, where torch is
   }
   writeFileSync(join(dir, 'toy.json'), JSON.stringify(request('exact', p).body));
   writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ damping: DAMPING, problems: { toy: join(dir, 'toy.json') }, tasks }));
-  const env = { ...process.env };
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
-  const run = spawnSync(PYTHON, [TORCH_SCRIPT, join(dir, 'manifest.json'), join(dir, 'torch.json')], { env, encoding: 'utf8', timeout: 300_000 });
+  const run = spawnSync(PYTHON, [TORCH_SCRIPT, join(dir, 'manifest.json'), join(dir, 'torch.json')], { env: blasEnv(), encoding: 'utf8', timeout: 300_000 });
   assert.equal(run.status, 0, run.stderr);
   const out = JSON.parse(readFileSync(join(dir, 'torch.json'), 'utf8')) as { tasks: Record<string, { seconds: number; relDiff: number; logDetDiff?: number }> };
   for (const kind of KINDS) {
