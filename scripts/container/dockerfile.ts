@@ -212,7 +212,8 @@ export function stageEnv(stage: Stage): Map<string, string> {
 }
 
 /** The glibc mmap threshold the image runs the service with (README, Configuration). */
-export const SERVICE_MALLOC_MMAP_THRESHOLD = '4194304';
+import { SERVICE_MALLOC_MMAP_THRESHOLD } from '../../src/config.ts';
+export { SERVICE_MALLOC_MMAP_THRESHOLD };
 
 /**
  * The properties issue 6 and the deployment guide rely on. Returns one sentence per violation;
