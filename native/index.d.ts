@@ -22,9 +22,10 @@ export interface CurvatureOpenBlas {
   dpotrs(n: number, nrhs: number, a: Float64Array, lda: number, b: Float64Array, ldb: number): number;
   /**
    * Eigenpairs lo..hi−1 (0-based, ascending) of the symmetric matrix whose lower triangle `a`
-   * holds (dsyevr; the triangle is destroyed). w gets m = hi − lo eigenvalues; z (null: values
-   * only) the row-major n × m eigenvectors as columns, ldz ≥ m. A NaN or infinity in the
-   * triangle gives info −2 and writes nothing.
+   * holds (dsyevr; eigenvectors of more than n/4 pairs by dsyevd; the lower triangle may be
+   * overwritten). w gets m = hi − lo eigenvalues; z (null: values only) the row-major n × m
+   * eigenvectors as columns, ldz ≥ m. A NaN or infinity in the triangle gives info −2 and
+   * writes nothing.
    */
   dsyevr(
     n: number, a: Float64Array, lda: number, lo: number, hi: number,

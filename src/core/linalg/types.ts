@@ -60,9 +60,10 @@ export interface LinalgBackend {
   potrs(n: number, nrhs: number, a: Float64Array, lda: number, b: Float64Array, ldb: number): number;
 
   /**
-   * Symmetric eigen-decomposition, all or some eigenpairs (LAPACK dsyevr): A·z_j = λ_j·z_j for
-   * the n × n symmetric A whose LOWER triangle (i ≥ j) `a` holds; the strict upper triangle is
-   * not read. The lower triangle is destroyed (used as workspace, as LAPACK does).
+   * Symmetric eigen-decomposition, all or some eigenpairs: A·z_j = λ_j·z_j for the n × n
+   * symmetric A whose LOWER triangle (i ≥ j) `a` holds. The strict upper triangle is neither
+   * read nor written; the lower triangle may be overwritten (used as workspace, as LAPACK does:
+   * its contents afterwards are unspecified).
    *
    * - Which: the eigenpairs with indices lo ≤ j < hi (0-based, half-open, in ascending order of
    *   eigenvalue; 0 ≤ lo ≤ hi ≤ n): all is (0, n), the k largest (n − k, n), the k smallest
@@ -74,13 +75,21 @@ export interface LinalgBackend {
    *   eigenvalue only the subspace is defined.
    * - Returns { info, m }: info 0 and m = hi − lo on success; info −2 (argument 2, `a`) and
    *   m = 0, with w and z untouched, when the lower triangle holds a NaN or an infinity;
-   *   info > 0 when the solver failed to converge (w, z then unspecified).
+   *   info > 0 when the solver failed to converge (m = 0 in TypeScript; w, z unspecified).
    *
-   * Cost: reduction to tridiagonal form 4n³/3 flops; eigenvalues only O(n²) more; all
-   * eigenvectors about 2n³ more (back-transformation) plus the tridiagonal solver (LAPACK's
-   * MRRR: O(n²); TypeScript's divide and conquer: at most 4n³/3, less with deflation); m
-   * eigenvectors of a subset 2n²·m more plus O(n·m²). So the top k of a large matrix cost about
-   * 4n³/3 + 2n²k, against about 10n³/3 for all of them.
+   * LAPACK dsyevr (Householder tridiagonalisation dsytrd; eigenvalues only by dsterf; an index
+   * range by bisection and inverse iteration, dstebz + dstein; back-transformation dormtr),
+   * except that eigenvectors of more than n/4 pairs come from divide and conquer for all of
+   * them (dsyevd), whose vectors are orthogonal to ~1e-15 where dsyevr's full-range MRRR gave
+   * 4e-12..5e-11 at n = 2000 (addon.cc has the numbers). The TypeScript backend follows the
+   * same plan (typescript-eigen.ts).
+   *
+   * Cost in flops: the reduction 4n³/3; eigenvalues only O(n²) more; m ≤ n/4 eigenvectors
+   * 2n²·m (back-transformation) + O(n·m²); more than n/4 of them: divide and conquer on T, at
+   * most 4n³/3 and less as it deflates, + 2n²·m. So the top 10 of n = 2000 cost about 4n³/3,
+   * all pairs up to 14n³/3. Extra memory: O(n) for values only; n·m for m ≤ n/4 vectors; up
+   * to about 2n² for the divide and conquer (LAPACK's dsyevd workspace is 1 + 6n + 2n²
+   * doubles), plus an n × n scratch when a large subset, not all, is asked for.
    */
   syevr(
     n: number, a: Float64Array, lda: number, lo: number, hi: number,
