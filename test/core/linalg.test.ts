@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Matrix, inverse } from 'ml-matrix';
-import { typescriptBackend, openBlasBackend, linalg, linalgInfo, useBackend, type LinalgBackend } from '../../src/core/linalg/index.ts';
+import { typescriptBackend, openBlasBackend, linalgInfo, type LinalgBackend } from '../../src/core/linalg/index.ts';
 import { seededRandom } from '../helpers/random.ts';
 
 /** Why the native backend could not load, or undefined when it did. */
@@ -442,28 +442,6 @@ test('syevr: the TypeScript and OpenBLAS eigenvalues agree', (t) => {
     const d = maxAbsDiff(ours, theirs);
     assert.ok(d <= 1e-13 * frobenius(a), `n=${n} [${lo}, ${hi}): max difference ${d.toExponential(2)}`);
   }
-});
-
-test('useBackend completes a backend of the four older kernels from the one in use (src/worker.ts, until its wrapper is generic)', () => {
-  const before = linalg();
-  let calls = 0;
-  try {
-    useBackend({
-      name: before.name,
-      gemm: (...a: Parameters<LinalgBackend['gemm']>) => { calls++; before.gemm(...a); },
-      syrk: before.syrk,
-      potrf: before.potrf,
-      potri: before.potri,
-    });
-    const now = linalg();
-    assert.equal(now.potrs, before.potrs);
-    assert.equal(now.syevr, before.syevr);
-    now.gemm(false, false, 1, 1, 1, 1, new Float64Array([2]), 1, new Float64Array([3]), 1, 0, new Float64Array(1), 1);
-    assert.equal(calls, 1);
-  } finally {
-    useBackend(before);
-  }
-  assert.equal(linalg(), before);
 });
 
 test('openblas: the binding refuses wrong argument counts, types and too-short buffers', (t) => {

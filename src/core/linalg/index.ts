@@ -92,25 +92,10 @@ export function linalg(): LinalgBackend {
   return current;
 }
 
-/**
- * A backend with only the kernels of before potrs and syevr, as src/worker.ts builds its
- * stop-checking wrapper today (by name). TRANSITIONAL: once that wrapper covers every kernel,
- * drop this type and take a full {@link LinalgBackend} again.
- */
-export type PartialBackend = Pick<LinalgBackend, 'name' | 'gemm' | 'syrk' | 'potrf' | 'potri'> & Partial<LinalgBackend>;
-
-/**
- * Switches the backend (tests run the core on each). Kernels missing from a
- * {@link PartialBackend} are taken from the backend in use, unwrapped.
- */
-export function useBackend(backend: LinalgBackend | PartialBackend): void {
-  const full: LinalgBackend = isComplete(backend) ? backend : { ...current, ...backend };
-  if (full !== current) reason = `set by useBackend('${backend.name}')`;
-  current = full;
-}
-
-function isComplete(backend: LinalgBackend | PartialBackend): backend is LinalgBackend {
-  return typeof backend.potrs === 'function' && typeof backend.syevr === 'function';
+/** Switches the backend (tests run the core on each; a worker thread wraps each kernel with its stop check). */
+export function useBackend(backend: LinalgBackend): void {
+  if (backend !== current) reason = `set by useBackend('${backend.name}')`;
+  current = backend;
 }
 
 /** The active backend, its thread count and why it was chosen. */
