@@ -17,4 +17,25 @@ export default tseslint.config(
       }],
     },
   },
+  {
+    // A request-sized array spread into arguments overflows the stack (600,000 layers did, in Math.max).
+    files: ['src/**/*.ts', 'routes/**/*.ts', 'schemas/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': ['error',
+        { selector: "CallExpression[callee.object.name='Math'] > SpreadElement", message: 'no spreading into Math.max/min: an array from a request may have millions of entries; loop instead.' },
+        { selector: "CallExpression[callee.property.name='push'] > SpreadElement", message: 'no push(...array): a request-sized array overflows the stack; loop or concat instead.' },
+      ],
+    },
+  },
+  {
+    // The compute core is pure math: nothing of HTTP, validation, logging or threads (test/architecture.test.ts checks every import).
+    files: ['src/core/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', {
+        patterns: [
+          { group: ['fastify', 'fastify-*', '@fastify/*', 'zod', 'pino', 'piscina'], message: 'src/core/ is pure math: no HTTP, validation, logging or thread-pool packages.' },
+        ],
+      }],
+    },
+  },
 );

@@ -1,6 +1,6 @@
 /** POST /hessian, /hessian/vector-product and /hessian/inverse. */
 import { z } from 'zod';
-import { HESSIAN_METHODS, INVERSE_HESSIANS, INVERSE_METHODS } from '../src/task.ts';
+import { HESSIAN_METHODS, INVERSE_HESSIANS, INVERSE_METHODS } from '../src/core/index.ts';
 import {
   EXAMPLE_INPUTS, EXAMPLE_NETWORK, EXAMPLE_TARGETS, InputsSchema, JsonMatrixSchema as JsonMatrix, JsonVectorSchema as JsonVector, LossSchema, NetworkSchema, TargetsSchema, VectorSchema,
 } from './common.ts';

@@ -1,6 +1,6 @@
 /** POST /jacobian: the network's outputs and their derivatives with respect to inputs or parameters. */
 import { z } from 'zod';
-import { JACOBIAN_WRT } from '../src/task.ts';
+import { JACOBIAN_WRT } from '../src/core/index.ts';
 import { EXAMPLE_INPUTS, EXAMPLE_NETWORK, InputsSchema, JsonMatrixSchema as JsonMatrix, NetworkSchema } from './common.ts';
 
 export const JacobianRequestSchema = z

@@ -10,7 +10,7 @@ import fp from 'fastify-plugin';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { DEFAULT_CONFIG, type Config } from './config.ts';
 import type { ComputePool } from './pool.ts';
-import type { ComputeResult, CurvatureTask } from './task.ts';
+import type { ComputeResult, CurvatureTask } from './core/index.ts';
 import { jsonBodyPlugin } from './plugins/json-body.ts';
 import { poolPlugin } from './plugins/pool.ts';
 import { problemsPlugin } from './plugins/problems.ts';

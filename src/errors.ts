@@ -7,7 +7,7 @@
  * them all into application/problem+json.
  */
 import { CoreError, type CoreErrorCode, type CoreErrorData, type CoreErrorParams } from './core/errors.ts';
-import type { TaskSummary } from './task.ts';
+import type { TaskSummary } from './core/index.ts';
 
 /** The parts a .npy part's refusal can name. */
 type Npy = { readonly field: string };

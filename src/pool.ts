@@ -16,13 +16,12 @@
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { compute } from './compute.ts';
+import { compute, taskBuffers, taskFootprint, type ComputeResult, type CurvatureTask, type TaskFootprint } from './core/index.ts';
 import type { Config } from './config.ts';
 import { asServiceError, ServiceError } from './errors.ts';
-import { checkTaskSize, sizeTask, type TaskSize } from './sizing.ts';
+import { checkTaskSize } from './sizing.ts';
 import { setBlasThreads } from './core/linalg/index.ts';
 import { STARTED, STOP, stopFlags } from './stop-flags.ts';
-import { taskBuffers, type ComputeResult, type CurvatureTask } from './task.ts';
 // types only: the worker module must not load in the main thread (it lowers its thread's priority)
 import type { WorkerReply, WorkerTask } from './worker.ts';
 
@@ -122,12 +121,12 @@ abstract class BasePool implements ComputePool {
 
   constructor(protected readonly config: PoolConfig, protected readonly workers: number, protected readonly blasThreads: number) {}
 
-  protected abstract execute(task: CurvatureTask, size: TaskSize, signal: AbortSignal): Promise<ComputeResult>;
+  protected abstract execute(task: CurvatureTask, size: TaskFootprint, signal: AbortSignal): Promise<ComputeResult>;
   protected abstract running(): number;
   protected abstract endWorkers(): Promise<void>;
 
   async run(task: CurvatureTask, signal?: AbortSignal): Promise<ComputeResult> {
-    const size = sizeTask(task);
+    const size = taskFootprint(task);
     checkTaskSize(size, this.config);
     this.admit();
     const controller = new AbortController();
@@ -239,7 +238,7 @@ class ThreadPool extends BasePool {
     });
   }
 
-  protected async execute(task: CurvatureTask, size: TaskSize, signal: AbortSignal): Promise<ComputeResult> {
+  protected async execute(task: CurvatureTask, size: TaskFootprint, signal: AbortSignal): Promise<ComputeResult> {
     const flags = stopFlags();
     // piscina's own abort: dequeues a waiting task, terminates the worker of a running one
     const hard = new AbortController();
@@ -289,7 +288,7 @@ class InlinePool extends BasePool {
     super(config, 0, blasThreadsFor());
   }
 
-  protected async execute(task: CurvatureTask, _size: TaskSize, signal: AbortSignal): Promise<ComputeResult> {
+  protected async execute(task: CurvatureTask, _size: TaskFootprint, signal: AbortSignal): Promise<ComputeResult> {
     signal.throwIfAborted();
     return this.runner(task);
   }

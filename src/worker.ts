@@ -15,12 +15,10 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { isMainThread } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import { compute } from './compute.ts';
-import { CoreError, type CoreErrorData } from './core/index.ts';
+import { compute, CoreError, type ComputeResult, type CoreErrorData, type CurvatureTask } from './core/index.ts';
 import { linalg, useBackend } from './core/linalg/index.ts';
 import type { LinalgBackend } from './core/linalg/types.ts';
 import { STARTED, STOP } from './stop-flags.ts';
-import type { ComputeResult, CurvatureTask } from './task.ts';
 
 // A worker that just built a large answer holds its scratch (chunks of up to 64 MiB, the forward
 // pass) as garbage until its next task, since an idle worker allocates nothing that would start a

@@ -20,3 +20,9 @@ export { finiteDifferenceHessian, finiteDifferenceScratchBytes, FINITE_DIFFERENC
 export { hessianVectorProduct, hessianVectorProductScratchBytes } from './r-operator.ts';
 export { woodburyInverse, woodburyScratchBytes, choleskyInverse, choleskyScratchBytes, checkDamping, type InverseResult } from './inverse.ts';
 export { assertFinite } from './finite.ts';
+export { compute, taskFootprint, type TaskFootprint } from './operations.ts';
+export {
+  HESSIAN_METHODS, INVERSE_HESSIANS, INVERSE_METHODS, JACOBIAN_WRT, taskBuffers,
+  type AnswerArrayName, type ArrayResult, type ComputeResult, type CurvatureTask, type Endpoint, type HessianMethod, type InverseHessian,
+  type InverseMethod, type JacobianWrt, type LayerData, type NetworkData, type ProblemData, type TaskSummary,
+} from './tasks.ts';

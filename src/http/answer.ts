@@ -1,6 +1,6 @@
 /** What every compute route does with its task: run it on the pool and send the answer in the form asked for. */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { CurvatureTask } from '../task.ts';
+import type { CurvatureTask } from '../core/index.ts';
 import { disconnectSignal } from './disconnect.ts';
 import { negotiate, sendResult } from './representation.ts';
 

@@ -7,7 +7,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import { ServiceError } from '../errors.ts';
-import type { ArrayResult, ComputeResult } from '../task.ts';
+import type { ArrayResult, ComputeResult } from '../core/index.ts';
 import { float64Stream, npyHeader } from './npy.ts';
 
 export const MEDIA_TYPES = {

@@ -5,7 +5,7 @@
  */
 import type { z } from 'zod';
 import type { Matrix } from '../core/index.ts';
-import type { CurvatureTask, NetworkData, ProblemData } from '../task.ts';
+import type { CurvatureTask, NetworkData, ProblemData } from '../core/index.ts';
 import type { NetworkSchema } from '../../schemas/common.ts';
 import type { JacobianRequest } from '../../schemas/jacobian.ts';
 import type { HessianRequest, InverseRequest, VectorProductRequest } from '../../schemas/hessian.ts';

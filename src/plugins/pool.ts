@@ -5,7 +5,7 @@
 import fp from 'fastify-plugin';
 import type { Config } from '../config.ts';
 import { createPool, type ComputePool } from '../pool.ts';
-import type { ComputeResult, CurvatureTask } from '../task.ts';
+import type { ComputeResult, CurvatureTask } from '../core/index.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {

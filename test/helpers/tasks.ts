@@ -3,7 +3,7 @@ import { HessianRequestSchema, InverseRequestSchema, VectorProductRequestSchema 
 import { JacobianRequestSchema } from '../../schemas/jacobian.ts';
 import { parseJson } from '../../src/http/json.ts';
 import { hessianTask, inverseTask, jacobianTask, vectorProductTask } from '../../src/http/to-task.ts';
-import type { CurvatureTask } from '../../src/task.ts';
+import type { CurvatureTask } from '../../src/core/index.ts';
 
 const EDGE = {
   '/jacobian': (v: unknown) => jacobianTask(JacobianRequestSchema.parse(v)),

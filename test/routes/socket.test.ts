@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { TestContext } from 'node:test';
 import { buildApp } from '../../src/app.ts';
-import { compute } from '../../src/compute.ts';
+import { compute } from '../../src/core/index.ts';
 import { taskFromJson } from '../helpers/tasks.ts';
 import { parseNpy, relativeError } from '../helpers/http.ts';
 import { seededNormal } from '../helpers/random.ts';

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
-import { compute } from '../../src/compute.ts';
+import { compute } from '../../src/core/index.ts';
 import { taskFromJson } from '../helpers/tasks.ts';
 import { parseNpy } from '../helpers/npy.ts';
 import { listen, poolStats, problem, spawnServer, until } from '../helpers/heavy.ts';

@@ -3,8 +3,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_CONFIG } from '../../src/config.ts';
 import { bytes, ServiceError } from '../../src/errors.ts';
-import { checkTaskSize, sizeTask } from '../../src/sizing.ts';
-import type { CurvatureTask, ProblemData } from '../../src/task.ts';
+import { checkTaskSize } from '../../src/sizing.ts';
+import { taskFootprint } from '../../src/core/index.ts';
+import type { CurvatureTask, ProblemData } from '../../src/core/index.ts';
 
 /** A task over a network D → M → K (tanh, identity) with N points, without the numbers mattering. */
 function problem(d: number, m: number, k: number, n: number): ProblemData {
@@ -31,24 +32,24 @@ const jacobian = (wrt: 'inputs' | 'parameters', d: number, m: number, k: number,
 test('the answer of each endpoint and method is sized from the task alone', () => {
   const w = 4 * (2 + 1) + 2 * (4 + 1); // 22
   const dims = [2, 4, 2, 5] as const;
-  assert.equal(sizeTask(hessian('exact', ...dims)).answerBytes, 8 * w * w);
-  assert.equal(sizeTask(hessian('outer-product', ...dims)).answerBytes, 8 * w * w);
-  assert.equal(sizeTask(hessian('finite-difference', ...dims)).answerBytes, 8 * w * w);
-  assert.equal(sizeTask(hessian('diagonal', ...dims)).answerBytes, 8 * w);
-  assert.equal(sizeTask({ endpoint: 'hessian-vector-product', problem: problem(...dims), vector: new Float64Array(w) }).answerBytes, 8 * w);
-  assert.equal(sizeTask(inverse('cholesky', ...dims)).answerBytes, 8 * w * w);
-  assert.equal(sizeTask(jacobian('parameters', ...dims)).answerBytes, 8 * (5 * 2 * w + 5 * 2));
-  assert.equal(sizeTask(jacobian('inputs', ...dims)).answerBytes, 8 * (5 * 2 * 2 + 5 * 2));
+  assert.equal(taskFootprint(hessian('exact', ...dims)).answerBytes, 8 * w * w);
+  assert.equal(taskFootprint(hessian('outer-product', ...dims)).answerBytes, 8 * w * w);
+  assert.equal(taskFootprint(hessian('finite-difference', ...dims)).answerBytes, 8 * w * w);
+  assert.equal(taskFootprint(hessian('diagonal', ...dims)).answerBytes, 8 * w);
+  assert.equal(taskFootprint({ endpoint: 'hessian-vector-product', problem: problem(...dims), vector: new Float64Array(w) }).answerBytes, 8 * w);
+  assert.equal(taskFootprint(inverse('cholesky', ...dims)).answerBytes, 8 * w * w);
+  assert.equal(taskFootprint(jacobian('parameters', ...dims)).answerBytes, 8 * (5 * 2 * w + 5 * 2));
+  assert.equal(taskFootprint(jacobian('inputs', ...dims)).answerBytes, 8 * (5 * 2 * 2 + 5 * 2));
   for (const t of [hessian('exact', ...dims), inverse('woodbury', ...dims)]) {
-    const s = sizeTask(t);
+    const s = taskFootprint(t);
     assert.ok(s.totalBytes > s.answerBytes, 'the working set comes on top of the answer');
   }
 });
 
 test('an exact Hessian for W = 204,019 parameters is refused, naming 333 GB, the limit and the O(W) alternatives', () => {
   const t = hessian('exact', 1000, 200, 19, 1);
-  assert.equal(sizeTask(t).summary.w, 204_019);
-  assert.throws(() => checkTaskSize(sizeTask(t), DEFAULT_CONFIG), (err: unknown) => {
+  assert.equal(taskFootprint(t).summary.w, 204_019);
+  assert.throws(() => checkTaskSize(taskFootprint(t), DEFAULT_CONFIG), (err: unknown) => {
     assert.ok(err instanceof ServiceError);
     assert.equal(err.code, 'RESULT_TOO_LARGE');
     assert.equal(err.status, 413);
@@ -66,9 +67,9 @@ test('the working-set limit, N, W and the finite-difference cost are each refuse
     [inverse('woodbury', 10, 20, 2, 3), { maxResultBytes: 1024 }, 'RESULT_TOO_LARGE', /inverse.*conjugate gradients/],
   ];
   for (const [t, limits, code, detail] of cases) {
-    assert.throws(() => checkTaskSize(sizeTask(t), { ...DEFAULT_CONFIG, ...limits }), (e: ServiceError) => e.code === code && detail.test(e.detail));
+    assert.throws(() => checkTaskSize(taskFootprint(t), { ...DEFAULT_CONFIG, ...limits }), (e: ServiceError) => e.code === code && detail.test(e.detail));
   }
-  assert.doesNotThrow(() => checkTaskSize(sizeTask(hessian('exact', 10, 20, 2, 3)), DEFAULT_CONFIG));
+  assert.doesNotThrow(() => checkTaskSize(taskFootprint(hessian('exact', 10, 20, 2, 3)), DEFAULT_CONFIG));
 });
 
 test('sizes read as a person would: GB and GiB for large, MiB for middling', () => {

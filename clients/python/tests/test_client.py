@@ -223,3 +223,14 @@ def test_an_api_key_is_sent_as_a_bearer_token(service_url):
     with pytest.raises(CurvatureServiceError) as e:
         CurvatureClient(keyed, api_key="wrong").hessian(net, x, t, loss)
     assert e.value.status == 401
+
+
+def test_the_client_names_what_the_service_documents(service_url):
+    """The client's lists of activations and methods are the service's (its OpenAPI document)."""
+    import requests
+    import curvature_client
+    doc = requests.get(f"{service_url}/openapi.json", timeout=30).json()
+    body = doc["paths"]["/hessian"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    layer = body["properties"]["network"]["properties"]["layers"]["items"]
+    assert tuple(layer["properties"]["activation"]["enum"]) == curvature_client.ACTIVATIONS
+    assert tuple(body["properties"]["method"]["enum"]) == curvature_client.HESSIAN_METHODS

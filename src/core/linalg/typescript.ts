@@ -15,8 +15,8 @@ const NC = 1024;
 /** Below this order the recursive factorisations switch to plain loops. */
 const SMALL = 48;
 
-let packA = new Float64Array(MC * KC);
-let packB = new Float64Array(KC * NC);
+const packA = new Float64Array(MC * KC);
+const packB = new Float64Array(KC * NC);
 
 /** C ← α·op(A)·op(B) + β·C. Cost 2mnk. */
 function gemm(
@@ -34,8 +34,6 @@ function gemm(
     }
   }
   if (alpha === 0 || k === 0) return;
-  if (packA.length < MC * KC) packA = new Float64Array(MC * KC);
-  if (packB.length < KC * NC) packB = new Float64Array(KC * NC);
   for (let jc = 0; jc < n; jc += NC) {
     const nc = Math.min(NC, n - jc);
     for (let pc = 0; pc < k; pc += KC) {
@@ -286,9 +284,8 @@ function trtriLower(n: number, a: Float64Array, lda: number): number {
 /** Lower triangle of Xᵀ·X for lower-triangular X, in place (LAPACK dlauum). */
 function lauumLower(n: number, a: Float64Array, lda: number): void {
   if (n <= SMALL) {
-    // row i of the result, j ≤ i: Σ_{p ≥ i} X[p][i]·X[p][j]; going i = 0.. overwrites only row i,
-    // which later rows (p > i) never read in their own sums? They do read X[p][·] for p ≥ i' > i,
-    // never row i, so ascending order is safe.
+    // row i of the result, j ≤ i: Σ_{p ≥ i} X[p][i]·X[p][j]. Going i = 0, 1, … overwrites row i
+    // only after its last use: the sums of later rows i' > i read rows p ≥ i' alone.
     for (let i = 0; i < n; i++) {
       for (let j = 0; j <= i; j++) {
         let s = 0;

@@ -1,10 +1,13 @@
 /**
- * The one internal form of a request: a CurvatureTask, dense from the edge (every array a
- * Float64Array, matrices row-major), built once from a validated JSON or multipart body by
- * src/http/to-task.ts, sized once by the pool (src/sizing.ts), moved to a worker thread with its
- * buffers transferred, and computed by src/compute.ts. Its answer is a ComputeResult.
+ * What the core computes, as plain data: a CurvatureTask (every array a Float64Array, matrices
+ * row-major) and its answer, a ComputeResult. The edge builds a task from a validated body (each
+ * route, with src/http/to-task.ts), the pool sizes it once (src/sizing.ts, from the operation's own
+ * estimate) and moves it to a worker thread with its buffers transferred, and the operation of its
+ * endpoint computes it (operations.ts).
  */
-import type { ActivationName, LossName, Matrix } from './core/index.ts';
+import type { ActivationName } from './activations.ts';
+import type { LossName } from './losses.ts';
+import type { Matrix } from './network.ts';
 
 /** The methods of POST /hessian. */
 export const HESSIAN_METHODS = ['exact', 'outer-product', 'diagonal', 'diagonal-approximation', 'finite-difference'] as const;
