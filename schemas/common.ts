@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { ACTIVATION_NAMES } from '../src/core/activations.ts';
-import { LOSS_NAMES } from '../src/core/losses.ts';
+import { LOSS_NAMES, REDUCTIONS } from '../src/core/losses.ts';
 import { ERROR_CODES } from '../src/errors.ts';
 import { DenseArray } from '../src/http/dense.ts';
 import { MEDIA_TYPES } from '../src/http/representation.ts';
@@ -77,13 +77,24 @@ export const VectorSchema = numberArray(1);
 /** Rows of numbers, all of one length. */
 export const MatrixSchema = numberArray(2);
 
+/** A list of integers (layer indices), small; its entries come back as numbers. */
+export const IndexListSchema = VectorSchema.transform((v, ctx) => {
+  const out = Array.from(v.data);
+  const bad = out.findIndex((x) => !Number.isInteger(x));
+  if (bad >= 0) {
+    ctx.addIssue({ code: 'custom', path: [bad], message: `expected an integer, received ${out[bad]}` });
+    return z.NEVER;
+  }
+  return out;
+}).meta({ type: 'array', minItems: 1, items: { type: 'integer' } });
+
 export const ActivationSchema = z.enum(ACTIVATION_NAMES).describe(
   "Activation h applied after the layer's affine map; 'softmax' only on the output layer.",
 );
 
 export const LayerSchema = z.strictObject({
   weights: MatrixSchema.describe('W, out × in (as torch.nn.Linear.weight): one row per output unit.'),
-  bias: VectorSchema.describe('b, one entry per output unit.'),
+  bias: VectorSchema.nullable().optional().describe('b, one entry per output unit; null or absent for a layer without bias (nn.Linear(..., bias=False)), whose parameters are its weights alone.'),
   activation: ActivationSchema,
 });
 
@@ -99,12 +110,52 @@ export const NetworkSchema = z
 export const LossSchema = z
   .enum(LOSS_NAMES)
   .describe(
-    "Error function, a sum over data points: 'sum-of-squares' (any output activation), 'cross-entropy' " +
-      "(sigmoid outputs, targets in [0, 1]), 'softmax-cross-entropy' (softmax outputs, rows of targets summing to 1).",
+    "Error function, a sum over data points (or their mean, with reduction 'mean'): 'sum-of-squares' ½‖y − t‖² (any output activation), " +
+      "'cross-entropy' (sigmoid outputs, or logits from an identity output layer as torch.nn.BCEWithLogitsLoss; targets in [0, 1]), " +
+      "'softmax-cross-entropy' (softmax outputs, or logits from an identity output layer as torch.nn.CrossEntropyLoss; rows of targets summing to 1, or labels).",
   );
 
 export const InputsSchema = MatrixSchema.describe('N × D: one data point a row, D = the first layer’s in.');
-export const TargetsSchema = MatrixSchema.describe('N × K: one target a row, K = the last layer’s out.');
+export const TargetsSchema = MatrixSchema.describe('N × K: one target a row, K = the last layer’s out. Give targets or labels, not both.');
+export const LabelsSchema = VectorSchema.describe(
+  "N class indices in [0, K), for 'softmax-cross-entropy', in place of targets: the one-hot rows they stand for (a multipart body may send them as an integer .npy part).",
+);
+export const ReductionSchema = z
+  .enum(REDUCTIONS)
+  .default('sum')
+  .describe("'sum' (E = Σ_n E_n) or 'mean' (E / N, PyTorch's default): every gradient, Hessian, product and factor scales by 1/N, inverses are of the scaled Hessian plus αI.");
+export const ParametersSchema = z
+  .strictObject({
+    layers: IndexListSchema.describe('Indices into network.layers, 0-based; negative ones count from the end (−1 is the output layer).'),
+  })
+  .describe("The layers whose parameters (weights, then bias) are differentiated, in the network's own order whatever the list's; the others are held fixed. Absent: all.");
+
+/** The fields of every request that computes on a network, data and a loss. */
+export const problemFields = {
+  network: NetworkSchema,
+  inputs: InputsSchema,
+  targets: TargetsSchema.optional(),
+  labels: LabelsSchema.optional(),
+  loss: LossSchema,
+  reduction: ReductionSchema,
+  parameters: ParametersSchema.optional(),
+};
+
+/** What problemFields validate to. */
+export type ProblemRequest = z.output<z.ZodObject<typeof problemFields>>;
+
+/** Exactly one of targets and labels, and labels only for softmax-cross-entropy. */
+export function checkTargets(v: { targets?: unknown; labels?: unknown; loss: string }, ctx: z.RefinementCtx): void {
+  if ((v.targets === undefined) === (v.labels === undefined)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: [v.targets === undefined ? 'targets' : 'labels'],
+      message: v.targets === undefined ? 'give targets (N × K) or, for softmax-cross-entropy, labels (N class indices)' : 'give targets or labels, not both',
+    });
+  } else if (v.labels !== undefined && v.loss !== 'softmax-cross-entropy') {
+    ctx.addIssue({ code: 'custom', path: ['labels'], message: `labels are class indices for loss 'softmax-cross-entropy'; with loss '${v.loss}' send targets` });
+  }
+}
 
 /** RFC 9457 problem details, the body of every refusal. */
 export const ProblemSchema = z

@@ -2,16 +2,9 @@
 import { z } from 'zod';
 import { HESSIAN_METHODS, INVERSE_HESSIANS, INVERSE_METHODS } from '../src/core/index.ts';
 import {
-  EXAMPLE_INPUTS, EXAMPLE_NETWORK, EXAMPLE_TARGETS, InputsSchema, JsonMatrixSchema as JsonMatrix, JsonVectorSchema as JsonVector, LossSchema, NetworkSchema, TargetsSchema, VectorSchema,
+  checkTargets, EXAMPLE_INPUTS, EXAMPLE_NETWORK, EXAMPLE_TARGETS, JsonMatrixSchema as JsonMatrix, JsonVectorSchema as JsonVector, problemFields, VectorSchema,
 } from './common.ts';
 
-
-const problemFields = {
-  network: NetworkSchema,
-  inputs: InputsSchema,
-  targets: TargetsSchema,
-  loss: LossSchema,
-};
 const example = { network: EXAMPLE_NETWORK, inputs: EXAMPLE_INPUTS, targets: EXAMPLE_TARGETS, loss: 'sum-of-squares' };
 
 export const HessianRequestSchema = z
@@ -26,6 +19,7 @@ export const HessianRequestSchema = z
           "'finite-difference': central differences of gradients (5.4.4), a check.",
       ),
   })
+  .superRefine(checkTargets)
   .meta({ example: { ...example, method: 'exact' } });
 export type HessianRequest = z.output<typeof HessianRequestSchema>;
 
@@ -40,6 +34,7 @@ export const VectorProductRequestSchema = z
     ...problemFields,
     vector: VectorSchema.describe('v, W entries in the parameter order.'),
   })
+  .superRefine(checkTargets)
   .meta({ example: { ...example, vector: [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.5] } });
 export type VectorProductRequest = z.output<typeof VectorProductRequestSchema>;
 
@@ -54,14 +49,15 @@ export const InverseRequestSchema = z
     damping: z.number().positive().describe('α > 0: the answer is (H + αI)⁻¹.'),
     method: z
       .enum(INVERSE_METHODS)
-      .default('woodbury')
-      .describe("'woodbury': sequential updates from αI (PRML 5.89), outer-product Hessian only; 'cholesky': a factorisation of H + αI."),
+      .default('cholesky')
+      .describe("'cholesky' (default): a factorisation of H + αI (LAPACK), accurate to working precision; 'woodbury': sequential updates from αI (PRML 5.89), outer-product Hessian only."),
     hessian: z
       .enum(INVERSE_HESSIANS)
       .default('outer-product')
       .describe("Which H: 'outer-product' (positive semi-definite) or 'exact' (cholesky only; refused with a 422 where H + αI is not positive definite)."),
   })
-  .meta({ example: { ...example, damping: 0.1, method: 'woodbury', hessian: 'outer-product' } });
+  .superRefine(checkTargets)
+  .meta({ example: { ...example, damping: 0.1, method: 'cholesky', hessian: 'outer-product' } });
 export type InverseRequest = z.output<typeof InverseRequestSchema>;
 
 export const InverseResponseSchema = z.object({

@@ -1,7 +1,7 @@
 /** POST /jacobian: the network's outputs and their derivatives with respect to inputs or parameters. */
 import { z } from 'zod';
 import { JACOBIAN_WRT } from '../src/core/index.ts';
-import { EXAMPLE_INPUTS, EXAMPLE_NETWORK, InputsSchema, JsonMatrixSchema as JsonMatrix, NetworkSchema } from './common.ts';
+import { EXAMPLE_INPUTS, EXAMPLE_NETWORK, InputsSchema, JsonMatrixSchema as JsonMatrix, NetworkSchema, ParametersSchema } from './common.ts';
 
 export const JacobianRequestSchema = z
   .strictObject({
@@ -11,6 +11,7 @@ export const JacobianRequestSchema = z
       .enum(JACOBIAN_WRT)
       .default('inputs')
       .describe("'inputs': J[n][k][i] = ∂y_k/∂x_i (PRML 5.3.4), N × K × D; 'parameters': ∂y_k/∂w_i, N × K × W."),
+    parameters: ParametersSchema.optional().describe("With wrt 'parameters': the layers whose parameters are the Jacobian's columns; absent: all."),
   })
   .meta({ example: { network: EXAMPLE_NETWORK, inputs: EXAMPLE_INPUTS, wrt: 'inputs' } });
 

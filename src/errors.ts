@@ -36,7 +36,7 @@ export interface EdgeErrorParams {
     | (Npy & { readonly reason: 'format'; readonly major: number; readonly minor: number })
     | (Npy & { readonly reason: 'headerLength'; readonly bytes: number })
     | (Npy & { readonly reason: 'header'; readonly header: string })
-    | (Npy & { readonly reason: 'dtype'; readonly descr: string })
+    | (Npy & { readonly reason: 'dtype'; readonly descr: string; readonly integers: boolean })
     | (Npy & { readonly reason: 'fortran' })
     | (Npy & { readonly reason: 'shapeText'; readonly text: string })
     | (Npy & { readonly reason: 'dimensions'; readonly shape: readonly number[]; readonly ndim: number })
@@ -172,11 +172,13 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
         case 'format': return `${what} is .npy format ${p.major}.${p.minor}; formats 1.0 to 3.0 are read`;
         case 'headerLength': return `${what} has a header of ${p.bytes} bytes; a .npy header of an array is a few dozen`;
         case 'header': return `${what} has a header numpy would not write (${echo(p.header)}); structured dtypes are not read`;
-        case 'dtype': return `${what} has dtype '${echo(p.descr)}'; send float64 ('<f8') or float32 ('<f4'), e.g. numpy.save(f, x.astype(numpy.float64))`;
+        case 'dtype': return p.integers
+          ? `${what} has dtype '${echo(p.descr)}'; send integers ('<i8' or '<i4'), e.g. numpy.save(f, y.astype(numpy.int64))`
+          : `${what} has dtype '${echo(p.descr)}'; send float64 ('<f8') or float32 ('<f4'), e.g. numpy.save(f, x.astype(numpy.float64))`;
         case 'fortran': return `${what} is in Fortran (column-major) order; send it in C order, e.g. numpy.save(f, numpy.ascontiguousarray(x))`;
         case 'shapeText': return `${what} has shape (${echo(p.text)}), which is not a tuple of sizes`;
         case 'dimensions': {
-          const want = p.ndim === 1 ? 'a vector (1-D, shape (W,))' : `a ${p.ndim}-D array (shape (N, ${p.field === 'targets' ? 'K' : 'D'}))`;
+          const want = p.ndim === 1 ? (p.field === 'labels' ? 'a 1-D array of N class indices (shape (N,))' : 'a vector (1-D, shape (W,))') : `a ${p.ndim}-D array (shape (N, ${p.field === 'targets' ? 'K' : 'D'}))`;
           return `${what} has shape ${shapeText(p.shape)}, ${p.shape.length}-D; ${p.field} must be ${want}`;
         }
         case 'empty': return `${what} has shape ${shapeText(p.shape)}, which holds no values; give at least one ${p.ndim === 1 ? 'entry' : 'data point'}`;
@@ -281,6 +283,7 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
         case 'targetColumns': return `targets have ${p.columns} columns but the last layer has ${p.k} outputs; targets must be N × ${p.k}`;
         case 'targetRows': return `targets have ${p.rows} rows but inputs have ${p.n}; give one target row per input row`;
         case 'vectorLength': return `${p.field} has ${p.length} entries but the network has W = ${p.w} parameters; give one entry per parameter, in the API's parameter order`;
+        case 'labelCount': return `labels has ${p.count} entries but inputs have ${p.n} rows; give one label per data point`;
       }
     },
   },
@@ -308,6 +311,8 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
         case 'probability': return `targets[${p.row}][${p.column}] = ${p.value}; cross-entropy targets must lie in [0, 1]`;
         case 'negative': return `targets[${p.row}][${p.column}] = ${p.value}; softmax-cross-entropy targets must be non-negative`;
         case 'rowSum': return `targets[${p.row}] sums to ${p.sum}; softmax-cross-entropy targets must be probabilities summing to 1 in each row`;
+        case 'label': return `labels[${p.row}] = ${p.value}; a label must be an integer class index from 0 to ${p.k - 1} (K = ${p.k} outputs)`;
+        case 'labelsLoss': return `labels are class indices for loss 'softmax-cross-entropy'; with loss '${p.loss}' send targets (rows of K values)`;
       }
     },
   },
@@ -315,6 +320,13 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
     status: 422,
     title: 'Invalid damping',
     message: (p) => `damping is ${p.damping}; it must be a finite number greater than 0 (the inverse is of H + damping·I)`,
+  },
+  INVALID_SELECTION: {
+    status: 422,
+    title: 'Invalid parameter selection',
+    message: (p) => p.reason === 'range'
+      ? `parameters.layers has ${p.index}, but the network has ${p.layers} layers; give indices from 0 to ${p.layers - 1}, or from −${p.layers} to −1 counting from the end`
+      : `parameters.layers names layer ${p.index} twice (counting negative indices from the end of ${p.layers} layers); name each layer once`,
   },
   UNSUPPORTED_METHOD: {
     status: 422,

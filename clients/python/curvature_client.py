@@ -56,7 +56,7 @@ __all__ = [
     "HESSIAN_METHODS",
 ]
 
-ACTIVATIONS = ("identity", "tanh", "sigmoid", "relu", "softplus", "softmax")
+ACTIVATIONS = ("identity", "tanh", "sigmoid", "relu", "softplus", "gelu", "silu", "leaky-relu", "elu", "softmax")
 HESSIAN_METHODS = ("exact", "outer-product", "diagonal", "diagonal-approximation", "finite-difference")
 NPY = "application/x-npy"
 

@@ -5,6 +5,8 @@
  * `softmax` is not elementwise: its entry only names it, and the output heads in `losses.ts` hold
  * its derivatives.
  */
+import { normalCdf, normalDensity } from './special.ts';
+
 export interface ElementwiseActivation {
   readonly kind: 'elementwise';
   h(a: number): number;
@@ -38,6 +40,19 @@ export const ACTIVATIONS = {
   // relu′ at 0 is taken as 0, as PyTorch does; relu″ is 0 almost everywhere.
   relu: { kind: 'elementwise', h: (a) => (a > 0 ? a : 0), d1: (a) => (a > 0 ? 1 : 0), d2: () => 0 },
   softplus: { kind: 'elementwise', h: softplus, d1: (a) => sigmoid(a), d2: (a) => { const s = sigmoid(a); return s * (1 - s); } },
+  // nn.GELU(), the exact form: h = a·Φ(a), h′ = Φ(a) + a·φ(a), h″ = φ(a)·(2 − a²).
+  gelu: { kind: 'elementwise', h: (a) => a * normalCdf(a), d1: (a) => normalCdf(a) + a * normalDensity(a), d2: (a) => normalDensity(a) * (2 - a * a) },
+  // nn.SiLU: h = a·σ(a), h′ = σ(1 + a(1 − σ)), h″ = σ(1 − σ)(2 + a(1 − 2σ)).
+  silu: {
+    kind: 'elementwise',
+    h: (a) => a * sigmoid(a),
+    d1: (a) => { const s = sigmoid(a); return s * (1 + a * (1 - s)); },
+    d2: (a) => { const s = sigmoid(a); return s * (1 - s) * (2 + a * (1 - 2 * s)); },
+  },
+  // nn.LeakyReLU() (negative slope 0.01); h′(0) = 0.01, as PyTorch takes it.
+  'leaky-relu': { kind: 'elementwise', h: (a) => (a > 0 ? a : 0.01 * a), d1: (a) => (a > 0 ? 1 : 0.01), d2: () => 0 },
+  // nn.ELU() (α = 1): h = eᵃ − 1 for a ≤ 0, whose h′ = h″ = eᵃ there.
+  elu: { kind: 'elementwise', h: (a) => (a > 0 ? a : Math.expm1(a)), d1: (a) => (a > 0 ? 1 : Math.exp(a)), d2: (a) => (a > 0 ? 0 : Math.exp(a)) },
   softmax: { kind: 'softmax' },
 } as const satisfies Record<string, ElementwiseActivation | SoftmaxActivation>;
 

@@ -5,7 +5,7 @@
  * z_l = h_l(a_l), δ_l = ∂E_n/∂a_l, g_l = ∂E_n/∂z_l = W_{l+1}ᵀ δ_{l+1} (PRML 5.56).
  */
 import { linalg } from './linalg/index.ts';
-import { forward, type ForwardPass, type Layer, type Network, type Problem } from './network.ts';
+import { forward, type ForwardPass, type Layer, type LayerSize, type Network, type Problem } from './network.ts';
 
 export interface BackwardPass {
   /** deltas[l] (N × out_l) = ∂E_n/∂a_l. */
@@ -16,8 +16,6 @@ export interface BackwardPass {
   readonly error: number;
 }
 
-/** Layer sizes, all that the memory estimates need. */
-export type LayerSize = { readonly in: number; readonly out: number };
 
 /**
  * Bytes of one forward and backward pass over N points (a, z, h′, h″, δ per unit and point, plus
@@ -87,9 +85,10 @@ export function gradientFrom(net: Network, f: ForwardPass, deltas: Float64Array[
   const grad = new Float64Array(net.parameterCount);
   const la = linalg();
   net.layers.forEach((layer, l) => {
+    if (layer.offset < 0) return;
     const gw = grad.subarray(layer.offset, layer.offset + layer.out * layer.in);
     la.gemm(true, false, layer.out, layer.in, f.n, 1, deltas[l], layer.out, f.zs[l], layer.in, 0, gw, layer.in);
-    addColumnSums(deltas[l], f.n, layer.out, grad, layer.offset + layer.out * layer.in);
+    if (layer.bias) addColumnSums(deltas[l], f.n, layer.out, grad, layer.offset + layer.out * layer.in);
   });
   return grad;
 }
@@ -126,30 +125,34 @@ export function pullBack(
   return out;
 }
 
-/** z̃_{l−1} = (z_{l−1}, 1) for points n0 … n0 + c − 1: the input of layer l with a 1 for its bias. */
-export function augmentedInputs(f: ForwardPass, l: number, n0: number, c: number): Float64Array {
+/**
+ * z̃_{l−1} for points n0 … n0 + c − 1, c × aug_l: the input of layer l, with a trailing 1 for
+ * its bias when it has one (z̃ = z without).
+ */
+export function augmentedInputs(f: ForwardPass, layer: Layer, l: number, n0: number, c: number): Float64Array {
   const z = f.zs[l];
-  const w = z.length / f.n;
-  const out = new Float64Array(c * (w + 1));
+  const w = layer.in, a = layer.aug;
+  if (a === w) return z.subarray(n0 * w, (n0 + c) * w);
+  const out = new Float64Array(c * a);
   for (let i = 0; i < c; i++) {
-    out.set(z.subarray((n0 + i) * w, (n0 + i + 1) * w), i * (w + 1));
-    out[i * (w + 1) + w] = 1;
+    out.set(z.subarray((n0 + i) * w, (n0 + i + 1) * w), i * a);
+    out[i * a + w] = 1;
   }
   return out;
 }
 
 /**
- * For layer l, the map from the augmented index (i, j), j ≤ in (j = in is the bias), to the
+ * For layer l, the map from the augmented index (i, j), j < aug (j = in is the bias), to the
  * API's parameter index: offset + i·in + j for weights, offset + out·in + i for the bias.
  */
 export function parameterIndexMap(net: Network, l: number): Int32Array {
   const layer = net.layers[l];
-  const map = new Int32Array(layer.out * (layer.in + 1));
-  for (let i = 0; i < layer.out; i++) for (let j = 0; j <= layer.in; j++) map[i * (layer.in + 1) + j] = thetaIndex(layer, i, j);
+  const map = new Int32Array(layer.out * layer.aug);
+  for (let i = 0; i < layer.out; i++) for (let j = 0; j < layer.aug; j++) map[i * layer.aug + j] = thetaIndex(layer, i, j);
   return map;
 }
 
-/** Index in the API's parameter vector of θ_l[i][j] (j = in is the bias b_l[i]). */
+/** Index in the API's parameter vector of θ_l[i][j] (j = in is the bias b_l[i]); for a selected layer only. */
 export function thetaIndex(layer: Layer, i: number, j: number): number {
   return j < layer.in ? layer.offset + i * layer.in + j : layer.offset + layer.out * layer.in + i;
 }

@@ -17,13 +17,16 @@ export type ShapeMismatch =
   | { readonly reason: 'inputColumns'; readonly columns: number; readonly d: number }
   | { readonly reason: 'targetColumns'; readonly columns: number; readonly k: number }
   | { readonly reason: 'targetRows'; readonly rows: number; readonly n: number }
-  | { readonly reason: 'vectorLength'; readonly field: string; readonly length: number; readonly w: number };
+  | { readonly reason: 'vectorLength'; readonly field: string; readonly length: number; readonly w: number }
+  | { readonly reason: 'labelCount'; readonly count: number; readonly n: number };
 
 /** Targets outside the loss's domain. */
 export type TargetOutOfDomain =
   | { readonly reason: 'probability'; readonly row: number; readonly column: number; readonly value: number }
   | { readonly reason: 'negative'; readonly row: number; readonly column: number; readonly value: number }
-  | { readonly reason: 'rowSum'; readonly row: number; readonly sum: number };
+  | { readonly reason: 'rowSum'; readonly row: number; readonly sum: number }
+  | { readonly reason: 'label'; readonly row: number; readonly value: number; readonly k: number }
+  | { readonly reason: 'labelsLoss'; readonly loss: string };
 
 /** A result that is not finite in float64. */
 export type NonFiniteResult =
@@ -39,6 +42,7 @@ export interface CoreErrorParams {
   readonly UNSUPPORTED_PAIRING: { readonly loss: string; readonly activation: string; readonly needs: readonly string[]; readonly losses: readonly string[] };
   readonly TARGET_OUT_OF_DOMAIN: TargetOutOfDomain;
   readonly INVALID_DAMPING: { readonly damping: number };
+  readonly INVALID_SELECTION: { readonly reason: 'range' | 'duplicate'; readonly index: number; readonly layers: number };
   readonly UNSUPPORTED_METHOD: { readonly reason: 'woodburyExact' };
   readonly NOT_POSITIVE_DEFINITE: {
     readonly what: string;

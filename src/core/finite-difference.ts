@@ -1,7 +1,8 @@
 /**
  * The Hessian by finite differences (PRML §5.4.4), as a check on the other methods.
  */
-import { gradient, passesBytes, type LayerSize } from './backprop.ts';
+import { gradient, passesBytes } from './backprop.ts';
+import type { LayerSize } from './network.ts';
 import { symmetrizeByAveraging } from './linalg/index.ts';
 import { parameterVector, withParameters, type Problem } from './network.ts';
 

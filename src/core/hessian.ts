@@ -4,7 +4,8 @@
  * (PRML §5.4.5, 5.93–5.95, generalised beyond two layers).
  *
  * Per data point, write the parameters of layer l in the augmented layout θ_l[i][j], j ≤ in_l
- * (j = in_l is the bias b_l[i]), z̃_{l−1} = (z_{l−1}, 1), and R_{l,m} = ∂a_l/∂a_m (R_{m,m} = I,
+ * (j = in_l is the bias b_l[i]; a layer without bias has j < in_l only), z̃_{l−1} = (z_{l−1}, 1)
+ * (z̃ = z without a bias), and R_{l,m} = ∂a_l/∂a_m (R_{m,m} = I,
  * R_{l,m} = W_l diag(h′_{l−1}) R_{l−1,m}). Then ∂a_l/∂θ_m[p][q] = R_{l,m}[·][p] z̃_{m−1}[q] and,
  * with δ_l = ∂E_n/∂a_l and g_l = ∂E_n/∂z_l, the second derivatives are, for l ≥ m:
  *
@@ -27,10 +28,14 @@
  * ≈ N·W_l²/2 for each diagonal block, in a few large GEMMs (W = Σ W_l), with memory W² for the
  * answer, at most W² more for block sums when the data come in several chunks, and bounded
  * chunks of data points for the rest.
+ *
+ * Only the blocks asked for are computed: those of the selected layers (the parameters of the
+ * others held fixed), and of those only the diagonal blocks for a block-diagonal answer, or those
+ * that reach a slab of rows. The pull-backs stop at the lowest layer needed.
  */
 import { linalg } from './linalg/index.ts';
-import { augmentedInputs, backward, chunkSize, outputMatrices, parameterIndexMap, pullBack, thetaIndex, type BackwardPass, type LayerSize } from './backprop.ts';
-import { forward, type ForwardPass, type Layer, type Problem } from './network.ts';
+import { augmentedInputs, backward, chunkSize, outputMatrices, parameterIndexMap, pullBack, thetaIndex, type BackwardPass } from './backprop.ts';
+import { forward, type ForwardPass, type Layer, type LayerSize, type Problem } from './network.ts';
 
 /** Doubles of temporary block product kept at once (32 MB). */
 const TILE_BUDGET = 1 << 22;
@@ -46,17 +51,17 @@ export interface CurvatureBudgets {
 const CHUNK_BUDGET = 1 << 24;
 
 /**
- * Per chunk of data points, A^{l,l} for every layer l (c × out_l × out_l), from the output
- * curvature down: A^{l,l} = D_l + diag(h′_l) W_{l+1}ᵀ A^{l+1,l+1} W_{l+1} diag(h′_l), with
- * D_l = diag(g_l ⊙ h″_l) when `exact` (the h″ term of 5.94), zero for the outer product.
- * Cost O(c · Σ out_{l+1} · out_l²).
+ * Per chunk of data points, A^{l,l} for the layers l ≥ `lowest` (c × out_l × out_l), from the
+ * output curvature down: A^{l,l} = D_l + diag(h′_l) W_{l+1}ᵀ A^{l+1,l+1} W_{l+1} diag(h′_l), with
+ * D_l = diag(g_l ⊙ h″_l) when `exact` (the h″ term of 5.94), zero for the outer product (then
+ * A^{l,l} = R_{out,l}ᵀ G_n R_{out,l}, the factor Λ_{l,n} of KFAC). Cost O(c · Σ out_{l+1} · out_l²).
  */
-function selfCurvatures(p: Problem, f: ForwardPass, b: BackwardPass, exact: boolean, n0: number, c: number): Float64Array[] {
+export function selfCurvatures(p: Problem, f: ForwardPass, b: BackwardPass | undefined, exact: boolean, n0: number, c: number, lowest = 0): Float64Array[] {
   const net = p.network;
   const L = net.layers.length;
   const as: Float64Array[] = new Array(L);
   as[L - 1] = outputMatrices(p, f, exact ? 'curvature' : 'gaussNewton', n0, c);
-  for (let l = L - 2; l >= 0; l--) {
+  for (let l = L - 2; l >= lowest; l--) {
     const outNext = net.layers[l + 1].out;
     const w = net.layers[l].out;
     // X_n = A^{l+1} W diag(h′) (out_{l+1} × out_l); its transpose is diag(h′) Wᵀ A^{l+1} (A symmetric)
@@ -68,7 +73,7 @@ function selfCurvatures(p: Problem, f: ForwardPass, b: BackwardPass, exact: bool
     }
     const a = pullBack(net, f, l, xt, c, w, n0);
     if (exact) {
-      const g = b.gs[l]!, d2 = f.d2[l]!;
+      const g = b!.gs[l]!, d2 = f.d2[l]!;
       for (let i = 0; i < c; i++) {
         for (let j = 0; j < w; j++) a[i * w * w + j * w + j] += g[(n0 + i) * w + j] * d2[(n0 + i) * w + j];
       }
@@ -93,29 +98,60 @@ function khatriRao(x: Float64Array, nx: number, y: Float64Array, ny: number, c: 
 }
 
 /**
+ * Where the entries of H go: rows rowStart … rowEnd − 1 of H, row r at (r − rowStart)·stride,
+ * column c at c − colOffset. The whole matrix, a slab of rows, or one layer's own block. With
+ * `mirror`, a block between two layers is written with its transpose as it is scattered (a slab
+ * needs rows of both); otherwise only its lower half is, and `symmetrizeBlocks` copies it over.
+ */
+interface Target {
+  readonly data: Float64Array;
+  readonly stride: number;
+  readonly rowStart: number;
+  readonly rowEnd: number;
+  readonly colOffset: number;
+  readonly mirror: boolean;
+}
+
+/** The index of H[r][0] in the target's storage, or −1 when row r is not stored. */
+function rowBase(t: Target, r: number): number {
+  return r >= t.rowStart && r < t.rowEnd ? (r - t.rowStart) * t.stride - t.colOffset : -1;
+}
+
+/**
  * T[(i,p),(j,q)] (+)= Σ_n X[n][(i,p)] · Y[n][(j,q)] over one chunk of c points, for rows
  * i0 … i0 + ti − 1: the curvature term of block (l, m) in product layout, one GEMM.
  */
 function curvatureProduct(ll: Layer, lm: Layer, x: Float64Array, y: Float64Array, c: number, i0: number, ti: number, beta: number, t: Float64Array): void {
-  const yCols = (ll.in + 1) * (lm.in + 1);
+  const yCols = ll.aug * lm.aug;
   linalg().gemm(true, false, ti * lm.out, yCols, c, 1, x.subarray(i0 * lm.out), ll.out * lm.out, y, yCols, beta, t, yCols);
 }
 
-/** H[θ_l[i][j]][θ_m[p][q]] += T[(i,p),(j,q)] for rows i0 … i0 + ti − 1; the inner loop runs over contiguous q. */
-function scatterCurvature(h: Float64Array, W: number, ll: Layer, lm: Layer, t: Float64Array, i0: number, ti: number): void {
-  const inL1 = ll.in + 1, inM1 = lm.in + 1, outM = lm.out;
+/**
+ * H[θ_l[i][j]][θ_m[p][q]] += T[(i,p),(j,q)] for rows i0 … i0 + ti − 1 (and the transposed
+ * entries with a mirroring target); the inner loop runs over contiguous q.
+ */
+function scatterCurvature(h: Target, ll: Layer, lm: Layer, t: Float64Array, i0: number, ti: number): void {
+  const inL1 = ll.aug, inM1 = lm.aug, outM = lm.out, inM = lm.in;
   const yCols = inL1 * inM1;
-  const biasCols = lm.offset + outM * lm.in;
+  const biasCols = lm.offset + outM * inM;
+  const d = h.data;
   for (let di = 0; di < ti; di++) {
     for (let p = 0; p < outM; p++) {
-      const col = lm.offset + p * lm.in;
+      const col = lm.offset + p * inM;
       const trow = (di * outM + p) * yCols;
       for (let j = 0; j < inL1; j++) {
-        const hrow = thetaIndex(ll, i0 + di, j) * W;
+        const r = thetaIndex(ll, i0 + di, j);
         const to = trow + j * inM1;
-        const dst = hrow + col;
-        for (let q = 0; q < lm.in; q++) h[dst + q] += t[to + q];
-        h[hrow + biasCols + p] += t[to + lm.in];
+        const base = rowBase(h, r);
+        if (base >= 0) {
+          const dst = base + col;
+          for (let q = 0; q < inM; q++) d[dst + q] += t[to + q];
+          if (lm.bias) d[base + biasCols + p] += t[to + inM];
+        }
+        if (h.mirror) {
+          for (let q = 0; q < inM; q++) { const b = rowBase(h, col + q); if (b >= 0) d[b + r] += t[to + q]; }
+          if (lm.bias) { const b = rowBase(h, biasCols + p); if (b >= 0) d[b + r] += t[to + inM]; }
+        }
       }
     }
   }
@@ -153,8 +189,7 @@ function symmetricKhatriRao(z: Float64Array, nz: number, c: number): Float64Arra
  * entry. Rows i0 … i1 − 1 of i, one GEMM.
  */
 function diagonalProduct(ll: Layer, x: Float64Array, y: Float64Array, c: number, i0: number, i1: number, beta: number, t: Float64Array): void {
-  const inL1 = ll.in + 1;
-  const yCols = (inL1 * (inL1 + 1)) / 2;
+  const yCols = (ll.aug * (ll.aug + 1)) / 2;
   const r0 = (i0 * (i0 + 1)) / 2, r1 = (i1 * (i1 + 1)) / 2;
   linalg().gemm(true, false, r1 - r0, yCols, c, 1, x.subarray(r0), (ll.out * (ll.out + 1)) / 2, y, yCols, beta, t, yCols);
 }
@@ -164,27 +199,31 @@ function diagonalProduct(ll: Layer, x: Float64Array, y: Float64Array, c: number,
  * H[θ(p,j)][θ(i,q)] by the same value: the whole block, exactly symmetric, written with
  * contiguous inner loops over q.
  */
-function scatterDiagonal(h: Float64Array, W: number, ll: Layer, t: Float64Array, i0: number, i1: number): void {
-  const inL = ll.in, inL1 = inL + 1;
+function scatterDiagonal(h: Target, ll: Layer, t: Float64Array, i0: number, i1: number): void {
+  const inL = ll.in, inL1 = ll.aug;
   const yCols = (inL1 * (inL1 + 1)) / 2;
   const r0 = (i0 * (i0 + 1)) / 2;
   const bias = ll.offset + ll.out * inL;
+  const d = h.data;
   for (let i = i0; i < i1; i++) {
     for (let p = 0; p <= i; p++) {
       const trow = ((i * (i + 1)) / 2 + p - r0) * yCols;
       const colP = ll.offset + p * inL, colI = ll.offset + i * inL;
       for (let j = 0; j < inL1; j++) {
-        const rowIJ = thetaIndex(ll, i, j) * W;
-        const rowPJ = thetaIndex(ll, p, j) * W;
+        const rowIJ = rowBase(h, thetaIndex(ll, i, j));
+        const rowPJ = p !== i ? rowBase(h, thetaIndex(ll, p, j)) : -1;
+        if (rowIJ < 0 && rowPJ < 0) continue;
         const below = trow + (j * (j + 1)) / 2;
         for (let q = 0; q < inL; q++) {
           const v = t[q <= j ? below + q : trow + (q * (q + 1)) / 2 + j];
-          h[rowIJ + colP + q] += v;
-          if (p !== i) h[rowPJ + colI + q] += v;
+          if (rowIJ >= 0) d[rowIJ + colP + q] += v;
+          if (rowPJ >= 0) d[rowPJ + colI + q] += v;
         }
-        const vb = t[trow + (inL * inL1) / 2 + j]; // q = in (bias) ≥ j
-        h[rowIJ + bias + p] += vb;
-        if (p !== i) h[rowPJ + bias + i] += vb;
+        if (ll.bias) {
+          const vb = t[trow + (inL * inL1) / 2 + j]; // q = in (bias) ≥ j
+          if (rowIJ >= 0) d[rowIJ + bias + p] += vb;
+          if (rowPJ >= 0) d[rowPJ + bias + i] += vb;
+        }
       }
     }
   }
@@ -192,8 +231,7 @@ function scatterDiagonal(h: Float64Array, W: number, ll: Layer, t: Float64Array,
 
 /** Ends of the tiles of i for a layer's own block, each within the tile budget. */
 function diagonalTiles(ll: Layer, budget: number): number[] {
-  const inL1 = ll.in + 1;
-  const yCols = (inL1 * (inL1 + 1)) / 2;
+  const yCols = (ll.aug * (ll.aug + 1)) / 2;
   const ends: number[] = [];
   let i0 = 0;
   while (i0 < ll.out) {
@@ -207,32 +245,40 @@ function diagonalTiles(ll: Layer, budget: number): number[] {
 
 /** The rows of i per tile so that a tile of block (l, m) stays within the tile budget. */
 function curvatureTile(ll: Layer, lm: Layer, budget: number): number {
-  return Math.max(1, Math.min(ll.out, Math.floor(budget / (lm.out * (ll.in + 1) * (lm.in + 1)))));
+  return Math.max(1, Math.min(ll.out, Math.floor(budget / (lm.out * ll.aug * lm.aug))));
 }
 
 /**
  * H[θ_l[i][j]][θ_m[p][q]] += Σ_n S[n][(j,p)] · DZ[n][(i,q)] for j < in_l over one chunk (the
  * cross term of 5.95, m < l), as one GEMM per tile of j and a scatter over contiguous q.
  */
-function addCrossBlock(h: Float64Array, W: number, ll: Layer, lm: Layer, s: Float64Array, dz: Float64Array, c: number, budget: number): void {
-  const inM1 = lm.in + 1, outM = lm.out;
+function addCrossBlock(h: Target, ll: Layer, lm: Layer, s: Float64Array, dz: Float64Array, c: number, budget: number): void {
+  const inM1 = lm.aug, outM = lm.out, inM = lm.in;
   const zCols = ll.out * inM1;
   const tileJ = Math.max(1, Math.min(ll.in, Math.floor(budget / (outM * zCols))));
   const t = new Float64Array(tileJ * outM * zCols);
-  const biasCols = lm.offset + outM * lm.in;
+  const biasCols = lm.offset + outM * inM;
+  const d = h.data;
   for (let j0 = 0; j0 < ll.in; j0 += tileJ) {
     const tj = Math.min(tileJ, ll.in - j0);
     linalg().gemm(true, false, tj * outM, zCols, c, 1, s.subarray(j0 * outM), ll.in * outM, dz, zCols, 0, t, zCols);
     for (let dj = 0; dj < tj; dj++) {
       for (let p = 0; p < outM; p++) {
-        const col = lm.offset + p * lm.in;
+        const col = lm.offset + p * inM;
         const trow = (dj * outM + p) * zCols;
         for (let i = 0; i < ll.out; i++) {
-          const hrow = thetaIndex(ll, i, j0 + dj) * W;
+          const r = thetaIndex(ll, i, j0 + dj);
           const to = trow + i * inM1;
-          const dst = hrow + col;
-          for (let q = 0; q < lm.in; q++) h[dst + q] += t[to + q];
-          h[hrow + biasCols + p] += t[to + lm.in];
+          const base = rowBase(h, r);
+          if (base >= 0) {
+            const dst = base + col;
+            for (let q = 0; q < inM; q++) d[dst + q] += t[to + q];
+            if (lm.bias) d[base + biasCols + p] += t[to + inM];
+          }
+          if (h.mirror) {
+            for (let q = 0; q < inM; q++) { const b = rowBase(h, col + q); if (b >= 0) d[b + r] += t[to + q]; }
+            if (lm.bias) { const b = rowBase(h, biasCols + p); if (b >= 0) d[b + r] += t[to + inM]; }
+          }
         }
       }
     }
@@ -240,117 +286,140 @@ function addCrossBlock(h: Float64Array, W: number, ll: Layer, lm: Layer, s: Floa
 }
 
 /**
- * Fills the upper triangle of the blocks between two different layers from the lower; a layer's
- * own block is written whole and exactly symmetric by `scatterDiagonal`. Cost W²/2, in tiles.
+ * Fills the upper triangle of the blocks between two different selected layers from the lower;
+ * a layer's own block is written whole and exactly symmetric by `scatterDiagonal`. Cost W²/2, in
+ * tiles.
  */
-function symmetrizeBlocks(h: Float64Array, W: number, layerStart: number[]): void {
+function symmetrizeBlocks(h: Float64Array, W: number, layers: readonly Layer[]): void {
   const B = 64; // tiles keep the column-wise writes in cache
-  for (let l = 1; l < layerStart.length; l++) {
-    const rEnd = l + 1 < layerStart.length ? layerStart[l + 1] : W;
-    const cEnd = layerStart[l];
-    for (let i0 = layerStart[l]; i0 < rEnd; i0 += B) {
+  const selected = layers.filter((l) => l.offset >= 0);
+  for (let l = 1; l < selected.length; l++) {
+    const rStart = selected[l].offset, rEnd = rStart + selected[l].size;
+    for (let i0 = rStart; i0 < rEnd; i0 += B) {
       const i1 = Math.min(rEnd, i0 + B);
-      for (let j0 = 0; j0 < cEnd; j0 += B) {
-        const j1 = Math.min(cEnd, j0 + B);
+      for (let j0 = 0; j0 < rStart; j0 += B) {
+        const j1 = Math.min(rStart, j0 + B);
         for (let i = i0; i < i1; i++) for (let j = j0; j < j1; j++) h[j * W + i] = h[i * W + j];
       }
     }
   }
 }
 
-
 /** Doubles of a block's sum over chunks: packed pairs for a layer's own block, the full product layout otherwise. */
-function blockSumLength(ll: LayerSize, lm: LayerSize, own: boolean): number {
-  return own
-    ? ((ll.out * (ll.out + 1)) / 2) * (((ll.in + 1) * (ll.in + 2)) / 2)
-    : ll.out * lm.out * (ll.in + 1) * (lm.in + 1);
+function blockSumLength(ll: Required<LayerSize>, lm: Required<LayerSize>, own: boolean): number {
+  const aL = ll.in + (ll.hasBias ? 1 : 0), aM = lm.in + (lm.hasBias ? 1 : 0);
+  return own ? ((ll.out * (ll.out + 1)) / 2) * ((aL * (aL + 1)) / 2) : ll.out * lm.out * aL * aM;
+}
+
+/** Which blocks (l, m), l ≥ m, an answer needs: both layers selected, and only l = m for a block-diagonal one. */
+export type BlockFilter = (l: number, m: number) => boolean;
+
+function sizes(layers: readonly LayerSize[]): Required<LayerSize>[] {
+  return layers.map((l) => ({ in: l.in, out: l.out, hasBias: l.hasBias !== false, selected: l.selected !== false }));
+}
+
+/** The default blocks: every pair of selected layers. */
+function allSelected(layers: readonly Required<LayerSize>[]): BlockFilter {
+  return (l, m) => layers[l].selected && layers[m].selected;
 }
 
 /**
  * How the data are split: doubles per data point held at once (the A's, one pulled-back A and
- * S, the Khatri–Rao rows), points per chunk, and the doubles of the block sums kept when there
- * is more than one chunk.
+ * S, the Khatri–Rao rows), points per chunk, the doubles of the block sums kept when there is
+ * more than one chunk, and the lowest layer any needed block reaches.
  */
-function curvaturePlan(layers: readonly LayerSize[], n: number, budget: number): { chunk: number; chunked: boolean; perPoint: number; sumDoubles: number } {
+function curvaturePlan(layers: readonly LayerSize[], n: number, budget: number, need?: BlockFilter): { chunk: number; chunked: boolean; perPoint: number; sumDoubles: number; lowest: number } {
+  const ls = sizes(layers);
+  const needed = need ?? allSelected(ls);
   let selfSize = 0;
   let blockSize = 0;
   let sumDoubles = 0;
-  layers.forEach((ll, l) => {
-    selfSize += ll.out * ll.out + (ll.in + 1);
+  let lowest = ls.length;
+  ls.forEach((ll, l) => {
     for (let m = 0; m <= l; m++) {
-      const lm = layers[m];
+      if (!needed(l, m)) continue;
+      lowest = Math.min(lowest, m);
+      const lm = ls[m];
       blockSize = Math.max(blockSize, 2 * ll.out * lm.out + 2 * ll.in * lm.out + (ll.in + 1) * (lm.in + 1) + ll.out * (lm.in + 1));
       sumDoubles += blockSumLength(ll, lm, m === l);
     }
   });
+  ls.forEach((ll, l) => { if (l >= lowest) selfSize += ll.out * ll.out + (ll.in + 1); });
   const perPoint = selfSize + blockSize;
   const chunk = chunkSize(n, perPoint, budget);
-  return { chunk, chunked: chunk < n, perPoint, sumDoubles };
+  return { chunk, chunked: chunk < n, perPoint, sumDoubles, lowest };
 }
 
 /**
- * Bytes the exact or outer-product Hessian of a network with these layer sizes needs for N data
- * points besides its W × W answer and the forward/backward passes: the per-chunk working arrays
- * and either the block sums (several chunks) or two temporary tiles (one chunk). For sizing
- * requests before work.
+ * Bytes an exact or outer-product Hessian (or the blocks `need` picks) of a network with these
+ * layer sizes needs for N data points besides its answer and the forward/backward passes: the
+ * per-chunk working arrays and either the block sums (several chunks) or two temporary tiles
+ * (one chunk). For sizing requests before work.
  */
-export function curvatureScratchBytes(layers: readonly LayerSize[], n: number): number {
-  const plan = curvaturePlan(layers, n, CHUNK_BUDGET);
+export function curvatureScratchBytes(layers: readonly LayerSize[], n: number, need?: BlockFilter): number {
+  const plan = curvaturePlan(layers, n, CHUNK_BUDGET, need);
   return 8 * (plan.chunk * plan.perPoint + (plan.chunked ? plan.sumDoubles : 2 * TILE_BUDGET));
 }
 
-function curvatureMatrix(p: Problem, exact: boolean, budgets: CurvatureBudgets): Float64Array {
+/** A built layer's sizes. */
+function sizeOf(l: Layer): Required<LayerSize> {
+  return { in: l.in, out: l.out, hasBias: l.bias !== null, selected: l.offset >= 0 };
+}
+
+/** A built network's layer sizes, for the plans and estimates. */
+export function layerSizes(layers: readonly Layer[]): Required<LayerSize>[] {
+  return layers.map(sizeOf);
+}
+
+/** Adds the curvature blocks `need` picks, summed over the data, into `h`. */
+function addCurvature(p: Problem, exact: boolean, h: Target | ((l: number) => Target), need: BlockFilter, budgets: CurvatureBudgets): void {
+  const target = typeof h === 'function' ? h : () => h;
   const tileBudget = budgets.tile ?? TILE_BUDGET;
   const net = p.network;
   const L = net.layers.length;
-  const W = net.parameterCount;
   const f = forward(net, p.inputs);
-  const b = backward(p, f);
-  const h = new Float64Array(W * W);
-  const { chunk, chunked } = curvaturePlan(net.layers, f.n, budgets.chunk ?? CHUNK_BUDGET);
+  const b = exact ? backward(p, f) : undefined;
+  const { chunk, chunked, lowest } = curvaturePlan(layerSizes(net.layers), f.n, budgets.chunk ?? CHUNK_BUDGET, need);
+  if (lowest === L) return;
   // With several chunks, each curvature block is summed over all of them in its product layout
   // and scattered once rather than scattered per chunk.
-  const sums = chunked ? net.layers.map((ll, l) => net.layers.slice(0, l + 1).map((lm, m) => new Float64Array(blockSumLength(ll, lm, m === l)))) : undefined;
+  const sums = chunked
+    ? net.layers.map((ll, l) => net.layers.slice(0, l + 1).map((lm, m) => (need(l, m) ? new Float64Array(blockSumLength(
+      sizeOf(ll), sizeOf(lm), m === l)) : undefined)))
+    : undefined;
   for (let n0 = 0; n0 < f.n; n0 += chunk) {
     const c = Math.min(chunk, f.n - n0);
-    const aSelf = selfCurvatures(p, f, b, exact, n0, c);
-    const zt = net.layers.map((_, l) => augmentedInputs(f, l, n0, c));
-    for (let l = 0; l < L; l++) {
+    const aSelf = selfCurvatures(p, f, b, exact, n0, c, lowest);
+    const zt = net.layers.map((layer, l) => (l >= lowest ? augmentedInputs(f, layer, l, n0, c) : new Float64Array(0)));
+    for (let l = lowest; l < L; l++) {
       const ll = net.layers[l];
+      let low = l + 1;
+      for (let m = lowest; m <= l; m++) if (need(l, m)) { low = m; break; }
+      if (low > l) continue;
       let pm = aSelf[l]; // A^{l,m}, c × out_l × out_m, for m = l first
       let s: Float64Array | undefined; // S_{l,m}, c × in_l × out_m
-      for (let m = l; m >= 0; m--) {
+      for (let m = l; m >= low; m--) {
         const lm = net.layers[m];
         if (m === l) {
+          if (!need(l, l)) continue;
           const packed = packLower(pm, ll.out, c);
-          const kr = symmetricKhatriRao(zt[l], ll.in + 1, c);
-          if (sums) {
-            diagonalProduct(ll, packed, kr, c, 0, ll.out, n0 === 0 ? 0 : 1, sums[l][l]);
+          const kr = symmetricKhatriRao(zt[l], ll.aug, c);
+          const sum = sums?.[l][l];
+          if (sum) {
+            diagonalProduct(ll, packed, kr, c, 0, ll.out, n0 === 0 ? 0 : 1, sum);
           } else {
             let i0 = 0;
             for (const i1 of diagonalTiles(ll, tileBudget)) {
-              const t = new Float64Array(((i1 * (i1 + 1)) / 2 - (i0 * (i0 + 1)) / 2) * (((ll.in + 1) * (ll.in + 2)) / 2));
+              const t = new Float64Array(((i1 * (i1 + 1)) / 2 - (i0 * (i0 + 1)) / 2) * ((ll.aug * (ll.aug + 1)) / 2));
               diagonalProduct(ll, packed, kr, c, i0, i1, 0, t);
-              scatterDiagonal(h, W, ll, t, i0, i1);
+              scatterDiagonal(target(l), ll, t, i0, i1);
               i0 = i1;
             }
           }
           continue;
         }
         pm = pullBack(net, f, m, pm, c, ll.out, n0);
-        const kr = khatriRao(zt[l], ll.in + 1, zt[m], lm.in + 1, c);
-        if (sums) {
-          curvatureProduct(ll, lm, pm, kr, c, 0, ll.out, n0 === 0 ? 0 : 1, sums[l][m]);
-        } else {
-          const tile = curvatureTile(ll, lm, tileBudget);
-          const t = new Float64Array(tile * lm.out * (ll.in + 1) * (lm.in + 1));
-          for (let i0 = 0; i0 < ll.out; i0 += tile) {
-            const ti = Math.min(tile, ll.out - i0);
-            curvatureProduct(ll, lm, pm, kr, c, i0, ti, 0, t);
-            scatterCurvature(h, W, ll, lm, t, i0, ti);
-          }
-        }
-        if (exact && m < l) {
+        if (exact) {
           if (m === l - 1) {
             // S_{l,l−1} = diag(h′_{l−1})
             const d1 = f.d1[m]!;
@@ -359,20 +428,49 @@ function curvatureMatrix(p: Problem, exact: boolean, budgets: CurvatureBudgets):
           } else {
             s = pullBack(net, f, m, s!, c, ll.in, n0);
           }
-          const dz = khatriRao(b.deltas[l].subarray(n0 * ll.out), ll.out, zt[m], lm.in + 1, c);
-          addCrossBlock(h, W, ll, lm, s, dz, c, tileBudget);
+        }
+        if (!need(l, m)) continue;
+        const kr = khatriRao(zt[l], ll.aug, zt[m], lm.aug, c);
+        const sum = sums?.[l][m];
+        if (sum) {
+          curvatureProduct(ll, lm, pm, kr, c, 0, ll.out, n0 === 0 ? 0 : 1, sum);
+        } else {
+          const tile = curvatureTile(ll, lm, tileBudget);
+          const t = new Float64Array(tile * lm.out * ll.aug * lm.aug);
+          for (let i0 = 0; i0 < ll.out; i0 += tile) {
+            const ti = Math.min(tile, ll.out - i0);
+            curvatureProduct(ll, lm, pm, kr, c, i0, ti, 0, t);
+            scatterCurvature(target(l), ll, lm, t, i0, ti);
+          }
+        }
+        if (exact) {
+          const dz = khatriRao(b!.deltas[l].subarray(n0 * ll.out), ll.out, zt[m], lm.aug, c);
+          addCrossBlock(target(l), ll, lm, s!, dz, c, tileBudget);
         }
       }
     }
   }
   if (sums) {
     sums.forEach((row, l) => row.forEach((t, m) => {
+      if (!t) return;
       const ll = net.layers[l];
-      if (m === l) scatterDiagonal(h, W, ll, t, 0, ll.out);
-      else scatterCurvature(h, W, ll, net.layers[m], t, 0, ll.out);
+      if (m === l) scatterDiagonal(target(l), ll, t, 0, ll.out);
+      else scatterCurvature(target(l), ll, net.layers[m], t, 0, ll.out);
     }));
   }
-  symmetrizeBlocks(h, W, net.layers.map((l) => l.offset));
+}
+
+function selectedFilter(p: Problem): BlockFilter {
+  const layers = p.network.layers;
+  return (l, m) => layers[l].offset >= 0 && layers[m].offset >= 0;
+}
+
+/** The whole (selected) matrix, W × W. */
+function curvatureMatrix(p: Problem, exact: boolean, budgets: CurvatureBudgets): Float64Array {
+  const W = p.network.parameterCount;
+  const h = new Float64Array(W * W);
+  addCurvature(p, exact, { data: h, stride: W, rowStart: 0, rowEnd: W, colOffset: 0, mirror: false }, selectedFilter(p), budgets);
+  symmetrizeBlocks(h, W, p.network.layers);
   return h;
 }
 
@@ -397,6 +495,39 @@ export function outerProductHessian(p: Problem, budgets: CurvatureBudgets = {}):
   return curvatureMatrix(p, false, budgets);
 }
 
+/**
+ * The diagonal blocks of the exact or outer-product Hessian, one W_l × W_l matrix per selected
+ * layer in layer order (the layer's parameter order): Σ W_l² memory and the blocks' own work
+ * alone, in one pass over the data.
+ */
+export function curvatureBlocks(p: Problem, exact: boolean, budgets: CurvatureBudgets = {}): { layer: number; block: Float64Array }[] {
+  const layers = p.network.layers;
+  const blocks = layers.map((l) => (l.offset >= 0 ? new Float64Array(l.size * l.size) : undefined));
+  const targets = layers.map((l, i) => ({ data: blocks[i] ?? new Float64Array(0), stride: l.size, rowStart: l.offset, rowEnd: l.offset + l.size, colOffset: l.offset, mirror: false }));
+  addCurvature(p, exact, (l) => targets[l], (l, m) => l === m && layers[l].offset >= 0, budgets);
+  const out: { layer: number; block: Float64Array }[] = [];
+  blocks.forEach((block, layer) => { if (block) out.push({ layer, block }); });
+  return out;
+}
+
+/** The blocks a row slab of layers needs: those between two selected layers of which one holds some of the rows. */
+export function slabFilter(layers: readonly { offset: number; size: number }[], start: number, end: number): BlockFilter {
+  const touches = (l: number) => layers[l].offset >= 0 && layers[l].offset < end && layers[l].offset + layers[l].size > start;
+  return (l, m) => layers[l].offset >= 0 && layers[m].offset >= 0 && (touches(l) || touches(m));
+}
+
+/**
+ * Rows start … end − 1 of the exact or outer-product Hessian, (end − start) × W: memory
+ * (end − start)·W besides bounded tiles; the blocks between layers are scattered with their
+ * transposes as they come, so no row outside the slab is ever stored.
+ */
+export function curvatureRows(p: Problem, exact: boolean, start: number, end: number, budgets: CurvatureBudgets = {}): Float64Array {
+  const W = p.network.parameterCount;
+  const h = new Float64Array((end - start) * W);
+  addCurvature(p, exact, { data: h, stride: W, rowStart: start, rowEnd: end, colOffset: 0, mirror: true }, slabFilter(p.network.layers, start, end), budgets);
+  return h;
+}
+
 /** Doubles per data point of the exact diagonal's chunks: the A^{l,l} and their pull-backs, the squared inputs. */
 function diagonalPerPoint(layers: readonly LayerSize[]): number {
   let s = 0;
@@ -412,8 +543,8 @@ export function hessianDiagonalScratchBytes(layers: readonly LayerSize[], n: num
 
 /**
  * The exact diagonal of the Hessian: H[θ_l[i][j]][θ_l[i][j]] = Σ_n A_n^{l,l}[i][i] z̃_{l−1}[j]²
- * (the cross terms of 5.95 are off-diagonal). One GEMM per layer of N × out_l by N × (in_l + 1).
- * Cost O(N·Σ out_l²·out_{l+1} + N·W).
+ * (the cross terms of 5.95 are off-diagonal). One GEMM per selected layer of N × out_l by
+ * N × aug_l. Cost O(N·Σ out_l²·out_{l+1} + N·W).
  */
 export function hessianDiagonal(p: Problem): Float64Array {
   const net = p.network;
@@ -421,20 +552,24 @@ export function hessianDiagonal(p: Problem): Float64Array {
   const b = backward(p, f);
   const diag = new Float64Array(net.parameterCount);
   const la = linalg();
-  const perPoint = diagonalPerPoint(net.layers);
+  const perPoint = diagonalPerPoint(layerSizes(net.layers));
   const chunk = chunkSize(f.n, perPoint);
-  const maps = net.layers.map((_, l) => parameterIndexMap(net, l));
+  const lowest = net.layers.findIndex((l) => l.offset >= 0);
+  if (lowest < 0) return diag;
+  const maps = net.layers.map((l, i) => (l.offset >= 0 ? parameterIndexMap(net, i) : undefined));
   for (let n0 = 0; n0 < f.n; n0 += chunk) {
     const c = Math.min(chunk, f.n - n0);
-    const aSelf = selfCurvatures(p, f, b, true, n0, c);
+    const aSelf = selfCurvatures(p, f, b, true, n0, c, lowest);
     net.layers.forEach((layer, l) => {
-      const { out, in: inL } = layer;
+      const map = maps[l];
+      if (!map) return;
+      const { out, aug } = layer;
       const d = new Float64Array(c * out);
       for (let i = 0; i < c; i++) for (let j = 0; j < out; j++) d[i * out + j] = aSelf[l][i * out * out + j * out + j];
-      const z2 = augmentedInputs(f, l, n0, c).map((v) => v * v);
-      const t = new Float64Array(out * (inL + 1));
-      la.gemm(true, false, out, inL + 1, c, 1, d, out, z2, inL + 1, 0, t, inL + 1);
-      for (let i = 0; i < t.length; i++) diag[maps[l][i]] += t[i];
+      const z2 = augmentedInputs(f, layer, l, n0, c).map((v) => v * v);
+      const t = new Float64Array(out * aug);
+      la.gemm(true, false, out, aug, c, 1, d, out, z2, aug, 0, t, aug);
+      for (let i = 0; i < t.length; i++) diag[map[i]] += t[i];
     });
   }
   return diag;

@@ -4,13 +4,13 @@
  * method exports the estimate of the memory it needs, next to its budget constants.
  */
 export { ACTIVATIONS, ACTIVATION_NAMES, type ActivationName } from './activations.ts';
-export { LOSSES, LOSS_NAMES, type LossName } from './losses.ts';
+export { LOSSES, LOSS_NAMES, REDUCTIONS, type LossName, type Reduction } from './losses.ts';
 export { CoreError, type CoreErrorCode, type CoreErrorData, type CoreErrorParams } from './errors.ts';
 export {
-  buildNetwork, makeProblem, checkInputs, forward, parameterVector, withParameters, countParameters,
-  type Matrix, type Network, type NetworkSpec, type Problem, type Layer,
+  buildNetwork, makeProblem, checkInputs, forward, parameterVector, withParameters, countParameters, selectedLayers,
+  type Matrix, type Network, type NetworkSpec, type Problem, type Layer, type LayerSize, type Targets,
 } from './network.ts';
-export { errorValue, gradient, passesBytes, type LayerSize } from './backprop.ts';
+export { errorValue, gradient, passesBytes } from './backprop.ts';
 export { inputJacobian, parameterJacobian, checkParameterVector, jacobianScratchBytes, type JacobianResult } from './jacobian.ts';
 export {
   exactHessian, outerProductHessian, hessianDiagonal, curvatureScratchBytes, hessianDiagonalScratchBytes, type CurvatureBudgets,

@@ -2,7 +2,8 @@
  * Jacobians of the network outputs y (PRML §5.3.4), per data point, by backpropagation.
  */
 import { shapeError } from './errors.ts';
-import { augmentedInputs, chunkSize, outputMatrices, parameterIndexMap, pullBack, type LayerSize } from './backprop.ts';
+import { augmentedInputs, chunkSize, outputMatrices, parameterIndexMap, pullBack } from './backprop.ts';
+import type { LayerSize } from './network.ts';
 import { linalg } from './linalg/index.ts';
 import { checkInputs, forward, type ForwardPass, type Matrix, type Network, type Problem } from './network.ts';
 import { outputHead } from './losses.ts';
@@ -18,7 +19,7 @@ export interface JacobianResult {
 function jacobianProblem(net: Network, inputs: Matrix): Problem {
   const act = net.layers[net.layers.length - 1].activation;
   const zeros: Matrix = { rows: inputs.rows, cols: net.outputSize, data: new Float64Array(inputs.rows * net.outputSize) };
-  return { network: net, inputs, targets: zeros, loss: 'sum-of-squares', head: outputHead('sum-of-squares', act) };
+  return { network: net, inputs, targets: zeros, loss: 'sum-of-squares', reduction: 'sum', head: outputHead('sum-of-squares', act) };
 }
 
 /** Doubles per point of the input Jacobian's chunks: two K × (widest layer) pull-back blocks. */
@@ -68,16 +69,20 @@ export function inputJacobian(net: Network, inputs: Matrix): JacobianResult {
 /**
  * Rows of a parameter Jacobian for points n0 … n0 + c − 1, (c·K) × W: given per-point
  * K × K matrices C_n (derivatives with respect to a_out), the rows of C_n ∂a_out/∂w, where
- * ∂a_out/∂θ_m[p][q] = R_{out,m}[·][p] z̃_{m−1}[q]. Cost O(c·K·(W + Σ out_l·out_{l+1})).
+ * ∂a_out/∂θ_m[p][q] = R_{out,m}[·][p] z̃_{m−1}[q], for the selected layers (the pull-back stops at
+ * the lowest). Cost O(c·K·(W + Σ out_l·out_{l+1})).
  */
 export function jacobianRows(net: Network, f: ForwardPass, start: Float64Array, n0: number, c: number, out?: Float64Array): Float64Array {
   const k = net.outputSize, W = net.parameterCount, L = net.layers.length;
   const rows = out ?? new Float64Array(c * k * W);
+  const lowest = lowestSelected(net);
   let x = start;
-  for (let m = L - 1; m >= 0; m--) {
+  for (let m = L - 1; m >= lowest; m--) {
     if (m < L - 1) x = pullBack(net, f, m, x, c, k, n0);
-    const { out: outM, in: inM } = net.layers[m];
-    const zt = augmentedInputs(f, m, n0, c);
+    const layer = net.layers[m];
+    if (layer.offset < 0) continue;
+    const { out: outM, aug } = layer;
+    const zt = augmentedInputs(f, layer, m, n0, c);
     const map = parameterIndexMap(net, m);
     for (let i = 0; i < c; i++) {
       for (let r = 0; r < k; r++) {
@@ -85,14 +90,20 @@ export function jacobianRows(net: Network, f: ForwardPass, start: Float64Array, 
         const src = (i * k + r) * outM;
         for (let pp = 0; pp < outM; pp++) {
           const v = x[src + pp];
-          const mo = pp * (inM + 1);
-          const zo = i * (inM + 1);
-          for (let q = 0; q <= inM; q++) rows[dst + map[mo + q]] = v * zt[zo + q];
+          const mo = pp * aug;
+          const zo = i * aug;
+          for (let q = 0; q < aug; q++) rows[dst + map[mo + q]] = v * zt[zo + q];
         }
       }
     }
   }
   return rows;
+}
+
+/** The index of the first selected layer (the layers below it need no pull-back). */
+export function lowestSelected(net: Network): number {
+  const l = net.layers.findIndex((layer) => layer.offset >= 0);
+  return l < 0 ? net.layers.length : l;
 }
 
 /**

@@ -11,9 +11,13 @@
  *                                    softmax + CE: diag(y) − yyᵀ), and J_yᵀJ_y with J_y = ∂y/∂a
  *                                    for sum-of-squares with any other output activation (the
  *                                    split at the outputs: B_n = ∂y_n/∂w, L = I).
- * One entry per loss; each entry handles the output activations its pairing allows.
+ * One entry per loss; each entry handles the output activations its pairing allows: the
+ * cross-entropies take their own output activation (sigmoid, softmax) or logits (identity
+ * outputs, the probabilities computed inside, as PyTorch's BCEWithLogitsLoss and
+ * CrossEntropyLoss do), with the same L_n either way. With reduction 'mean' the head is scaled
+ * by 1/N (scaledHead).
  */
-import { elementwise, softplus, type ActivationName, type ElementwiseName } from './activations.ts';
+import { elementwise, sigmoid, softplus, type ActivationName, type ElementwiseName } from './activations.ts';
 import { CoreError } from './errors.ts';
 import { linalg } from './linalg/index.ts';
 
@@ -142,82 +146,112 @@ function sumOfSquares(activation: ActivationName): OutputHead {
 }
 
 /**
- * E_n = −Σ_k [t_k ln y_k + (1 − t_k) ln(1 − y_k)] with sigmoid outputs (PRML 5.21):
- * δ = y − t; L = G = diag(y(1 − y)). ln y is computed from a as −softplus(−a) for accuracy.
+ * E_n = −Σ_k [t_k ln p_k + (1 − t_k) ln(1 − p_k)] with p = σ(a) (PRML 5.21): on sigmoid outputs
+ * (p = y), or on logits (identity outputs, p computed from a: torch.nn.BCEWithLogitsLoss).
+ * δ = p − t; L = G = diag(p(1 − p)); C = diag(√(p(1 − p))). E is computed from a as
+ * Σ softplus(a) − t·a, which is stable for any a.
  */
-const crossEntropy: OutputHead = {
-  loss: 'cross-entropy',
-  activation: 'sigmoid',
-  error(a, _y, t) {
-    let s = 0;
-    // −[t ln σ(a) + (1−t) ln(1−σ(a))] = softplus(a) − t·a, computed stably
-    for (let i = 0; i < a.length; i++) s += softplus(a[i]) - t[i] * a[i];
-    return s;
-  },
-  delta(_a, y, t, out) {
-    for (let i = 0; i < y.length; i++) out[i] = y[i] - t[i];
-  },
-  curvature(_a, y, _t, out) {
-    const k = y.length;
-    out.fill(0);
-    for (let i = 0; i < k; i++) out[i * k + i] = y[i] * (1 - y[i]);
-  },
-  gaussNewton(a, y, t, out) {
-    crossEntropy.curvature(a, y, t, out);
-  },
-  gaussNewtonFactor(_a, y, _t, out) {
-    const k = y.length;
-    out.fill(0);
-    for (let i = 0; i < k; i++) out[i * k + i] = Math.sqrt(y[i] * (1 - y[i]));
-  },
-  outputJacobian: outputJacobianOf('sigmoid'),
-};
+function crossEntropy(activation: 'sigmoid' | 'identity'): OutputHead {
+  const logits = activation === 'identity';
+  let buf = new Float64Array(0);
+  const probs = (a: Float64Array, y: Float64Array): Float64Array => {
+    if (!logits) return y;
+    if (buf.length !== a.length) buf = new Float64Array(a.length);
+    for (let i = 0; i < a.length; i++) buf[i] = sigmoid(a[i]);
+    return buf;
+  };
+  const head: OutputHead = {
+    loss: 'cross-entropy',
+    activation,
+    error(a, _y, t) {
+      let s = 0;
+      for (let i = 0; i < a.length; i++) s += softplus(a[i]) - t[i] * a[i];
+      return s;
+    },
+    delta(a, y, t, out) {
+      const q = probs(a, y);
+      for (let i = 0; i < q.length; i++) out[i] = q[i] - t[i];
+    },
+    curvature(a, y, _t, out) {
+      const q = probs(a, y);
+      const k = q.length;
+      out.fill(0);
+      for (let i = 0; i < k; i++) out[i * k + i] = q[i] * (1 - q[i]);
+    },
+    gaussNewton(a, y, t, out) {
+      head.curvature(a, y, t, out);
+    },
+    gaussNewtonFactor(a, y, _t, out) {
+      const q = probs(a, y);
+      const k = q.length;
+      out.fill(0);
+      for (let i = 0; i < k; i++) out[i * k + i] = Math.sqrt(q[i] * (1 - q[i]));
+    },
+    outputJacobian: outputJacobianOf(activation),
+  };
+  return head;
+}
 
 /**
- * E_n = −Σ_k t_k ln y_k with softmax outputs (PRML 5.24). With s = Σ_k t_k (1 for valid targets):
- * δ = s·y − t; L = G = s·(diag(y) − yyᵀ).
+ * E_n = −Σ_k t_k ln p_k with p = softmax(a) (PRML 5.24): on softmax outputs (p = y), or on
+ * logits (identity outputs, p computed from a: torch.nn.CrossEntropyLoss). With s = Σ_k t_k (1 for
+ * valid targets): δ = s·p − t; L = G = s·(diag(p) − ppᵀ); E = s·logsumexp(a) − tᵀa, stable.
  */
-const softmaxCrossEntropy: OutputHead = {
-  loss: 'softmax-cross-entropy',
-  activation: 'softmax',
-  error(a, _y, t) {
-    const k = a.length;
-    let max = -Infinity;
-    for (let j = 0; j < k; j++) max = Math.max(max, a[j]);
-    let se = 0;
-    for (let j = 0; j < k; j++) se += Math.exp(a[j] - max);
-    const lse = max + Math.log(se);
-    let e = 0;
-    for (let j = 0; j < k; j++) if (t[j] !== 0) e -= t[j] * (a[j] - lse);
-    return e;
-  },
-  delta(_a, y, t, out) {
+function softmaxCrossEntropy(activation: 'softmax' | 'identity'): OutputHead {
+  const logits = activation === 'identity';
+  let buf = new Float64Array(0);
+  const probs = (a: Float64Array, y: Float64Array): Float64Array => {
+    if (!logits) return y;
+    if (buf.length !== a.length) buf = new Float64Array(a.length);
+    applyOutputActivation('softmax', a, buf, a.length);
+    return buf;
+  };
+  const total = (t: Float64Array): number => {
     let s = 0;
     for (let i = 0; i < t.length; i++) s += t[i];
-    for (let i = 0; i < y.length; i++) out[i] = s * y[i] - t[i];
-  },
-  curvature(_a, y, t, out) {
-    let s = 0;
-    for (let i = 0; i < t.length; i++) s += t[i];
-    softmaxJacobian(y, out);
-    if (s !== 1) for (let i = 0; i < out.length; i++) out[i] *= s;
-  },
-  gaussNewton(a, y, t, out) {
-    softmaxCrossEntropy.curvature(a, y, t, out);
-  },
-  // C = √s·diag(√y)(I − 1yᵀ): CᵀC = s[(I − y1ᵀ)diag(y)(I − 1yᵀ)] = s[diag(y) − yyᵀ] since Σy = 1.
-  gaussNewtonFactor(_a, y, t, out) {
-    const k = y.length;
-    let s = 0;
-    for (let i = 0; i < k; i++) s += t[i];
-    const r = Math.sqrt(s);
-    for (let i = 0; i < k; i++) {
-      const si = r * Math.sqrt(y[i]);
-      for (let j = 0; j < k; j++) out[i * k + j] = si * ((i === j ? 1 : 0) - y[j]);
-    }
-  },
-  outputJacobian: outputJacobianOf('softmax'),
-};
+    return s;
+  };
+  const head: OutputHead = {
+    loss: 'softmax-cross-entropy',
+    activation,
+    error(a, _y, t) {
+      const k = a.length;
+      let max = -Infinity;
+      for (let j = 0; j < k; j++) max = Math.max(max, a[j]);
+      let se = 0;
+      for (let j = 0; j < k; j++) se += Math.exp(a[j] - max);
+      const lse = max + Math.log(se);
+      let e = 0;
+      for (let j = 0; j < k; j++) if (t[j] !== 0) e -= t[j] * (a[j] - lse);
+      return e;
+    },
+    delta(a, y, t, out) {
+      const q = probs(a, y);
+      const s = total(t);
+      for (let i = 0; i < q.length; i++) out[i] = s * q[i] - t[i];
+    },
+    curvature(a, y, t, out) {
+      const s = total(t);
+      softmaxJacobian(probs(a, y), out);
+      if (s !== 1) for (let i = 0; i < out.length; i++) out[i] *= s;
+    },
+    gaussNewton(a, y, t, out) {
+      head.curvature(a, y, t, out);
+    },
+    // C = √s·diag(√p)(I − 1pᵀ): CᵀC = s[(I − p1ᵀ)diag(p)(I − 1pᵀ)] = s[diag(p) − ppᵀ] since Σp = 1.
+    gaussNewtonFactor(a, y, t, out) {
+      const q = probs(a, y);
+      const k = q.length;
+      const r = Math.sqrt(total(t));
+      for (let i = 0; i < k; i++) {
+        const si = r * Math.sqrt(q[i]);
+        for (let j = 0; j < k; j++) out[i * k + j] = si * ((i === j ? 1 : 0) - q[j]);
+      }
+    },
+    outputJacobian: outputJacobianOf(activation),
+  };
+  return head;
+}
 
 /**
  * The losses, one entry each: the output activations it pairs with (API: any other pairing is a
@@ -231,9 +265,40 @@ interface LossEntry {
 
 export const LOSSES = {
   'sum-of-squares': { outputs: 'any', head: sumOfSquares },
-  'cross-entropy': { outputs: ['sigmoid'], head: () => crossEntropy },
-  'softmax-cross-entropy': { outputs: ['softmax'], head: () => softmaxCrossEntropy },
+  // on sigmoid outputs, or on logits (identity outputs): BCEWithLogitsLoss
+  'cross-entropy': { outputs: ['sigmoid', 'identity'], head: (act) => crossEntropy(act === 'identity' ? 'identity' : 'sigmoid') },
+  // on softmax outputs, or on logits (identity outputs): CrossEntropyLoss
+  'softmax-cross-entropy': { outputs: ['softmax', 'identity'], head: (act) => softmaxCrossEntropy(act === 'identity' ? 'identity' : 'softmax') },
 } as const satisfies Record<string, LossEntry>;
+
+/** How the data points' errors are combined: E = Σ_n E_n, or E/N (PyTorch's default). */
+export const REDUCTIONS = ['sum', 'mean'] as const;
+export type Reduction = (typeof REDUCTIONS)[number];
+
+/**
+ * The head of the error scaled by `s` (1/N for the mean): E_n, δ, L and G scale by s and the
+ * factor C by √s (CᵀC = G), so every gradient, Hessian, product and factor derived from the head
+ * scales by s; ∂y/∂a does not.
+ */
+export function scaledHead(head: OutputHead, s: number): OutputHead {
+  if (s === 1) return head;
+  const r = Math.sqrt(s);
+  const scale = (f: (a: Float64Array, y: Float64Array, t: Float64Array, out: Float64Array) => void, by: number) =>
+    (a: Float64Array, y: Float64Array, t: Float64Array, out: Float64Array) => {
+      f(a, y, t, out);
+      for (let i = 0; i < out.length; i++) out[i] *= by;
+    };
+  return {
+    loss: head.loss,
+    activation: head.activation,
+    error: (a, y, t) => s * head.error(a, y, t),
+    delta: scale(head.delta, s),
+    curvature: scale(head.curvature, s),
+    gaussNewton: scale(head.gaussNewton, s),
+    gaussNewtonFactor: scale(head.gaussNewtonFactor, r),
+    outputJacobian: head.outputJacobian,
+  };
+}
 
 export type LossName = keyof typeof LOSSES;
 export const LOSS_NAMES = Object.keys(LOSSES) as LossName[];

@@ -11,10 +11,11 @@ import { diagonalApproximation, diagonalApproximationScratchBytes } from './diag
 import { finiteDifferenceHessian, finiteDifferenceScratchBytes } from './finite-difference.ts';
 import { hessianVectorProduct, hessianVectorProductScratchBytes } from './r-operator.ts';
 import { choleskyInverse, choleskyScratchBytes, woodburyInverse, woodburyScratchBytes } from './inverse.ts';
-import { passesBytes, type LayerSize } from './backprop.ts';
+import { passesBytes } from './backprop.ts';
+import type { LayerSize } from './network.ts';
 import { CoreError } from './errors.ts';
 import { assertFinite } from './finite.ts';
-import { buildNetwork, countParameters, makeProblem, type Matrix, type Problem } from './network.ts';
+import { buildNetwork, countParameters, makeProblem, selectedLayers, type Matrix, type Problem } from './network.ts';
 import { taskInputs, taskNetwork, type ArrayResult, type ComputeResult, type CurvatureTask, type Endpoint, type ProblemData, type TaskSummary } from './tasks.ts';
 
 /** What a task will hold, in bytes, and what a refusal over a size says of it. */
@@ -46,7 +47,7 @@ type Operations = { readonly [E in Endpoint]: Operation<Extract<CurvatureTask, {
 const OPERATIONS: Operations = {
   jacobian: {
     run(task) {
-      const net = buildNetwork(task.network);
+      const net = buildNetwork(task.network, task.network.parameters);
       if (task.wrt === 'parameters') {
         const r = parameterJacobian(net, task.inputs);
         return { name: 'jacobian', array: { data: r.jacobian, shape: r.shape }, outputs: matrix(r.outputs), scalars: { parameterCount: net.parameterCount } };
@@ -145,7 +146,9 @@ export function compute(task: CurvatureTask): ComputeResult {
  * microseconds): the forward and backward passes plus the operation's own estimate.
  */
 export function taskFootprint(task: CurvatureTask): TaskFootprint {
-  const layers: LayerSize[] = taskNetwork(task).layers.map((l) => ({ out: l.weights.rows, in: l.weights.cols }));
+  const network = taskNetwork(task);
+  const selected = selectedLayers(network.layers.length, network.parameters);
+  const layers: LayerSize[] = network.layers.map((l, i) => ({ out: l.weights.rows, in: l.weights.cols, hasBias: l.bias !== null, selected: selected[i] }));
   const n = taskInputs(task).rows;
   const dims: Dims = { layers, n, d: layers[0]?.in ?? 0, k: layers[layers.length - 1]?.out ?? 0, w: countParameters(layers) };
   const f = operationOf(task).footprint(task, dims);
@@ -158,7 +161,7 @@ export function taskFootprint(task: CurvatureTask): TaskFootprint {
 }
 
 function problem(data: ProblemData): Problem {
-  return makeProblem(buildNetwork(data.network), data.inputs, data.targets, data.loss);
+  return makeProblem(buildNetwork(data.network, data.network.parameters), data.inputs, data.targets, data.loss, data.reduction);
 }
 
 function matrix(m: Matrix): ArrayResult {

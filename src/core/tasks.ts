@@ -6,15 +6,15 @@
  * endpoint computes it (operations.ts).
  */
 import type { ActivationName } from './activations.ts';
-import type { LossName } from './losses.ts';
-import type { Matrix } from './network.ts';
+import type { LossName, Reduction } from './losses.ts';
+import type { Matrix, Targets } from './network.ts';
 
 /** The methods of POST /hessian. */
 export const HESSIAN_METHODS = ['exact', 'outer-product', 'diagonal', 'diagonal-approximation', 'finite-difference'] as const;
 export type HessianMethod = (typeof HESSIAN_METHODS)[number];
 
-/** The methods of POST /hessian/inverse, and the Hessians it inverts. */
-export const INVERSE_METHODS = ['woodbury', 'cholesky'] as const;
+/** The methods of POST /hessian/inverse (the first is the default), and the Hessians it inverts. */
+export const INVERSE_METHODS = ['cholesky', 'woodbury'] as const;
 export type InverseMethod = (typeof INVERSE_METHODS)[number];
 export const INVERSE_HESSIANS = ['outer-product', 'exact'] as const;
 export type InverseHessian = (typeof INVERSE_HESSIANS)[number];
@@ -26,12 +26,15 @@ export type JacobianWrt = (typeof JACOBIAN_WRT)[number];
 export interface LayerData {
   /** out × in, as torch.nn.Linear.weight. */
   readonly weights: Matrix;
-  readonly bias: Float64Array;
+  /** out entries, or null for a layer without bias. */
+  readonly bias: Float64Array | null;
   readonly activation: ActivationName;
 }
 
 export interface NetworkData {
   readonly layers: readonly LayerData[];
+  /** The layers whose parameters are the answer's (negative indices count from the end); absent: all. */
+  readonly parameters?: readonly number[];
 }
 
 /** A network with data and a loss: what every curvature endpoint computes on. */
@@ -39,9 +42,10 @@ export interface ProblemData {
   readonly network: NetworkData;
   /** N × D. */
   readonly inputs: Matrix;
-  /** N × K. */
-  readonly targets: Matrix;
+  /** N × K, or N labels. */
+  readonly targets: Targets;
   readonly loss: LossName;
+  readonly reduction: Reduction;
 }
 
 export type CurvatureTask =
@@ -71,8 +75,14 @@ export function taskInputs(task: CurvatureTask): Matrix {
 /** Every Float64Array a task holds, each buffer once: what is transferred to the worker thread. */
 export function taskBuffers(task: CurvatureTask): ArrayBuffer[] {
   const arrays: Float64Array[] = [taskInputs(task).data];
-  for (const l of taskNetwork(task).layers) arrays.push(l.weights.data, l.bias);
-  if (task.endpoint !== 'jacobian') arrays.push(task.problem.targets.data);
+  for (const l of taskNetwork(task).layers) {
+    arrays.push(l.weights.data);
+    if (l.bias) arrays.push(l.bias);
+  }
+  if (task.endpoint !== 'jacobian') {
+    const t = task.problem.targets;
+    arrays.push('labels' in t ? t.labels : t.data);
+  }
   if (task.endpoint === 'hessian-vector-product') arrays.push(task.vector);
   const buffers = new Set<ArrayBuffer>();
   for (const a of arrays) if (a.buffer instanceof ArrayBuffer) buffers.add(a.buffer);

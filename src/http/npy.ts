@@ -64,12 +64,16 @@ export function float64Stream(data: Float64Array, prefix?: Buffer): Readable {
   });
 }
 
-/** Element types a request part may use: float64 or float32, either byte order. */
-const READABLE_DESCR: Readonly<Record<string, { bytes: 4 | 8; little: boolean }>> = {
-  '<f8': { bytes: 8, little: true },
-  '>f8': { bytes: 8, little: false },
-  '<f4': { bytes: 4, little: true },
-  '>f4': { bytes: 4, little: false },
+/** Element types a request part may use: float64 or float32, either byte order; int64 or int32 for a part of integers (labels). */
+const READABLE_DESCR: Readonly<Record<string, { bytes: 4 | 8; little: boolean; integer: boolean }>> = {
+  '<f8': { bytes: 8, little: true, integer: false },
+  '>f8': { bytes: 8, little: false, integer: false },
+  '<f4': { bytes: 4, little: true, integer: false },
+  '>f4': { bytes: 4, little: false, integer: false },
+  '<i8': { bytes: 8, little: true, integer: true },
+  '>i8': { bytes: 8, little: false, integer: true },
+  '<i4': { bytes: 4, little: true, integer: true },
+  '>i4': { bytes: 4, little: false, integer: true },
 };
 
 type NpyRefusal = EdgeErrorParams['INVALID_ARRAY_PART'];
@@ -91,7 +95,7 @@ export interface NpyHeader {
  * dimensions: float64 or float32, C order, no empty dimension, at most `maxBytes` of data.
  * Returns undefined while `head` is too short to hold the whole preamble.
  */
-export function readNpyHeader(head: Buffer, field: string, ndim: number, maxBytes: number): NpyHeader | undefined {
+export function readNpyHeader(head: Buffer, field: string, ndim: number, maxBytes: number, integers = false): NpyHeader | undefined {
   const invalid = (params: WithoutField<NpyRefusal>) => new ServiceError('INVALID_ARRAY_PART', { ...params, field } as NpyRefusal);
   if (head.length >= 6 && head.subarray(0, 6).toString('latin1') !== '\x93NUMPY') throw invalid({ reason: 'magic' });
   if (head.length < 12) return undefined;
@@ -107,7 +111,7 @@ export function readNpyHeader(head: Buffer, field: string, ndim: number, maxByte
   const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(dict)?.[1];
   if (descr === undefined || fortran === undefined || shapeText === undefined) throw invalid({ reason: 'header', header: dict.trim() });
   const type = READABLE_DESCR[descr];
-  if (!type) throw invalid({ reason: 'dtype', descr });
+  if (!type || (type.integer && !integers)) throw invalid({ reason: 'dtype', descr, integers });
   if (fortran === 'True') throw invalid({ reason: 'fortran' });
   const dims = shapeText.split(',').map((s) => s.trim()).filter((s) => s !== '');
   if (!dims.every((d) => /^\d+$/.test(d))) throw invalid({ reason: 'shapeText', text: shapeText });
@@ -137,12 +141,14 @@ export class NpyReceiver {
     private readonly field: string,
     private readonly ndim: number,
     private readonly maxBytes: number,
+    /** Whether int64/int32 data are read too (a part of labels). */
+    private readonly integers = false,
   ) {}
 
   push(chunk: Buffer): void {
     if (this.header === undefined) {
       this.head = this.head.length === 0 ? chunk : Buffer.concat([this.head, chunk]);
-      const header = readNpyHeader(this.head, this.field, this.ndim, this.maxBytes);
+      const header = readNpyHeader(this.head, this.field, this.ndim, this.maxBytes, this.integers);
       if (header === undefined) return;
       this.header = header;
       const count = header.dataBytes / READABLE_DESCR[header.descr].bytes;
@@ -184,7 +190,9 @@ export class NpyReceiver {
       const type = READABLE_DESCR[header.descr];
       const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       data = new Float64Array(bytes.length / type.bytes);
-      if (type.bytes === 8) for (let i = 0; i < data.length; i++) data[i] = view.getFloat64(i * 8, type.little);
+      if (type.integer && type.bytes === 8) for (let i = 0; i < data.length; i++) data[i] = Number(view.getBigInt64(i * 8, type.little));
+      else if (type.integer) for (let i = 0; i < data.length; i++) data[i] = view.getInt32(i * 4, type.little);
+      else if (type.bytes === 8) for (let i = 0; i < data.length; i++) data[i] = view.getFloat64(i * 8, type.little);
       else for (let i = 0; i < data.length; i++) data[i] = view.getFloat32(i * 4, type.little);
     }
     for (let i = 0; i < data.length; i++) {

@@ -6,7 +6,7 @@
 import type { z } from 'zod';
 import type { Matrix } from '../core/index.ts';
 import type { CurvatureTask, NetworkData, ProblemData } from '../core/index.ts';
-import type { NetworkSchema } from '../../schemas/common.ts';
+import type { NetworkSchema, ProblemRequest } from '../../schemas/common.ts';
 import type { JacobianRequest } from '../../schemas/jacobian.ts';
 import type { HessianRequest, InverseRequest, VectorProductRequest } from '../../schemas/hessian.ts';
 import type { DenseArray } from './dense.ts';
@@ -16,16 +16,19 @@ function matrix(a: DenseArray): Matrix {
   return { rows: a.shape[0], cols: a.shape[1], data: a.data };
 }
 
-function network(spec: z.output<typeof NetworkSchema>): NetworkData {
-  return { layers: spec.layers.map((l) => ({ weights: matrix(l.weights), bias: l.bias.data, activation: l.activation })) };
+/** The network, with the layers whose parameters are asked for. */
+export function network(spec: z.output<typeof NetworkSchema>, parameters?: { layers: number[] }): NetworkData {
+  return { layers: spec.layers.map((l) => ({ weights: matrix(l.weights), bias: l.bias?.data ?? null, activation: l.activation })), parameters: parameters?.layers };
 }
 
-function problem(body: HessianRequest | VectorProductRequest | InverseRequest): ProblemData {
-  return { network: network(body.network), inputs: matrix(body.inputs), targets: matrix(body.targets), loss: body.loss };
+/** The network, data and loss every curvature request has (the schema has made sure there are targets or labels). */
+export function problem(body: ProblemRequest): ProblemData {
+  const targets = body.labels !== undefined ? { labels: body.labels.data } : matrix(body.targets!);
+  return { network: network(body.network, body.parameters), inputs: matrix(body.inputs), targets, loss: body.loss, reduction: body.reduction };
 }
 
 export function jacobianTask(body: JacobianRequest): CurvatureTask {
-  return { endpoint: 'jacobian', network: network(body.network), inputs: matrix(body.inputs), wrt: body.wrt };
+  return { endpoint: 'jacobian', network: network(body.network, body.parameters), inputs: matrix(body.inputs), wrt: body.wrt };
 }
 
 export function hessianTask(body: HessianRequest): CurvatureTask {

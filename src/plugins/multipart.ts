@@ -20,7 +20,9 @@ import { parseJsonBody } from '../http/json.ts';
 import { NpyReceiver } from '../http/npy.ts';
 
 /** The fields a .npy part may carry, with their number of dimensions. */
-export const ARRAY_PARTS = { inputs: 2, targets: 2, vector: 1 } as const;
+export const ARRAY_PARTS = { inputs: 2, targets: 2, labels: 1, vector: 1 } as const;
+/** The parts of integers. */
+const INTEGER_PARTS: ReadonlySet<string> = new Set(['labels']);
 export type ArrayPart = keyof typeof ARRAY_PARTS;
 
 /** The name of the part that holds the JSON request. */
@@ -93,7 +95,7 @@ async function readParts(req: FastifyRequest, bodyLimit: number): Promise<unknow
         continue;
       }
       const field = name as ArrayPart;
-      const receiver = new NpyReceiver(field, ARRAY_PARTS[field], bodyLimit);
+      const receiver = new NpyReceiver(field, ARRAY_PARTS[field], bodyLimit, INTEGER_PARTS.has(field));
       for await (const chunk of part.file) {
         count((chunk as Buffer).length);
         if (failure === undefined) {
@@ -147,6 +149,7 @@ export const multipartPlugin = fp<{ readonly bodyLimit: number }>(async (app, op
 const PART_DOCS: Record<ArrayPart, string> = {
   inputs: 'N × D, as a .npy file (float64 or float32, C order), instead of inputs in the request part.',
   targets: 'N × K, as a .npy file (float64 or float32, C order), instead of targets in the request part.',
+  labels: 'N class indices, as a 1-D .npy file of integers (int64 or int32), instead of labels in the request part.',
   vector: 'v (W), as a 1-D .npy file (float64 or float32), instead of vector in the request part.',
 };
 

@@ -47,7 +47,7 @@ test('a missing, mistyped or unknown field is refused with 400 naming the field'
   assertProblem(await post(app, '/hessian', { ...body, metod: 'exact' }), 400, 'INVALID_REQUEST', /metod/);
   assertProblem(await post(app, '/hessian', { ...body, method: 'newton' }), 400, 'INVALID_REQUEST', /method: .*exact/);
   assertProblem(await post(app, '/hessian', { ...body, loss: 'hinge' }), 400, 'INVALID_REQUEST', /loss/);
-  const badActivation = { ...body, network: { layers: [{ ...net.layers[0], activation: 'gelu' }, net.layers[1]] } };
+  const badActivation = { ...body, network: { layers: [{ ...net.layers[0], activation: 'swish' }, net.layers[1]] } };
   assertProblem(await post(app, '/hessian', badActivation), 400, 'INVALID_REQUEST', /network\.layers\[0\]\.activation/);
   assertProblem(await post(app, '/hessian/inverse', { ...body, damping: 0 }), 400, 'INVALID_REQUEST', /damping/);
   assertProblem(await post(app, '/hessian/vector-product', body), 400, 'INVALID_REQUEST', /vector/);
@@ -101,7 +101,8 @@ test('sizes that do not fit together are refused with 422 saying which sizes', a
 
 test('an unsupported loss and output pairing is refused with 422 naming the pairing', async (t) => {
   const app = await build(t);
-  assertProblem(await post(app, '/hessian', { ...body, loss: 'cross-entropy' }), 422, 'UNSUPPORTED_PAIRING', /cross-entropy.*identity/);
+  const tanhOut = { layers: [net.layers[0], { ...net.layers[1], activation: 'tanh' }] };
+  assertProblem(await post(app, '/hessian', { ...body, network: tanhOut, loss: 'cross-entropy', targets: [[0.3], [0.2]] }), 422, 'UNSUPPORTED_PAIRING', /cross-entropy.*tanh.*'sigmoid', 'identity'/);
   const hiddenSoftmax = { ...body, network: { layers: [{ ...net.layers[0], activation: 'softmax' }, net.layers[1]] } };
   assertProblem(await post(app, '/hessian', hiddenSoftmax), 422, 'SOFTMAX_NOT_AT_OUTPUT');
 });

@@ -212,9 +212,9 @@ test('the OpenAPI document offers multipart/form-data with .npy parts on the fou
   const doc = app.swagger() as { paths: Record<string, { post?: { requestBody?: { content: Record<string, { schema: { properties?: Record<string, { format?: string }>; example?: unknown } }> } } }> };
   const expected: Record<string, string[]> = {
     '/jacobian': ['request', 'inputs'],
-    '/hessian': ['request', 'inputs', 'targets'],
-    '/hessian/vector-product': ['request', 'inputs', 'targets', 'vector'],
-    '/hessian/inverse': ['request', 'inputs', 'targets'],
+    '/hessian': ['request', 'inputs', 'targets', 'labels'],
+    '/hessian/vector-product': ['request', 'inputs', 'targets', 'labels', 'vector'],
+    '/hessian/inverse': ['request', 'inputs', 'targets', 'labels'],
   };
   for (const [path, parts] of Object.entries(expected)) {
     const content = doc.paths[path].post?.requestBody?.content;

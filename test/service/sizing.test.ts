@@ -18,6 +18,7 @@ function problem(d: number, m: number, k: number, n: number): ProblemData {
     inputs: mat(n, d),
     targets: mat(n, k),
     loss: 'sum-of-squares',
+    reduction: 'sum',
   };
 }
 const hessian = (method: 'exact' | 'outer-product' | 'diagonal' | 'finite-difference', ...dims: [number, number, number, number]): CurvatureTask =>
