@@ -26,6 +26,6 @@ for driver in ${DOCKERD_STORAGE_DRIVERS:-overlay2 vfs}; do
   done
   echo "[dockerd] dockerd --storage-driver=$driver did not come up; last lines of its log:" >&2
   tail -n 5 "$log" >&2
-  kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  { kill "$pid" && wait "$pid"; } 2>/dev/null || true
 done
 exit 1
