@@ -15,6 +15,22 @@ export interface CurvatureOpenBlas {
   dpotrf(n: number, a: Float64Array, lda: number): number;
   /** Inverse from the lower Cholesky factor in place (dpotri); returns LAPACK's info. */
   dpotri(n: number, a: Float64Array, lda: number): number;
+  /**
+   * Solves A·X = B from the lower Cholesky factor in `a` (dpotrs). B is row-major nrhs × n (one
+   * right-hand side per row, ldb ≥ n), overwritten by X; returns LAPACK's info.
+   */
+  dpotrs(n: number, nrhs: number, a: Float64Array, lda: number, b: Float64Array, ldb: number): number;
+  /**
+   * Eigenpairs lo..hi−1 (0-based, ascending) of the symmetric matrix whose lower triangle `a`
+   * holds (dsyevr; eigenvectors of more than n/4 pairs by dsyevd; the lower triangle may be
+   * overwritten). w gets m = hi − lo eigenvalues; z (null: values only) the row-major n × m
+   * eigenvectors as columns, ldz ≥ m. A NaN or infinity in the triangle gives info −2 and
+   * writes nothing.
+   */
+  dsyevr(
+    n: number, a: Float64Array, lda: number, lo: number, hi: number,
+    w: Float64Array, z: Float64Array | null, ldz: number,
+  ): { info: number; m: number };
   /** OpenBLAS's thread count; process-wide, shared by every worker thread. */
   setNumThreads(n: number): void;
   getNumThreads(): number;

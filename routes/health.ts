@@ -3,14 +3,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { HealthResponseSchema } from '../schemas/health.ts';
 import { linalgInfo } from '../src/core/linalg/index.ts';
-import type { PoolStats } from '../src/pool.ts';
 
-export interface HealthRouteOptions {
-  readonly version: string;
-  readonly stats: () => PoolStats;
-}
-
-export const healthRoutes: FastifyPluginAsync<HealthRouteOptions> = async (app, opts) => {
+export const healthRoutes: FastifyPluginAsync<{ readonly version: string }> = async (app, opts) => {
   const started = Date.now();
   app.withTypeProvider<ZodTypeProvider>().get('/health', {
     schema: {
@@ -25,6 +19,6 @@ export const healthRoutes: FastifyPluginAsync<HealthRouteOptions> = async (app, 
     version: opts.version,
     linalg: linalgInfo(),
     uptimeSeconds: Math.round((Date.now() - started) / 1000),
-    pool: opts.stats(),
+    pool: app.computePool.stats(),
   }));
 };

@@ -5,13 +5,11 @@ import {
   HessianRequestSchema, HessianResponseSchema, InverseRequestSchema, InverseResponseSchema, VectorProductRequestSchema, VectorProductResponseSchema,
 } from '../schemas/hessian.ts';
 import { arrayAnswer, errorResponses } from '../schemas/common.ts';
-import { negotiate, sendResult } from '../src/http/representation.ts';
-import { disconnectSignal } from '../src/http/disconnect.ts';
-import type { ComputeRouteOptions } from './options.ts';
+import { computeAndSend } from '../src/http/answer.ts';
+import { hessianTask, inverseTask, vectorProductTask } from '../src/http/to-task.ts';
 
-export const hessianRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, opts) => {
+export const hessianRoutes: FastifyPluginAsync = async (app) => {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  const { runTask, limits } = opts;
 
   r.post('/hessian', {
     schema: {
@@ -21,10 +19,7 @@ export const hessianRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app
       body: HessianRequestSchema,
       response: { 200: arrayAnswer(HessianResponseSchema, 'the Hessian (W × W) or its diagonal (W)'), ...errorResponses() },
     },
-  }, async (req, reply) => {
-    const rep = negotiate(req.headers.accept);
-    return sendResult(reply, await runTask({ endpoint: 'hessian', request: req.body, limits }, disconnectSignal(reply)), rep);
-  });
+  }, async (req, reply) => computeAndSend(req, reply, hessianTask(req.body)));
 
   r.post('/hessian/vector-product', {
     schema: {
@@ -34,10 +29,7 @@ export const hessianRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app
       body: VectorProductRequestSchema,
       response: { 200: arrayAnswer(VectorProductResponseSchema, 'the product H v (W)'), ...errorResponses() },
     },
-  }, async (req, reply) => {
-    const rep = negotiate(req.headers.accept);
-    return sendResult(reply, await runTask({ endpoint: 'hessian-vector-product', request: req.body, limits }, disconnectSignal(reply)), rep);
-  });
+  }, async (req, reply) => computeAndSend(req, reply, vectorProductTask(req.body)));
 
   r.post('/hessian/inverse', {
     schema: {
@@ -47,8 +39,5 @@ export const hessianRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app
       body: InverseRequestSchema,
       response: { 200: arrayAnswer(InverseResponseSchema, 'the inverse (W × W)'), ...errorResponses() },
     },
-  }, async (req, reply) => {
-    const rep = negotiate(req.headers.accept);
-    return sendResult(reply, await runTask({ endpoint: 'hessian-inverse', request: req.body, limits }, disconnectSignal(reply)), rep);
-  });
+  }, async (req, reply) => computeAndSend(req, reply, inverseTask(req.body)));
 };

@@ -3,11 +3,10 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { JacobianRequestSchema, JacobianResponseSchema } from '../schemas/jacobian.ts';
 import { arrayAnswer, errorResponses } from '../schemas/common.ts';
-import { negotiate, sendResult } from '../src/http/representation.ts';
-import { disconnectSignal } from '../src/http/disconnect.ts';
-import type { ComputeRouteOptions } from './options.ts';
+import { computeAndSend } from '../src/http/answer.ts';
+import { jacobianTask } from '../src/http/to-task.ts';
 
-export const jacobianRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (app, opts) => {
+export const jacobianRoutes: FastifyPluginAsync = async (app) => {
   app.withTypeProvider<ZodTypeProvider>().post('/jacobian', {
     schema: {
       tags: ['jacobian'],
@@ -16,9 +15,5 @@ export const jacobianRoutes: FastifyPluginAsync<ComputeRouteOptions> = async (ap
       body: JacobianRequestSchema,
       response: { 200: arrayAnswer(JacobianResponseSchema, 'the Jacobian (N × K × D or N × K × W)'), ...errorResponses() },
     },
-  }, async (req, reply) => {
-    const rep = negotiate(req.headers.accept);
-    const result = await opts.runTask({ endpoint: 'jacobian', request: req.body, limits: opts.limits }, disconnectSignal(reply));
-    return sendResult(reply, result, rep);
-  });
+  }, async (req, reply) => computeAndSend(req, reply, jacobianTask(req.body)));
 };

@@ -1,19 +1,83 @@
 /**
- * Building blocks shared by the request and answer schemas: the network, matrices, the loss, the
- * problem+json error body and the binary answer forms. Each zod schema here is the single source
- * of a type, its validation and its OpenAPI description.
+ * Building blocks shared by the request and answer schemas: the network, arrays of numbers, the
+ * loss, the problem+json error body and the binary answer forms. Each zod schema here is the
+ * single source of a type, its validation and its OpenAPI description.
+ *
+ * Arrays of numbers reach validation dense (a DenseArray: the JSON parser and the .npy parts make
+ * them), so a schema checks an array by its shape, once, whatever its length; what the OpenAPI
+ * document shows is the JSON form, nested arrays of numbers.
  */
 import { z } from 'zod';
 import { ACTIVATION_NAMES } from '../src/core/activations.ts';
 import { LOSS_NAMES } from '../src/core/losses.ts';
+import { ERROR_CODES } from '../src/errors.ts';
+import { DenseArray } from '../src/http/dense.ts';
+import { MEDIA_TYPES } from '../src/http/representation.ts';
 
-/** zod 4 numbers are finite: NaN and ±Infinity (JSON's 1e999) are refused with a 400. */
-const finite = z.number();
+/** A JSON value's kind, for a message. */
+function kind(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (v instanceof DenseArray) return `a ${v.ndim}-D array of numbers`;
+  return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+}
 
-export const VectorSchema = z.array(finite).min(1);
-export const MatrixSchema = z.array(z.array(finite).min(1)).min(1);
+/** Where a small JS array (one the parser did not make dense: it is empty or holds non-numbers) first goes wrong. */
+function firstWrong(v: unknown[], ndim: number, path: (string | number)[] = []): { path: (string | number)[]; message: string } {
+  if (v.length === 0) return { path, message: ndim === 1 ? 'expected at least one number' : 'expected at least one row' };
+  for (let i = 0; i < v.length; i++) {
+    const x = v[i];
+    if (ndim === 1) {
+      if (typeof x !== 'number') return { path: [...path, i], message: `expected a number, received ${kind(x)}` };
+    } else if (x instanceof DenseArray) {
+      if (x.ndim !== ndim - 1) return { path: [...path, i], message: `expected ${ndim - 1}-D rows, received ${kind(x)}` };
+    } else if (!Array.isArray(x)) return { path: [...path, i], message: `expected an array, received ${kind(x)}` };
+    else return firstWrong(x, ndim - 1, [...path, i]);
+  }
+  return { path, message: 'expected an array of numbers' };
+}
 
-export const ActivationSchema = z.enum(ACTIVATION_NAMES as [string, ...string[]]).describe(
+/**
+ * An array of numbers of `ndim` dimensions, each of at least one entry: valid exactly when it
+ * arrived dense with that shape. `doc` is its JSON Schema in the OpenAPI document.
+ */
+function numberArray(ndim: 1 | 2) {
+  const items = { type: 'number' };
+  const doc = ndim === 1
+    ? { type: 'array', minItems: 1, items }
+    : { type: 'array', minItems: 1, items: { type: 'array', minItems: 1, items } };
+  return z
+    .unknown()
+    .transform((v, ctx) => {
+      if (v instanceof DenseArray && v.ndim === ndim && v.shape.every((s) => s > 0)) return v;
+      if (v instanceof DenseArray) {
+        ctx.addIssue({
+          code: 'custom',
+          message: v.ndim !== ndim
+            ? `expected a ${ndim}-D array (${ndim === 1 ? 'a list of numbers' : 'rows of numbers'}), received a ${v.ndim}-D array`
+            : `expected at least one ${v.shape[0] === 0 ? (ndim === 1 ? 'number' : 'row') : 'number in each row'}`,
+        });
+      } else if (Array.isArray(v)) {
+        const wrong = firstWrong(v, ndim);
+        ctx.addIssue({ code: 'custom', path: wrong.path, message: wrong.message });
+      } else {
+        ctx.addIssue({ code: 'custom', message: `expected ${ndim === 1 ? 'an array of numbers' : 'an array of rows of numbers'}, received ${kind(v)}` });
+      }
+      return z.NEVER;
+    })
+    .meta(doc);
+}
+
+/** Arrays of numbers in answers, documented in their JSON form (what src/http/representation.ts writes). */
+export const JsonVectorSchema = z.array(z.number()).min(1);
+export const JsonMatrixSchema = z.array(JsonVectorSchema).min(1);
+
+/** A list of numbers (W entries, a bias, ...). */
+export const VectorSchema = numberArray(1);
+/** Rows of numbers, all of one length. */
+export const MatrixSchema = numberArray(2);
+
+export const ActivationSchema = z.enum(ACTIVATION_NAMES).describe(
   "Activation h applied after the layer's affine map; 'softmax' only on the output layer.",
 );
 
@@ -33,7 +97,7 @@ export const NetworkSchema = z
   );
 
 export const LossSchema = z
-  .enum(LOSS_NAMES as [string, ...string[]])
+  .enum(LOSS_NAMES)
   .describe(
     "Error function, a sum over data points: 'sum-of-squares' (any output activation), 'cross-entropy' " +
       "(sigmoid outputs, targets in [0, 1]), 'softmax-cross-entropy' (softmax outputs, rows of targets summing to 1).",
@@ -49,7 +113,7 @@ export const ProblemSchema = z
     title: z.string(),
     status: z.number().int(),
     detail: z.string().describe('What is wrong, in words a user can act on.'),
-    code: z.string().optional().describe('The catalogue code, e.g. SHAPE_MISMATCH.'),
+    code: z.enum(ERROR_CODES).optional().describe('The catalogue code, e.g. SHAPE_MISMATCH.'),
     instance: z.string().optional(),
   })
   .describe('application/problem+json (RFC 9457).');
@@ -70,26 +134,6 @@ export function errorResponses() {
   } as const;
 }
 
-/**
- * A 200 answer in its three forms: the JSON object, a NumPy .npy file and raw float64.
- * `what` names the principal array and its shape for the description.
- */
-export function arrayAnswer<T extends z.ZodType>(json: T, what: string) {
-  return {
-    description:
-      `JSON by default. With Accept: application/x-npy, ${what} as a NumPy .npy file (format 1.0, '<f8', C order), ` +
-      'readable with numpy.load(io.BytesIO(body)). With Accept: application/octet-stream, the same array as raw ' +
-      'little-endian float64 in C order. Binary answers carry the shape in X-Array-Shape (comma-separated), the ' +
-      "array's JSON field name in X-Array-Name, and the answer's scalar fields in headers (X-Parameter-Count, " +
-      'X-Log-Determinant); they are streamed with an exact Content-Length.',
-    content: {
-      'application/json': { schema: json },
-      'application/x-npy': { schema: BinaryBodySchema },
-      'application/octet-stream': { schema: BinaryBodySchema },
-    },
-  };
-}
-
 /** The network of the API guide: 2 inputs, 3 tanh units, 1 linear output; W = 13. */
 export const EXAMPLE_NETWORK = {
   layers: [
@@ -99,3 +143,24 @@ export const EXAMPLE_NETWORK = {
 };
 export const EXAMPLE_INPUTS = [[0.5, -1.0], [1.5, 0.2], [-0.3, 0.8]];
 export const EXAMPLE_TARGETS = [[0.3], [-0.2], [0.1]];
+
+/**
+ * A 200 answer in its three forms: the JSON object, a NumPy .npy file and raw float64 (the
+ * binary forms' headers, src/http/representation.ts's ANSWER_HEADERS, are added by src/plugins/swagger.ts).
+ * `what` names the principal array and its shape for the description.
+ */
+export function arrayAnswer<T extends z.ZodType>(json: T, what: string) {
+  return {
+    description:
+      `JSON by default. With Accept: ${MEDIA_TYPES.npy}, ${what} as a NumPy .npy file (format 1.0, '<f8', C order), ` +
+      `readable with numpy.load(io.BytesIO(body)). With Accept: ${MEDIA_TYPES.raw}, the same array as raw ` +
+      'little-endian float64 in C order. Binary answers carry the shape in X-Array-Shape (comma-separated), the ' +
+      "array's JSON field name in X-Array-Name, and the answer's scalar fields in headers (X-Parameter-Count, " +
+      'X-Log-Determinant); they are streamed with an exact Content-Length.',
+    content: {
+      [MEDIA_TYPES.json]: { schema: json },
+      [MEDIA_TYPES.npy]: { schema: BinaryBodySchema },
+      [MEDIA_TYPES.raw]: { schema: BinaryBodySchema },
+    },
+  };
+}

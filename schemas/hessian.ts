@@ -1,11 +1,10 @@
 /** POST /hessian, /hessian/vector-product and /hessian/inverse. */
 import { z } from 'zod';
+import { HESSIAN_METHODS, INVERSE_HESSIANS, INVERSE_METHODS } from '../src/task.ts';
 import {
-  EXAMPLE_INPUTS, EXAMPLE_NETWORK, EXAMPLE_TARGETS, InputsSchema, LossSchema, MatrixSchema, NetworkSchema, TargetsSchema, VectorSchema,
+  EXAMPLE_INPUTS, EXAMPLE_NETWORK, EXAMPLE_TARGETS, InputsSchema, JsonMatrixSchema as JsonMatrix, JsonVectorSchema as JsonVector, LossSchema, NetworkSchema, TargetsSchema, VectorSchema,
 } from './common.ts';
 
-export const HESSIAN_METHODS = ['exact', 'outer-product', 'diagonal', 'diagonal-approximation', 'finite-difference'] as const;
-export type HessianMethod = (typeof HESSIAN_METHODS)[number];
 
 const problemFields = {
   network: NetworkSchema,
@@ -32,8 +31,8 @@ export type HessianRequest = z.output<typeof HessianRequestSchema>;
 
 export const HessianResponseSchema = z.object({
   parameterCount: z.number().int().describe('W.'),
-  hessian: MatrixSchema.optional().describe('W × W, for exact, outer-product and finite-difference.'),
-  diagonal: VectorSchema.optional().describe('W, for diagonal and diagonal-approximation.'),
+  hessian: JsonMatrix.optional().describe('W × W, for exact, outer-product and finite-difference.'),
+  diagonal: JsonVector.optional().describe('W, for diagonal and diagonal-approximation.'),
 });
 
 export const VectorProductRequestSchema = z
@@ -46,11 +45,8 @@ export type VectorProductRequest = z.output<typeof VectorProductRequestSchema>;
 
 export const VectorProductResponseSchema = z.object({
   parameterCount: z.number().int().describe('W.'),
-  product: VectorSchema.describe('H v (W), by the R-operator (PRML 5.4.6), O(NW).'),
+  product: JsonVector.describe('H v (W), by the R-operator (PRML 5.4.6), O(NW).'),
 });
-
-export const INVERSE_METHODS = ['woodbury', 'cholesky'] as const;
-export const INVERSE_HESSIANS = ['outer-product', 'exact'] as const;
 
 export const InverseRequestSchema = z
   .strictObject({
@@ -70,6 +66,6 @@ export type InverseRequest = z.output<typeof InverseRequestSchema>;
 
 export const InverseResponseSchema = z.object({
   parameterCount: z.number().int().describe('W.'),
-  inverse: MatrixSchema.describe('(H + αI)⁻¹, W × W.'),
+  inverse: JsonMatrix.describe('(H + αI)⁻¹, W × W.'),
   logDeterminant: z.number().describe('log det(H + αI).'),
 });

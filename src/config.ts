@@ -36,6 +36,13 @@ export interface Config {
 }
 
 const MiB = 1024 * 1024;
+
+/**
+ * glibc's MALLOC_MMAP_THRESHOLD_ for the service (4 MiB): blocks over it (chunks, answers) are
+ * mapped and unmapped when freed instead of kept in glibc's arenas, so RSS comes back after a
+ * burst of large answers. The container sets it; so do the tests and the bench that start servers.
+ */
+export const SERVICE_MALLOC_MMAP_THRESHOLD = String(4 * 1024 * 1024);
 const GiB = 1024 * MiB;
 const CORES = availableParallelism();
 

@@ -1,78 +1,412 @@
 /**
  * The one catalogue of refusals. Every error the service answers with has a code here, with its
- * HTTP status, a short title and a message template; `{name}` placeholders are filled from the
- * parameters given where the error is thrown. The compute core throws these too (it imports only
- * this file, nothing of HTTP), and one error handler turns them into application/problem+json.
+ * HTTP status, a short title and the message made from its parameters, so that every text a user
+ * reads is written in this file. The compute core throws its own typed errors (src/core/errors.ts:
+ * a code and parameters, nothing of HTTP); the edge throws ServiceError; the worker pool rebuilds a
+ * worker's refusal from its code and parameters; one error handler (src/http/problem.ts) turns
+ * them all into application/problem+json.
  */
-export const ERROR_CATALOGUE = {
-  MALFORMED_BODY: { status: 400, title: 'Malformed request body', template: '{detail}' },
-  INVALID_REQUEST: { status: 400, title: 'Invalid request', template: '{detail}' },
-  INVALID_ARRAY_PART: { status: 400, title: 'Invalid .npy part', template: '{detail}' },
-  UNAUTHORIZED: { status: 401, title: 'Unauthorized', template: '{detail}' },
-  NOT_FOUND: { status: 404, title: 'Not found', template: '{detail}' },
-  NOT_ACCEPTABLE: { status: 406, title: 'Not acceptable', template: '{detail}' },
-  PAYLOAD_TOO_LARGE: { status: 413, title: 'Request too large', template: '{detail}' },
-  RESULT_TOO_LARGE: { status: 413, title: 'Answer too large', template: '{detail}' },
-  LIMIT_EXCEEDED: { status: 413, title: 'Request over a size limit', template: '{detail}' },
-  UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported media type', template: '{detail}' },
-  SHAPE_MISMATCH: { status: 422, title: 'Sizes do not fit together', template: '{detail}' },
+import { CoreError, type CoreErrorCode, type CoreErrorData, type CoreErrorParams } from './core/errors.ts';
+import type { TaskSummary } from './task.ts';
+
+/** The parts a .npy part's refusal can name. */
+type Npy = { readonly field: string };
+/** How a shape is written in a message: (3,) or (2, 3). */
+const shapeText = (shape: readonly number[]): string => (shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`);
+
+/** Every code the edge throws, with its parameters. */
+export interface EdgeErrorParams {
+  readonly MALFORMED_BODY:
+    | { readonly reason: 'empty' }
+    | { readonly reason: 'json'; readonly message: string; readonly part?: string }
+    | { readonly reason: 'tooDeep'; readonly path: string; readonly depth: number }
+    | { readonly reason: 'multipart'; readonly message: string }
+    | { readonly reason: 'framing'; readonly message: string }
+    | { readonly reason: 'protoPart'; readonly parts: readonly string[] }
+    | { readonly reason: 'unknownPart'; readonly part: string; readonly url: string; readonly parts: readonly string[] }
+    | { readonly reason: 'duplicatePart'; readonly part: string }
+    | { readonly reason: 'noRequestPart'; readonly parts: readonly string[] }
+    | { readonly reason: 'givenTwice'; readonly field: string };
+  readonly INVALID_REQUEST:
+    | { readonly reason: 'issues'; readonly issues: readonly string[]; readonly more: number }
+    | { readonly reason: 'wrongType'; readonly path: string; readonly expected: string; readonly got: string }
+    | { readonly reason: 'notFinite'; readonly path: string; readonly text: string };
+  readonly INVALID_ARRAY_PART:
+    | (Npy & { readonly reason: 'magic' })
+    | (Npy & { readonly reason: 'format'; readonly major: number; readonly minor: number })
+    | (Npy & { readonly reason: 'headerLength'; readonly bytes: number })
+    | (Npy & { readonly reason: 'header'; readonly header: string })
+    | (Npy & { readonly reason: 'dtype'; readonly descr: string })
+    | (Npy & { readonly reason: 'fortran' })
+    | (Npy & { readonly reason: 'shapeText'; readonly text: string })
+    | (Npy & { readonly reason: 'dimensions'; readonly shape: readonly number[]; readonly ndim: number })
+    | (Npy & { readonly reason: 'empty'; readonly shape: readonly number[]; readonly ndim: number })
+    | (Npy & { readonly reason: 'tooMuchData'; readonly shape: readonly number[]; readonly descr: string; readonly bytes: number })
+    | (Npy & { readonly reason: 'truncatedPreamble'; readonly bytes: number })
+    | (Npy & { readonly reason: 'truncatedData'; readonly bytes: number; readonly need: number; readonly shape: readonly number[]; readonly descr: string })
+    | (Npy & { readonly reason: 'notFinite'; readonly index: readonly number[]; readonly value: number });
+  readonly UNAUTHORIZED: { readonly reason: 'missing' | 'malformed' | 'invalid' };
+  readonly NOT_FOUND: { readonly method: string; readonly path: string; readonly endpoints: readonly string[] };
+  readonly METHOD_NOT_ALLOWED: { readonly method: string; readonly path: string; readonly allow: readonly string[] };
+  readonly NOT_ACCEPTABLE: { readonly accept: string; readonly offered: readonly string[] };
+  readonly PAYLOAD_TOO_LARGE:
+    | { readonly reason: 'body'; readonly limit: number; readonly bytes?: number }
+    | { readonly reason: 'parts'; readonly limit: number }
+    | { readonly reason: 'part'; readonly limit: number }
+    | { readonly reason: 'tooManyParts'; readonly parts: readonly string[] }
+    | { readonly reason: 'npy'; readonly field: string; readonly shape: readonly number[]; readonly limit: number };
+  readonly RESULT_TOO_LARGE: { readonly task: TaskSummary; readonly bytes: number; readonly limit: number };
+  readonly WORKING_SET_TOO_LARGE: { readonly task: TaskSummary; readonly bytes: number; readonly answerBytes: number; readonly limit: number };
+  readonly LIMIT_EXCEEDED:
+    | { readonly reason: 'parameters'; readonly w: number; readonly limit: number }
+    | { readonly reason: 'points'; readonly n: number; readonly limit: number }
+    | { readonly reason: 'finiteDifference'; readonly n: number; readonly w: number; readonly limit: number }
+    | { readonly reason: 'arrayLength'; readonly path: string; readonly limit: number }
+    | { readonly reason: 'values'; readonly path: string; readonly limit: number };
+  readonly UNSUPPORTED_MEDIA_TYPE: { readonly contentType: string };
+  readonly CLIENT_CLOSED: Readonly<Record<string, never>>;
+  readonly OVERLOADED:
+    | { readonly reason: 'busy'; readonly workers: number; readonly queueLimit: number; readonly retryAfter: number }
+    | { readonly reason: 'shuttingDown'; readonly retryAfter: number }
+    | { readonly reason: 'stopped'; readonly retryAfter: number };
+  readonly TIMEOUT: { readonly ms: number };
+  readonly INTERNAL: Readonly<Record<string, never>>;
+}
+
+export type ErrorParams = CoreErrorParams & EdgeErrorParams;
+export type ErrorCode = keyof ErrorParams;
+
+interface Entry<P> {
+  readonly status: number;
+  readonly title: string;
+  message(params: P): string;
+}
+
+const fmt = (x: number): string => x.toLocaleString('en-US');
+const quoted = (names: readonly string[]): string => names.map((n) => `'${n}'`).join(', ');
+const MIB = 1024 ** 2;
+const mib = (b: number): string => `${(b / MIB).toFixed(1)} MiB`;
+/** At most this much of what a client sent is echoed back in a message. */
+const ECHO = 200;
+const echo = (s: string): string => (s.length <= ECHO ? s : `${s.slice(0, ECHO)}… (${fmt(s.length)} characters)`);
+
+/** 333 GB (310 GiB); small sizes in MiB. */
+export function bytes(b: number): string {
+  const GB = 1e9, GIB = 1024 ** 3;
+  if (b >= GIB) return `${b >= 100 * GB ? Math.round(b / GB) : (b / GB).toPrecision(3)} GB (${(b / GIB).toFixed(b >= 100 * GIB ? 0 : 2)} GiB)`;
+  if (b >= MIB) return mib(b);
+  return `${b} bytes`;
+}
+
+/** What a task computes, for a refusal: "the exact Hessian for W = 13 parameters". */
+function subject(t: TaskSummary): string {
+  switch (t.endpoint) {
+    case 'jacobian':
+      return t.method === 'parameters'
+        ? `the Jacobian with respect to parameters, N × K × W = ${fmt(t.n)} × ${fmt(t.k)} × ${fmt(t.w)}`
+        : `the Jacobian with respect to inputs, N × K × D = ${fmt(t.n)} × ${fmt(t.k)} × ${fmt(t.d)}`;
+    case 'hessian':
+      if (t.method === 'diagonal' || t.method === 'diagonal-approximation') return `the Hessian diagonal by method '${t.method}' for W = ${fmt(t.w)} parameters`;
+      if (t.method === 'finite-difference') return `the finite-difference Hessian for W = ${fmt(t.w)} parameters`;
+      return `the ${t.method} Hessian for W = ${fmt(t.w)} parameters`;
+    case 'hessian-vector-product':
+      return `the Hessian-vector product for W = ${fmt(t.w)} parameters`;
+    case 'hessian-inverse':
+      return `the inverse by method '${t.method}' for W = ${fmt(t.w)} parameters`;
+  }
+}
+
+/** A cheaper way to the same end, for a refusal over a size. */
+function alternative(t: TaskSummary): string {
+  switch (t.endpoint) {
+    case 'jacobian':
+      return 'send fewer data points per request';
+    case 'hessian':
+      return t.method === 'diagonal' || t.method === 'diagonal-approximation'
+        ? 'send fewer data points per request'
+        : "use method 'diagonal' or 'diagonal-approximation', or POST /hessian/vector-product, which need O(W) memory";
+    case 'hessian-vector-product':
+      return 'send fewer data points per request and add the products';
+    case 'hessian-inverse':
+      return "use POST /hessian with method 'diagonal' for a diagonal preconditioner, or POST /hessian/vector-product with an iterative solver (conjugate gradients), which need O(W) memory";
+  }
+}
+
+export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
+  MALFORMED_BODY: {
+    status: 400,
+    title: 'Malformed request body',
+    message: (p) => {
+      switch (p.reason) {
+        case 'empty': return 'the body is empty; send the request as a JSON object';
+        case 'json': return p.part === undefined ? `the body is not valid JSON: ${p.message}` : `the '${p.part}' part is not valid JSON: ${p.message}`;
+        case 'tooDeep': return `the body nests arrays or objects ${p.depth} deep at ${p.path}; no field of a request nests that deep`;
+        case 'multipart': return `the multipart/form-data body could not be read: ${p.message}`;
+        case 'framing': return `the request could not be read: ${echo(p.message)}`;
+        case 'protoPart': return `a multipart part is named after a prototype property; use the names ${p.parts.join(', ')}`;
+        case 'unknownPart': return `the multipart body has a part '${echo(p.part)}'; ${p.url} takes ${p.parts.length > 1 ? `'request' (the JSON request) and ${quoted(p.parts.slice(1))} as .npy files` : "'request' (the JSON request)"}`;
+        case 'duplicatePart': return `the multipart body has two parts named '${echo(p.part)}'; send each part once`;
+        case 'noRequestPart': return `the multipart body has no part 'request'; send the JSON request (network, loss, ...) in a part named 'request'${p.parts.length ? `, with ${quoted(p.parts)} in it or as .npy parts` : ''}`;
+        case 'givenTwice': return `${p.field} is given twice, in the 'request' part and as a .npy part; send it once`;
+      }
+    },
+  },
+  INVALID_REQUEST: {
+    status: 400,
+    title: 'Invalid request',
+    message: (p) => {
+      switch (p.reason) {
+        case 'issues': return `${p.issues.join('; ')}${p.more > 0 ? ` (and ${p.more} more)` : ''}`;
+        case 'wrongType': return `${p.path}: expected ${p.expected}, received ${p.got}`;
+        case 'notFinite': return `${p.path}: ${echo(p.text)} is not a finite float64 number; every value must be finite`;
+      }
+    },
+  },
+  INVALID_ARRAY_PART: {
+    status: 400,
+    title: 'Invalid .npy part',
+    message: (p) => {
+      const what = `${p.field}: the .npy part`;
+      switch (p.reason) {
+        case 'magic': return `${what} does not start with the .npy magic \\x93NUMPY; send the bytes numpy.save writes, or give ${p.field} as JSON in the request part`;
+        case 'format': return `${what} is .npy format ${p.major}.${p.minor}; formats 1.0 to 3.0 are read`;
+        case 'headerLength': return `${what} has a header of ${p.bytes} bytes; a .npy header of an array is a few dozen`;
+        case 'header': return `${what} has a header numpy would not write (${echo(p.header)}); structured dtypes are not read`;
+        case 'dtype': return `${what} has dtype '${echo(p.descr)}'; send float64 ('<f8') or float32 ('<f4'), e.g. numpy.save(f, x.astype(numpy.float64))`;
+        case 'fortran': return `${what} is in Fortran (column-major) order; send it in C order, e.g. numpy.save(f, numpy.ascontiguousarray(x))`;
+        case 'shapeText': return `${what} has shape (${echo(p.text)}), which is not a tuple of sizes`;
+        case 'dimensions': {
+          const want = p.ndim === 1 ? 'a vector (1-D, shape (W,))' : `a ${p.ndim}-D array (shape (N, ${p.field === 'targets' ? 'K' : 'D'}))`;
+          return `${what} has shape ${shapeText(p.shape)}, ${p.shape.length}-D; ${p.field} must be ${want}`;
+        }
+        case 'empty': return `${what} has shape ${shapeText(p.shape)}, which holds no values; give at least one ${p.ndim === 1 ? 'entry' : 'data point'}`;
+        case 'tooMuchData': return `${what} has more data than its header's shape ${shapeText(p.shape)} of '${p.descr}' holds (${p.bytes} bytes)`;
+        case 'truncatedPreamble': return `${what} ends inside its preamble (${p.bytes} bytes); send the whole file numpy.save writes`;
+        case 'truncatedData': return `${what} has ${p.bytes} bytes of data but its header's shape ${shapeText(p.shape)} of '${p.descr}' needs ${p.need}`;
+        case 'notFinite': return `${p.field}${p.index.map((i) => `[${i}]`).join('')} is ${p.value} in the .npy part; every value must be a finite number`;
+      }
+    },
+  },
+  UNAUTHORIZED: {
+    status: 401,
+    title: 'Unauthorized',
+    message: (p) => ({
+      missing: 'this endpoint needs an API key: send Authorization: Bearer <key>',
+      malformed: 'the Authorization header is not of the form "Bearer <key>"',
+      invalid: 'the API key is not valid for this service',
+    })[p.reason],
+  },
+  NOT_FOUND: {
+    status: 404,
+    title: 'Not found',
+    message: (p) => `no endpoint ${p.method} ${echo(p.path)}; the endpoints are ${p.endpoints.join(', ')}`,
+  },
+  METHOD_NOT_ALLOWED: {
+    status: 405,
+    title: 'Method not allowed',
+    message: (p) => `${echo(p.path)} does not take ${echo(p.method)}; it takes ${p.allow.join(', ')}`,
+  },
+  NOT_ACCEPTABLE: {
+    status: 406,
+    title: 'Not acceptable',
+    message: (p) => `Accept: ${echo(p.accept)} matches none of the answer's forms; ask for ${p.offered.join(', ')}`,
+  },
+  PAYLOAD_TOO_LARGE: {
+    status: 413,
+    title: 'Request too large',
+    message: (p) => {
+      const limit = `the limit for a whole request body is ${p.reason === 'tooManyParts' ? 0 : p.limit} bytes`;
+      const advice = 'send fewer data points per request, or raise BODY_LIMIT';
+      switch (p.reason) {
+        case 'body': return p.bytes === undefined
+          ? `the request body is over the limit of ${p.limit} bytes (${mib(p.limit)}, BODY_LIMIT); ${advice}`
+          : `the request body is ${p.bytes} bytes (${mib(p.bytes)}); ${limit} (${mib(p.limit)}, BODY_LIMIT); ${advice}`;
+        case 'parts': return `the multipart body's parts hold more than ${p.limit} bytes; ${limit} (${mib(p.limit)}, BODY_LIMIT); ${advice}`;
+        case 'part': return `a part of the multipart body is over the limit; ${limit} (${mib(p.limit)}, BODY_LIMIT); ${advice}`;
+        case 'tooManyParts': return `the multipart body has too many parts; send at most ${p.parts.length}: 'request' (the JSON request) and ${quoted(p.parts.slice(1))} (.npy)`;
+        case 'npy': {
+          const count = p.shape.reduce((a, b) => a * b, 1);
+          return `${p.field}: the .npy part has shape ${shapeText(p.shape)}, ${mib(count * 8)} as float64; the limit is ${mib(p.limit)} (BODY_LIMIT)`;
+        }
+      }
+    },
+  },
+  RESULT_TOO_LARGE: {
+    status: 413,
+    title: 'Answer too large',
+    message: (p) => `${subject(p.task)} needs ${bytes(p.bytes)}; this service allows ${bytes(p.limit)} per answer (MAX_RESULT_BYTES); ${alternative(p.task)}`,
+  },
+  WORKING_SET_TOO_LARGE: {
+    status: 413,
+    title: 'Computation needs too much memory',
+    message: (p) => `${subject(p.task)} with N = ${fmt(p.task.n)} data points needs ${bytes(p.bytes)} of memory while computing (answer ${bytes(p.answerBytes)}); ` +
+      `this service allows ${bytes(p.limit)} per computation (MAX_TASK_BYTES); ${alternative(p.task)}`,
+  },
+  LIMIT_EXCEEDED: {
+    status: 413,
+    title: 'Request over a size limit',
+    message: (p) => {
+      switch (p.reason) {
+        case 'parameters': return `the network has W = ${fmt(p.w)} parameters; this service allows at most ${fmt(p.limit)} (MAX_PARAMETERS)`;
+        case 'points': return `the request has N = ${fmt(p.n)} data points; this service allows at most ${fmt(p.limit)} (MAX_POINTS) per request; ` +
+          'split the data into several requests and add the answers (every Hessian here is a sum over data points)';
+        case 'finiteDifference': {
+          const cost = p.n * p.w * p.w;
+          return `the finite-difference Hessian costs 2W gradient passes over N points, N·W² = ${fmt(p.n)} × ${fmt(p.w)}² = ${cost.toExponential(2)}; ` +
+            `this service allows ${p.limit.toExponential(2)} (MAX_FINITE_DIFFERENCE_COST); use method 'exact', which gives the same matrix without truncation error at a fraction of the cost`;
+        }
+        case 'arrayLength': return `${p.path} has more than ${fmt(p.limit)} entries; no list or object of a request (other than an array of numbers) may be that long`;
+        case 'values': return `the body holds more than ${fmt(p.limit)} values outside arrays of numbers (at ${p.path}); a request's lists and objects are small: send data as arrays of numbers`;
+      }
+    },
+  },
+  UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    title: 'Unsupported media type',
+    message: (p) => `Unsupported Media Type: ${echo(p.contentType)}; send the body as JSON with Content-Type: application/json, or as multipart/form-data with the JSON in a part 'request' and arrays as .npy parts`,
+  },
+  SHAPE_MISMATCH: {
+    status: 422,
+    title: 'Sizes do not fit together',
+    message: (p) => {
+      switch (p.reason) {
+        case 'noLayers': return 'network.layers is empty; give at least one layer';
+        case 'emptyBias': return `network.layers[${p.layer}].bias is empty; a layer needs at least one output`;
+        case 'emptyWeights': return `network.layers[${p.layer}].weights[0] is empty; a layer needs at least one input`;
+        case 'weightRows': return `network.layers[${p.layer}].weights has ${p.rows} rows but bias has ${p.out} entries; W must be out × in with one row per bias entry`;
+        case 'layerChain': return `network.layers[${p.layer}].weights has ${p.columns} columns but layer ${p.layer - 1} has ${p.previousOut} outputs; a layer's input size must equal the previous layer's output size`;
+        case 'ragged': return `${p.field}[${p.row}] has ${p.length} entries but ${p.field}[0] has ${p.first}; every row must have the same length`;
+        case 'noData': return `${p.field} is empty; give at least one data point`;
+        case 'inputColumns': return `inputs have ${p.columns} columns but the first layer takes ${p.d} inputs; inputs must be N × ${p.d}`;
+        case 'targetColumns': return `targets have ${p.columns} columns but the last layer has ${p.k} outputs; targets must be N × ${p.k}`;
+        case 'targetRows': return `targets have ${p.rows} rows but inputs have ${p.n}; give one target row per input row`;
+        case 'vectorLength': return `${p.field} has ${p.length} entries but the network has W = ${p.w} parameters; give one entry per parameter, in the API's parameter order`;
+      }
+    },
+  },
   UNKNOWN_ACTIVATION: {
     status: 422,
     title: 'Unknown activation',
-    template: "layer {layer} has activation '{activation}'; use one of {known}",
+    message: (p) => `layer ${p.layer} has activation '${echo(p.activation)}'; use one of ${quoted(p.known)}`,
   },
   SOFTMAX_NOT_AT_OUTPUT: {
     status: 422,
     title: 'Softmax only at the output',
-    template: "layer {layer} of {layers} uses 'softmax'; softmax is supported on the output layer only",
+    message: (p) => `layer ${p.layer} of ${p.layers} uses 'softmax'; softmax is supported on the output layer only`,
   },
   UNSUPPORTED_PAIRING: {
     status: 422,
     title: 'Unsupported loss and output pairing',
-    template: "loss '{loss}' with output activation '{activation}' is not supported; {hint}",
+    message: (p) => `loss '${p.loss}' with output activation '${p.activation}' is not supported; '${p.loss}' needs ${p.needs.length === 1 ? 'a' : 'one of'} ${quoted(p.needs)} output layer` +
+      (p.losses.length ? `; with '${p.activation}' outputs use ${quoted(p.losses)}` : ''),
   },
-  TARGET_OUT_OF_DOMAIN: { status: 422, title: 'Target outside its domain', template: '{detail}' },
-  INVALID_DAMPING: { status: 422, title: 'Invalid damping', template: '{detail}' },
-  UNSUPPORTED_METHOD: { status: 422, title: 'Unsupported method combination', template: '{detail}' },
-  NOT_POSITIVE_DEFINITE: { status: 422, title: 'Matrix not positive definite', template: '{detail}' },
-  NON_FINITE_RESULT: { status: 422, title: 'Result is not finite', template: '{detail}' },
-  CLIENT_CLOSED: { status: 499, title: 'Client closed the request', template: '{detail}' },
-  OVERLOADED: { status: 503, title: 'Service busy', template: '{detail}' },
-  TIMEOUT: { status: 503, title: 'Computation timed out', template: '{detail}' },
-  INTERNAL: { status: 500, title: 'Internal error', template: '{detail}' },
-} as const satisfies Record<string, { status: number; title: string; template: string }>;
+  TARGET_OUT_OF_DOMAIN: {
+    status: 422,
+    title: 'Target outside its domain',
+    message: (p) => {
+      switch (p.reason) {
+        case 'probability': return `targets[${p.row}][${p.column}] = ${p.value}; cross-entropy targets must lie in [0, 1]`;
+        case 'negative': return `targets[${p.row}][${p.column}] = ${p.value}; softmax-cross-entropy targets must be non-negative`;
+        case 'rowSum': return `targets[${p.row}] sums to ${p.sum}; softmax-cross-entropy targets must be probabilities summing to 1 in each row`;
+      }
+    },
+  },
+  INVALID_DAMPING: {
+    status: 422,
+    title: 'Invalid damping',
+    message: (p) => `damping is ${p.damping}; it must be a finite number greater than 0 (the inverse is of H + damping·I)`,
+  },
+  UNSUPPORTED_METHOD: {
+    status: 422,
+    title: 'Unsupported method combination',
+    message: () => "method 'woodbury' inverts the outer-product Hessian only (PRML 5.89); use method 'cholesky' with hessian 'exact'",
+  },
+  NOT_POSITIVE_DEFINITE: {
+    status: 422,
+    title: 'Matrix not positive definite',
+    message: (p) => {
+      const hint = p.smallestEigenvalue === undefined ? ''
+        : `; the smallest eigenvalue of ${p.what} is ${p.smallestEigenvalue.toPrecision(4)}, so a damping above ${(-p.smallestEigenvalue).toPrecision(4)} makes it positive definite`;
+      return `${p.what} plus damping·I (damping = ${p.damping}) is not positive definite (its leading minor of order ${p.minor} is not positive)${hint}; ` +
+        'use a larger damping, or the outer-product Hessian, which is positive semi-definite';
+    },
+  },
+  NON_FINITE_RESULT: {
+    status: 422,
+    title: 'Result is not finite',
+    message: (p) => {
+      switch (p.reason) {
+        case 'entries': return `${p.name} has ${p.count} non-finite entr${p.count === 1 ? 'y' : 'ies'}, the first ${p.name}${p.index.map((x) => `[${x}]`).join('')} = ${p.value}; ` +
+          'the activations or the error overflow in float64 — scale the inputs or weights down';
+        case 'logDeterminant': return `logDeterminant is ${p.value}; the matrix is numerically singular or overflows — use a larger damping`;
+        case 'woodbury': return 'the Woodbury update lost positive definiteness (the outer-product terms are not finite); check the weights and inputs for extreme values';
+      }
+    },
+  },
+  CLIENT_CLOSED: { status: 499, title: 'Client closed the request', message: () => 'the client closed the connection; the computation was aborted' },
+  OVERLOADED: {
+    status: 503,
+    title: 'Service busy',
+    message: (p) => {
+      switch (p.reason) {
+        case 'busy': return `all ${p.workers} workers are busy and ${p.queueLimit} requests are waiting (QUEUE_LIMIT); retry in about ${p.retryAfter} s`;
+        case 'shuttingDown': return 'the service is shutting down; retry on another instance';
+        case 'stopped': return 'the service is shutting down and stopped this computation at the end of its grace period (SHUTDOWN_GRACE_MS); retry on another instance';
+      }
+    },
+  },
+  TIMEOUT: {
+    status: 503,
+    title: 'Computation timed out',
+    message: (p) => `the computation ran past the limit of ${p.ms} ms (REQUEST_TIMEOUT_MS) and was stopped; ` +
+      "send fewer data points per request, or use a cheaper method ('diagonal', 'diagonal-approximation', or POST /hessian/vector-product)",
+  },
+  INTERNAL: { status: 500, title: 'Internal error', message: () => 'an internal error occurred; it has been logged with the request id' },
+};
 
-export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+/** Every code, in the catalogue's order (the OpenAPI document's enum of ProblemSchema.code). */
+export const ERROR_CODES = Object.keys(CATALOGUE) as ErrorCode[];
 
-/** A refusal with a catalogued code; `detail` is the filled template. */
-export class ServiceError extends Error {
-  readonly code: ErrorCode;
+/** A refusal with a catalogued code; `detail` is its message. */
+export class ServiceError<C extends ErrorCode = ErrorCode> extends Error {
   readonly status: number;
   readonly title: string;
-  readonly params: Readonly<Record<string, unknown>>;
 
-  constructor(code: ErrorCode, params: Record<string, unknown> = {}) {
-    const entry = ERROR_CATALOGUE[code];
-    super(fillTemplate(entry.template, params));
+  constructor(readonly code: C, readonly params: ErrorParams[C]) {
+    // each entry's message takes its own code's parameters (the catalogue's type says so)
+    const entry = (CATALOGUE as Record<string, Entry<unknown>>)[code];
+    super(entry.message(params));
     this.name = 'ServiceError';
-    this.code = code;
     this.status = entry.status;
     this.title = entry.title;
-    this.params = params;
   }
 
   get detail(): string {
     return this.message;
   }
+
+  /** Seconds a client should wait before retrying (503 OVERLOADED), or undefined. */
+  get retryAfter(): number | undefined {
+    const p = this.params as { retryAfter?: unknown };
+    return typeof p.retryAfter === 'number' ? p.retryAfter : undefined;
+  }
+
+  /** The methods a 405 allows, for its Allow header. */
+  get allow(): readonly string[] | undefined {
+    return this.code === 'METHOD_NOT_ALLOWED' ? (this.params as ErrorParams['METHOD_NOT_ALLOWED']).allow : undefined;
+  }
+
+  /** A core refusal, thrown in this thread or sent by a worker as plain data, in its HTTP form. */
+  static fromCore(err: CoreError | CoreErrorData): ServiceError<CoreErrorCode> {
+    const { code, params } = err instanceof CoreError ? err.data() : err;
+    // code and params belong together (CoreErrorData); spelling that out to the compiler is a union too large for it
+    return Reflect.construct(ServiceError, [code, params]) as ServiceError<CoreErrorCode>;
+  }
 }
 
-function fillTemplate(template: string, params: Record<string, unknown>): string {
-  return template.replace(/\{(\w+)\}/g, (whole, key: string) =>
-    key in params ? String(params[key]) : whole,
-  );
-}
-
-/** Shorthand for the most common refusal: sizes that do not fit together. */
-export function shapeError(detail: string): ServiceError {
-  return new ServiceError('SHAPE_MISMATCH', { detail });
+/** A ServiceError for any catalogued refusal (a core error is given its HTTP form); undefined for anything else. */
+export function asServiceError(err: unknown): ServiceError | undefined {
+  if (err instanceof ServiceError) return err;
+  if (err instanceof CoreError) return ServiceError.fromCore(err);
+  return undefined;
 }

@@ -2,7 +2,8 @@
  * The compute pool: runs `compute` in worker threads (piscina) so that no computation blocks the
  * event loop, with, in front of it, everything that keeps one machine safe for many callers:
  *
- * - size before work: every task is sized in the main thread (src/limits.ts) before it is queued;
+ * - size before work: every task is sized once, in the main thread (src/sizing.ts), before it is
+ *   queued, and the figure goes with it to the worker;
  * - load shedding: at most `workers + queueLimit` tasks in flight, past that 503 + Retry-After;
  * - cancellation: a task whose caller went away, or that ran past REQUEST_TIMEOUT_MS, is stopped:
  *   a queued one leaves the queue; a running one is asked to stop through a flag it shares with
@@ -15,12 +16,13 @@
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { compute, type ComputeResult, type ComputeTask } from './compute.ts';
+import { compute } from './compute.ts';
 import type { Config } from './config.ts';
-import { ServiceError } from './errors.ts';
-import { checkTaskSize } from './limits.ts';
+import { asServiceError, ServiceError } from './errors.ts';
+import { checkTaskSize, sizeTask, type TaskSize } from './sizing.ts';
 import { setBlasThreads } from './core/linalg/index.ts';
 import { STARTED, STOP, stopFlags } from './stop-flags.ts';
+import { taskBuffers, type ComputeResult, type CurvatureTask } from './task.ts';
 // types only: the worker module must not load in the main thread (it lowers its thread's priority)
 import type { WorkerReply, WorkerTask } from './worker.ts';
 
@@ -48,7 +50,7 @@ export interface PoolStats {
 
 export interface ComputePool {
   /** Sizes, admits and runs a task; `signal` aborts it (the caller disconnected). */
-  run(task: ComputeTask, signal?: AbortSignal): Promise<ComputeResult>;
+  run(task: CurvatureTask, signal?: AbortSignal): Promise<ComputeResult>;
   /** Throws the 503 (OVERLOADED, with retryAfter) that `run` would give now for want of room. */
   admit(): void;
   stats(): PoolStats;
@@ -79,7 +81,7 @@ function workerFile(): string {
  * 2 × 1) and halves a lone request's kernel time (118 against 61 GFLOP/s); with the idle
  * threads' spinning cut short (linalg/openblas.ts) they do not take the JavaScript's cores.
  */
-export function blasThreadsFor(_workers: number, env: Readonly<Record<string, string | undefined>> = process.env): number {
+export function blasThreadsFor(env: Readonly<Record<string, string | undefined>> = process.env): number {
   const set = Number(env.CURVATURE_BLAS_THREADS);
   if (Number.isInteger(set) && set >= 1) return set;
   return availableParallelism();
@@ -95,10 +97,6 @@ export const STOP_GRACE_MS = 2000;
 /** How long closing the pool waits for the worker threads to exit. */
 const DESTROY_WAIT_MS = 5000;
 
-/** A 503 OVERLOADED whose answer carries Retry-After (src/http/problem.ts reads `retryAfter`). */
-function overloaded(detail: string, retryAfter: number): ServiceError {
-  return Object.assign(new ServiceError('OVERLOADED', { detail }), { retryAfter });
-}
 
 /** Why a task was aborted, kept on the controller's reason so the rejection can be told apart. */
 class TaskAborted extends Error {
@@ -124,12 +122,13 @@ abstract class BasePool implements ComputePool {
 
   constructor(protected readonly config: PoolConfig, protected readonly workers: number, protected readonly blasThreads: number) {}
 
-  protected abstract execute(task: ComputeTask, signal: AbortSignal): Promise<ComputeResult>;
+  protected abstract execute(task: CurvatureTask, size: TaskSize, signal: AbortSignal): Promise<ComputeResult>;
   protected abstract running(): number;
   protected abstract endWorkers(): Promise<void>;
 
-  async run(task: ComputeTask, signal?: AbortSignal): Promise<ComputeResult> {
-    checkTaskSize(task, this.config);
+  async run(task: CurvatureTask, signal?: AbortSignal): Promise<ComputeResult> {
+    const size = sizeTask(task);
+    checkTaskSize(size, this.config);
     this.admit();
     const controller = new AbortController();
     const onAbort = () => controller.abort(new TaskAborted('client'));
@@ -142,7 +141,7 @@ abstract class BasePool implements ComputePool {
     this.inFlight++;
     const started = performance.now();
     try {
-      const result = await this.execute(task, controller.signal);
+      const result = await this.execute(task, size, controller.signal);
       this.completed++;
       this.meanMs = 0.8 * this.meanMs + 0.2 * (performance.now() - started);
       return result;
@@ -150,19 +149,14 @@ abstract class BasePool implements ComputePool {
       const why = controller.signal.aborted ? (controller.signal.reason as TaskAborted).why : undefined;
       if (why === 'timeout') {
         this.timedOut++;
-        throw new ServiceError('TIMEOUT', {
-          detail: `the computation ran past the limit of ${timeout} ms (REQUEST_TIMEOUT_MS) and was stopped; ` +
-            "send fewer data points per request, or use a cheaper method ('diagonal', 'diagonal-approximation', or POST /hessian/vector-product)",
-        });
+        throw new ServiceError('TIMEOUT', { ms: timeout });
       }
       if (why === 'client') {
         this.aborted++;
-        throw new ServiceError('CLIENT_CLOSED', { detail: 'the client closed the connection; the computation was aborted' });
+        throw new ServiceError('CLIENT_CLOSED', {});
       }
-      if (why === 'closing') {
-        throw overloaded('the service is shutting down and stopped this computation at the end of its grace period (SHUTDOWN_GRACE_MS); retry on another instance', 1);
-      }
-      throw err;
+      if (why === 'closing') throw new ServiceError('OVERLOADED', { reason: 'stopped', retryAfter: 1 });
+      throw asServiceError(err) ?? err;
     } finally {
       this.controllers.delete(controller);
       clearTimeout(timer);
@@ -173,14 +167,12 @@ abstract class BasePool implements ComputePool {
   }
 
   admit(): void {
-    if (this.closing) {
-      throw overloaded('the service is shutting down; retry on another instance', 1);
-    }
+    if (this.closing) throw new ServiceError('OVERLOADED', { reason: 'shuttingDown', retryAfter: 1 });
     const capacity = Math.max(1, this.workers) + this.config.queueLimit;
     if (this.inFlight >= capacity) {
       this.rejected++;
       const retryAfter = Math.min(60, Math.max(1, Math.ceil((this.meanMs * (this.config.queueLimit + 1)) / Math.max(1, this.workers) / 1000)));
-      throw overloaded(`all ${this.workers} workers are busy and ${this.config.queueLimit} requests are waiting (QUEUE_LIMIT); retry in about ${retryAfter} s`, retryAfter);
+      throw new ServiceError('OVERLOADED', { reason: 'busy', workers: this.workers, queueLimit: this.config.queueLimit, retryAfter });
     }
   }
 
@@ -219,9 +211,11 @@ abstract class BasePool implements ComputePool {
   }
 }
 
-/** Turns a worker's reply into a result, or rethrows its catalogued refusal. */
+/** Turns a worker's reply into a result, or rethrows its refusal as the same catalogued error. */
 function unwrap(reply: WorkerReply): ComputeResult {
-  if ('error' in reply) throw Object.assign(new Error(reply.error.message), { code: reply.error.code });
+  if ('error' in reply) throw ServiceError.fromCore(reply.error);
+  // the pool asked it to stop, and answers the caller itself (run's catch)
+  if ('stopped' in reply) throw new Error('stopped at the pool\'s request');
   return reply.ok;
 }
 
@@ -229,7 +223,7 @@ class ThreadPool extends BasePool {
   private readonly piscina: Piscina;
 
   constructor(config: PoolConfig) {
-    const blas = blasThreadsFor(config.workers);
+    const blas = blasThreadsFor();
     super(config, config.workers, blas);
     setBlasThreads(blas);
     this.piscina = new Piscina({
@@ -245,7 +239,7 @@ class ThreadPool extends BasePool {
     });
   }
 
-  protected async execute(task: ComputeTask, signal: AbortSignal): Promise<ComputeResult> {
+  protected async execute(task: CurvatureTask, size: TaskSize, signal: AbortSignal): Promise<ComputeResult> {
     const flags = stopFlags();
     // piscina's own abort: dequeues a waiting task, terminates the worker of a running one
     const hard = new AbortController();
@@ -261,8 +255,9 @@ class ThreadPool extends BasePool {
     if (signal.aborted) stop();
     signal.addEventListener('abort', stop, { once: true });
     try {
-      const message: WorkerTask = { task, flags };
-      return unwrap(await this.piscina.run(message, { signal: hard.signal }) as WorkerReply);
+      const message: WorkerTask = { task, totalBytes: size.totalBytes, flags };
+      // the task's buffers move to the worker (the edge built them for it alone)
+      return unwrap(await this.piscina.run(message, { signal: hard.signal, transferList: taskBuffers(task) }) as WorkerReply);
     } finally {
       clearTimeout(grace);
       signal.removeEventListener('abort', stop);
@@ -290,11 +285,11 @@ class ThreadPool extends BasePool {
 
 /** Computes in the main thread: no cancellation once started (WORKERS=0, or tests with their own runner). */
 class InlinePool extends BasePool {
-  constructor(config: PoolConfig, private readonly runner: (task: ComputeTask) => Promise<ComputeResult>) {
-    super(config, 0, blasThreadsFor(1));
+  constructor(config: PoolConfig, private readonly runner: (task: CurvatureTask) => Promise<ComputeResult>) {
+    super(config, 0, blasThreadsFor());
   }
 
-  protected async execute(task: ComputeTask, signal: AbortSignal): Promise<ComputeResult> {
+  protected async execute(task: CurvatureTask, _size: TaskSize, signal: AbortSignal): Promise<ComputeResult> {
     signal.throwIfAborted();
     return this.runner(task);
   }
@@ -307,7 +302,7 @@ class InlinePool extends BasePool {
 }
 
 /** A pool of `config.workers` threads, or the main thread when that is 0 (or `runner` is given). */
-export function createPool(config: PoolConfig, runner?: (task: ComputeTask) => Promise<ComputeResult>): ComputePool {
+export function createPool(config: PoolConfig, runner?: (task: CurvatureTask) => Promise<ComputeResult>): ComputePool {
   if (runner) return new InlinePool(config, runner);
   if (config.workers === 0) return new InlinePool(config, async (task) => compute(task));
   return new ThreadPool(config);

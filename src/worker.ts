@@ -15,12 +15,12 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { isMainThread } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import { compute, type ComputeResult, type ComputeTask } from './compute.ts';
-import { ServiceError } from './errors.ts';
-import { taskSize } from './limits.ts';
+import { compute } from './compute.ts';
+import { CoreError, type CoreErrorData } from './core/index.ts';
 import { linalg, useBackend } from './core/linalg/index.ts';
 import type { LinalgBackend } from './core/linalg/types.ts';
 import { STARTED, STOP } from './stop-flags.ts';
+import type { ComputeResult, CurvatureTask } from './task.ts';
 
 // A worker that just built a large answer holds its scratch (chunks of up to 64 MiB, the forward
 // pass) as garbage until its next task, since an idle worker allocates nothing that would start a
@@ -41,9 +41,11 @@ try {
   // not Linux, or not allowed: keep the default priority
 }
 
-/** What the pool sends a worker: the task, and its flags shared with the main thread. */
+/** What the pool sends a worker: the task (its buffers transferred), its size, and its flags shared with the main thread. */
 export interface WorkerTask {
-  readonly task: ComputeTask;
+  readonly task: CurvatureTask;
+  /** The pool's estimate of the task's peak memory (src/sizing.ts). */
+  readonly totalBytes: number;
   /** From stopFlags(): [STOP] raised by the main thread, [STARTED] by this one. */
   readonly flags: Int32Array;
 }
@@ -58,19 +60,23 @@ function checkStop(): void {
   if (running !== undefined && Atomics.load(running, STOP) !== 0) throw new Stopped('stopped at the pool\'s request');
 }
 
-// The core's backend, with the stop check before each kernel call.
-const kernels: LinalgBackend = linalg();
-useBackend({
-  name: kernels.name,
-  gemm: (...a: Parameters<LinalgBackend['gemm']>) => { checkStop(); kernels.gemm(...a); },
-  syrk: (...a: Parameters<LinalgBackend['syrk']>) => { checkStop(); kernels.syrk(...a); },
-  potrf: (...a: Parameters<LinalgBackend['potrf']>) => { checkStop(); return kernels.potrf(...a); },
-  potri: (...a: Parameters<LinalgBackend['potri']>) => { checkStop(); return kernels.potri(...a); },
-});
+/** The core's backend with the stop check before each of its kernel calls, whichever kernels it has. */
+function stoppable(kernels: LinalgBackend): LinalgBackend {
+  const wrapped: Record<string, unknown> = { name: kernels.name };
+  for (const [key, value] of Object.entries(kernels)) {
+    if (typeof value !== 'function') continue;
+    const kernel = value as (...args: unknown[]) => unknown;
+    wrapped[key] = (...args: unknown[]) => { checkStop(); return kernel(...args); };
+  }
+  return wrapped as unknown as LinalgBackend;
+}
+useBackend(stoppable(linalg()));
 
+/** A worker's answer: the result, a core refusal as its code and parameters, or the note that it stopped when asked. */
 export type WorkerReply =
   | { readonly ok: ComputeResult }
-  | { readonly error: { readonly code: string; readonly message: string } };
+  | { readonly error: CoreErrorData }
+  | { readonly stopped: true };
 
 /** A reply whose buffers piscina transfers: the Transferable interface of Piscina.move. */
 class MovableReply {
@@ -91,7 +97,7 @@ class MovableReply {
   }
 }
 
-export default function run({ task, flags }: WorkerTask): WorkerReply {
+export default function run({ task, totalBytes, flags }: WorkerTask): WorkerReply {
   let result: ComputeResult;
   Atomics.store(flags, STARTED, 1);
   running = flags;
@@ -99,13 +105,13 @@ export default function run({ task, flags }: WorkerTask): WorkerReply {
     checkStop();
     result = compute(task);
   } catch (err) {
-    if (err instanceof ServiceError) return { error: { code: err.code, message: err.detail } };
+    if (err instanceof CoreError) return { error: err.data() };
     // the pool has already answered the caller (TIMEOUT or CLIENT_CLOSED) and ignores this reply
-    if (err instanceof Stopped) return { error: { code: 'STOPPED', message: err.message } };
+    if (err instanceof Stopped) return { stopped: true };
     throw err;
   } finally {
     running = undefined;
-    if (taskSize(task).totalBytes > LARGE_TASK_BYTES) collectGarbage();
+    if (totalBytes > LARGE_TASK_BYTES) collectGarbage();
   }
   // Each buffer once (a transfer list must not repeat one); shared memory cannot be transferred.
   const buffers = new Set<ArrayBuffer>();

@@ -30,7 +30,7 @@ import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SERVICE_MALLOC_MMAP_THRESHOLD } from '../container/dockerfile.ts';
+import { SERVICE_MALLOC_MMAP_THRESHOLD } from '../../src/config.ts';
 import { DAMPING, SIZES, WORKLOADS, blasEnv, flops, makeProblem, parameterCount, request, type Problem, type Workload } from './workloads.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

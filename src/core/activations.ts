@@ -1,15 +1,22 @@
 /**
  * Activation functions, one table entry each: h, h′ and h″ as functions of the pre-activation a
- * (the value z = h(a) is passed too, since most derivatives are cheapest from it).
- * Adding an activation is one entry here. `softmax` is not elementwise and lives in `losses.ts`
- * with the output layer; it is listed so that names are checked in one place.
+ * (the value z = h(a) is passed too, since most derivatives are cheapest from it). Adding an
+ * activation is one entry here: its name, its types and the API's enum all derive from this table.
+ * `softmax` is not elementwise: its entry only names it, and the output heads in `losses.ts` hold
+ * its derivatives.
  */
 export interface ElementwiseActivation {
+  readonly kind: 'elementwise';
   h(a: number): number;
   /** h′(a), given z = h(a). */
   d1(a: number, z: number): number;
   /** h″(a), given z = h(a). */
   d2(a: number, z: number): number;
+}
+
+/** softmax(a)_k = e^{a_k} / Σ_j e^{a_j}, across a layer's units; output layer only. */
+export interface SoftmaxActivation {
+  readonly kind: 'softmax';
 }
 
 /** softplus(a) = log(1 + eᵃ), computed without overflow. */
@@ -24,16 +31,27 @@ export function sigmoid(a: number): number {
   return e / (1 + e);
 }
 
-export const ELEMENTWISE: Record<string, ElementwiseActivation> = {
-  identity: { h: (a) => a, d1: () => 1, d2: () => 0 },
-  tanh: { h: Math.tanh, d1: (_a, z) => 1 - z * z, d2: (_a, z) => -2 * z * (1 - z * z) },
-  sigmoid: { h: sigmoid, d1: (_a, z) => z * (1 - z), d2: (_a, z) => z * (1 - z) * (1 - 2 * z) },
+export const ACTIVATIONS = {
+  identity: { kind: 'elementwise', h: (a) => a, d1: () => 1, d2: () => 0 },
+  tanh: { kind: 'elementwise', h: Math.tanh, d1: (_a, z) => 1 - z * z, d2: (_a, z) => -2 * z * (1 - z * z) },
+  sigmoid: { kind: 'elementwise', h: sigmoid, d1: (_a, z) => z * (1 - z), d2: (_a, z) => z * (1 - z) * (1 - 2 * z) },
   // relu′ at 0 is taken as 0, as PyTorch does; relu″ is 0 almost everywhere.
-  relu: { h: (a) => (a > 0 ? a : 0), d1: (a) => (a > 0 ? 1 : 0), d2: () => 0 },
-  softplus: { h: softplus, d1: (a) => sigmoid(a), d2: (a) => { const s = sigmoid(a); return s * (1 - s); } },
-};
+  relu: { kind: 'elementwise', h: (a) => (a > 0 ? a : 0), d1: (a) => (a > 0 ? 1 : 0), d2: () => 0 },
+  softplus: { kind: 'elementwise', h: softplus, d1: (a) => sigmoid(a), d2: (a) => { const s = sigmoid(a); return s * (1 - s); } },
+  softmax: { kind: 'softmax' },
+} as const satisfies Record<string, ElementwiseActivation | SoftmaxActivation>;
 
-export type ActivationName = 'identity' | 'tanh' | 'sigmoid' | 'relu' | 'softplus' | 'softmax';
+export type ActivationName = keyof typeof ACTIVATIONS;
+export type ElementwiseName = { [K in ActivationName]: (typeof ACTIVATIONS)[K] extends ElementwiseActivation ? K : never }[ActivationName];
 
-/** Every activation name the service knows, in the order the documentation lists them. */
-export const ACTIVATION_NAMES: readonly ActivationName[] = ['identity', 'tanh', 'sigmoid', 'relu', 'softplus', 'softmax'];
+/** Every activation name the service knows, in the table's order (the documentation's). */
+export const ACTIVATION_NAMES = Object.keys(ACTIVATIONS) as ActivationName[];
+
+export function isActivationName(name: string): name is ActivationName {
+  return Object.hasOwn(ACTIVATIONS, name);
+}
+
+/** The table entry of an elementwise activation. */
+export function elementwise(name: ElementwiseName): ElementwiseActivation {
+  return ACTIVATIONS[name];
+}

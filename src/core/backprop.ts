@@ -16,6 +16,20 @@ export interface BackwardPass {
   readonly error: number;
 }
 
+/** Layer sizes, all that the memory estimates need. */
+export type LayerSize = { readonly in: number; readonly out: number };
+
+/**
+ * Bytes of one forward and backward pass over N points (a, z, h′, h″, δ per unit and point, plus
+ * the inputs and targets), for sizing requests before work.
+ */
+export function passesBytes(layers: readonly LayerSize[], n: number): number {
+  let units = 0;
+  for (const l of layers) units += l.out;
+  const d = layers[0]?.in ?? 0, k = layers[layers.length - 1]?.out ?? 0;
+  return 8 * n * (d + 5 * units + 2 * k);
+}
+
 /**
  * Error signals by backpropagation (PRML 5.54–5.56): δ_out = ∂E_n/∂a_out from the output head,
  * then g_{l−1} = δ_l W_l (one GEMM per layer over the batch) and δ_{l−1} = h′(a_{l−1}) ⊙ g_{l−1}.
@@ -140,8 +154,11 @@ export function thetaIndex(layer: Layer, i: number, j: number): number {
   return j < layer.in ? layer.offset + i * layer.in + j : layer.offset + layer.out * layer.in + i;
 }
 
+/** Doubles of per-chunk working arrays of the Jacobians and the diagonal (64 MiB). */
+export const CHUNK_DOUBLES = 1 << 23;
+
 /** How many data points to process at once so that `perPoint` doubles per point stay near `budget`. */
-export function chunkSize(n: number, perPoint: number, budget = 1 << 23): number {
+export function chunkSize(n: number, perPoint: number, budget = CHUNK_DOUBLES): number {
   return Math.max(1, Math.min(n, Math.floor(budget / Math.max(1, perPoint))));
 }
 

@@ -1,9 +1,17 @@
 /**
  * The diagonal approximation of the Hessian (Becker and LeCun; PRML 5.79–5.81).
  */
-import { backward, outputMatrices } from './backprop.ts';
+import { backward, outputMatrices, type LayerSize } from './backprop.ts';
 import { linalg } from './linalg/index.ts';
 import { forward, type Problem } from './network.ts';
+
+/** Bytes besides the answer and the passes: the output curvatures (N·K²) and two N × width arrays per layer. */
+export function diagonalApproximationScratchBytes(layers: readonly LayerSize[], n: number): number {
+  let widest = 0;
+  for (const l of layers) widest = Math.max(widest, l.in, l.out);
+  const k = layers[layers.length - 1]?.out ?? 0;
+  return 8 * n * (k * k + 3 * widest);
+}
 
 /**
  * Second derivatives backpropagated with the off-diagonal terms dropped, the h″ term kept:

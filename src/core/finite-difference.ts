@@ -1,12 +1,17 @@
 /**
  * The Hessian by finite differences (PRML §5.4.4), as a check on the other methods.
  */
-import { gradient } from './backprop.ts';
+import { gradient, passesBytes, type LayerSize } from './backprop.ts';
 import { symmetrizeByAveraging } from './linalg/index.ts';
 import { parameterVector, withParameters, type Problem } from './network.ts';
 
 /** The default step ε of the central differences: near the optimum (machine ε)^{1/3} for O(1) weights. */
 export const FINITE_DIFFERENCE_STEP = 1e-5;
+
+/** Bytes besides the W × W answer: the parameter vector, two gradients and a perturbed copy of the network, and one more pass. */
+export function finiteDifferenceScratchBytes(layers: readonly LayerSize[], n: number, w: number): number {
+  return 8 * 4 * w + passesBytes(layers, n);
+}
 
 /**
  * Central differences of backpropagated gradients (PRML 5.91):

@@ -29,7 +29,7 @@
  * chunks of data points for the rest.
  */
 import { linalg } from './linalg/index.ts';
-import { augmentedInputs, backward, chunkSize, outputMatrices, parameterIndexMap, pullBack, thetaIndex, type BackwardPass } from './backprop.ts';
+import { augmentedInputs, backward, chunkSize, outputMatrices, parameterIndexMap, pullBack, thetaIndex, type BackwardPass, type LayerSize } from './backprop.ts';
 import { forward, type ForwardPass, type Layer, type Problem } from './network.ts';
 
 /** Doubles of temporary block product kept at once (32 MB). */
@@ -258,8 +258,6 @@ function symmetrizeBlocks(h: Float64Array, W: number, layerStart: number[]): voi
   }
 }
 
-/** The layer sizes the plan needs. */
-type LayerSize = Pick<Layer, 'in' | 'out'>;
 
 /** Doubles of a block's sum over chunks: packed pairs for a layer's own block, the full product layout otherwise. */
 function blockSumLength(ll: LayerSize, lm: LayerSize, own: boolean): number {
@@ -399,6 +397,19 @@ export function outerProductHessian(p: Problem, budgets: CurvatureBudgets = {}):
   return curvatureMatrix(p, false, budgets);
 }
 
+/** Doubles per data point of the exact diagonal's chunks: the A^{l,l} and their pull-backs, the squared inputs. */
+function diagonalPerPoint(layers: readonly LayerSize[]): number {
+  let s = 0;
+  for (const l of layers) s += 2 * l.out * l.out + 2 * (l.in + 1);
+  return s;
+}
+
+/** Bytes of the exact diagonal's chunks for N points, besides the answer and the passes. */
+export function hessianDiagonalScratchBytes(layers: readonly LayerSize[], n: number): number {
+  const perPoint = diagonalPerPoint(layers);
+  return 8 * chunkSize(n, perPoint) * perPoint;
+}
+
 /**
  * The exact diagonal of the Hessian: H[θ_l[i][j]][θ_l[i][j]] = Σ_n A_n^{l,l}[i][i] z̃_{l−1}[j]²
  * (the cross terms of 5.95 are off-diagonal). One GEMM per layer of N × out_l by N × (in_l + 1).
@@ -410,7 +421,7 @@ export function hessianDiagonal(p: Problem): Float64Array {
   const b = backward(p, f);
   const diag = new Float64Array(net.parameterCount);
   const la = linalg();
-  const perPoint = net.layers.reduce((s, l) => s + 2 * l.out * l.out + 2 * (l.in + 1), 0);
+  const perPoint = diagonalPerPoint(net.layers);
   const chunk = chunkSize(f.n, perPoint);
   const maps = net.layers.map((_, l) => parameterIndexMap(net, l));
   for (let n0 = 0; n0 < f.n; n0 += chunk) {

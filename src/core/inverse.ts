@@ -3,8 +3,8 @@
  * approximation's needs).
  */
 import { EigenvalueDecomposition, Matrix as MlMatrix } from 'ml-matrix';
-import { ServiceError } from '../errors.ts';
 import { chunkSize, outputMatrices } from './backprop.ts';
+import { CoreError } from './errors.ts';
 import { jacobianRows } from './jacobian.ts';
 import { linalg, symmetrizeByAveraging, symmetrizeFromLower } from './linalg/index.ts';
 import { forward, type Problem } from './network.ts';
@@ -21,8 +21,33 @@ const EIGEN_HINT_MAX = 800;
 
 export function checkDamping(damping: number): void {
   if (!(damping > 0) || !Number.isFinite(damping)) {
-    throw new ServiceError('INVALID_DAMPING', { detail: `damping is ${damping}; it must be a finite number greater than 0 (the inverse is of H + damping·I)` });
+    throw new CoreError('INVALID_DAMPING', { damping });
   }
+}
+
+/** Jacobian rows per Woodbury update (k of the rank-k form). */
+const WOODBURY_BLOCK = 128;
+/** Doubles of Jacobian rows held at once (32 MiB). */
+const WOODBURY_ROWS_BUDGET = 1 << 22;
+
+/** Points per block of rows, points per chunk of Jacobian rows (a whole number of blocks), rows per block. */
+function woodburyPlan(w: number, k: number, n: number, blockSize: number): { pointsPerBlock: number; chunk: number; kMax: number } {
+  const pointsPerBlock = Math.max(1, Math.floor(blockSize / k));
+  const fits = chunkSize(n, k * w, WOODBURY_ROWS_BUDGET);
+  const chunk = Math.max(pointsPerBlock, fits - (fits % pointsPerBlock));
+  return { pointsPerBlock, chunk, kMax: pointsPerBlock * k };
+}
+
+/** Bytes the Woodbury inverse needs for W parameters, K outputs and N points besides its W × W answer and the forward pass. */
+export function woodburyScratchBytes(w: number, k: number, n: number): number {
+  const { chunk, kMax } = woodburyPlan(w, k, n, WOODBURY_BLOCK);
+  const c = Math.min(chunk, n);
+  return 8 * (c * k * w + c * k * k + kMax * w + kMax * kMax);
+}
+
+/** Bytes the Cholesky inverse of an n × n matrix needs besides the matrix itself: a copy for the eigenvalue hint where n ≤ EIGEN_HINT_MAX. */
+export function choleskyScratchBytes(n: number): number {
+  return n <= EIGEN_HINT_MAX ? 8 * n * n : 0;
 }
 
 /**
@@ -35,7 +60,7 @@ export function checkDamping(damping: number): void {
  * `blockSize` 1 is the sequential update of 5.89 exactly; larger blocks do the same arithmetic
  * as matrix products. Cost ≈ 4·N·K·W² flops (2 GEMMs of W × W × k per block) + W² memory.
  */
-export function woodburyInverse(p: Problem, damping: number, blockSize = 128): InverseResult {
+export function woodburyInverse(p: Problem, damping: number, blockSize = WOODBURY_BLOCK): InverseResult {
   checkDamping(damping);
   const net = p.network;
   const W = net.parameterCount;
@@ -45,11 +70,7 @@ export function woodburyInverse(p: Problem, damping: number, blockSize = 128): I
   for (let i = 0; i < W; i++) m[i * W + i] = 1 / damping;
   let logDet = W * Math.log(damping);
   const f = forward(net, p.inputs);
-  const pointsPerBlock = Math.max(1, Math.floor(blockSize / K));
-  // points per chunk of Jacobian rows (≤ 32 MB), a whole number of blocks
-  const fits = chunkSize(f.n, K * W, 1 << 22);
-  const chunk = Math.max(pointsPerBlock, fits - (fits % pointsPerBlock));
-  const kMax = pointsPerBlock * K;
+  const { chunk, kMax } = woodburyPlan(W, K, f.n, blockSize);
   const v = new Float64Array(kMax * W);
   const s = new Float64Array(kMax * kMax);
   for (let n0 = 0; n0 < f.n; n0 += chunk) {
@@ -63,7 +84,7 @@ export function woodburyInverse(p: Problem, damping: number, blockSize = 128): I
       for (let i = 0; i < k; i++) s[i * k + i] = 1;
       la.gemm(false, true, k, k, W, 1, v, W, u, W, 1, s, k); // S = I + V Uᵀ
       const info = la.potrf(k, s, k);
-      if (info !== 0) throw new ServiceError('NON_FINITE_RESULT', { detail: 'the Woodbury update lost positive definiteness (the outer-product terms are not finite); check the weights and inputs for extreme values' });
+      if (info !== 0) throw new CoreError('NON_FINITE_RESULT', { reason: 'woodbury' });
       for (let i = 0; i < k; i++) logDet += 2 * Math.log(s[i * k + i]);
       la.potri(k, s, k); // S⁻¹ (lower)
       la.potrf(k, s, k); // S⁻¹ = K Kᵀ
@@ -91,20 +112,19 @@ export function choleskyInverse(h: Float64Array, n: number, damping: number, wha
   const original = n <= EIGEN_HINT_MAX ? new Float64Array(h) : undefined;
   const info = la.potrf(n, h, n);
   if (info !== 0) {
-    let hint = '';
+    let smallestEigenvalue: number | undefined;
     if (original) {
       const rows = Array.from({ length: n }, (_, i) => Array.from(original.subarray(i * n, (i + 1) * n)));
       try {
         const ev = new EigenvalueDecomposition(new MlMatrix(rows), { assumeSymmetric: true }).realEigenvalues;
-        const least = Math.min(...ev) - damping;
-        if (Number.isFinite(least)) hint = `; the smallest eigenvalue of ${what} is ${least.toPrecision(4)}, so a damping above ${(-least).toPrecision(4)} makes it positive definite`;
+        let least = Infinity;
+        for (const e of ev) least = Math.min(least, e);
+        if (Number.isFinite(least - damping)) smallestEigenvalue = least - damping;
       } catch {
         // entries near the float64 range overflow inside the eigensolver (found by fuzzing): refuse without the hint
       }
     }
-    throw new ServiceError('NOT_POSITIVE_DEFINITE', {
-      detail: `${what} plus damping·I (damping = ${damping}) is not positive definite (its leading minor of order ${info} is not positive)${hint}; use a larger damping, or the outer-product Hessian, which is positive semi-definite`,
-    });
+    throw new CoreError('NOT_POSITIVE_DEFINITE', { what, damping, minor: info, smallestEigenvalue });
   }
   let logDet = 0;
   for (let i = 0; i < n; i++) logDet += 2 * Math.log(h[i * n + i]);

@@ -1,8 +1,8 @@
 /**
  * Jacobians of the network outputs y (PRML §5.3.4), per data point, by backpropagation.
  */
-import { shapeError } from '../errors.ts';
-import { augmentedInputs, chunkSize, outputMatrices, parameterIndexMap, pullBack } from './backprop.ts';
+import { shapeError } from './errors.ts';
+import { augmentedInputs, chunkSize, outputMatrices, parameterIndexMap, pullBack, type LayerSize } from './backprop.ts';
 import { linalg } from './linalg/index.ts';
 import { checkInputs, forward, type ForwardPass, type Matrix, type Network, type Problem } from './network.ts';
 import { outputHead } from './losses.ts';
@@ -21,6 +21,27 @@ function jacobianProblem(net: Network, inputs: Matrix): Problem {
   return { network: net, inputs, targets: zeros, loss: 'sum-of-squares', head: outputHead('sum-of-squares', act) };
 }
 
+/** Doubles per point of the input Jacobian's chunks: two K × (widest layer) pull-back blocks. */
+function inputJacobianPerPoint(layers: readonly LayerSize[], k: number): number {
+  let widest = layers[0]?.in ?? 0;
+  for (const l of layers) widest = Math.max(widest, l.out);
+  return 2 * k * widest;
+}
+
+/** Doubles per point of the parameter Jacobian's chunks: pull-back blocks and the augmented inputs. */
+function parameterJacobianPerPoint(layers: readonly LayerSize[], k: number): number {
+  let widest = 0;
+  for (const l of layers) widest = Math.max(widest, l.out + l.in + 1);
+  return 4 * k * widest;
+}
+
+/** Bytes of the Jacobians' chunks for K outputs and N points, besides the answer and the forward pass. */
+export function jacobianScratchBytes(layers: readonly LayerSize[], n: number, wrt: 'inputs' | 'parameters'): number {
+  const k = layers[layers.length - 1]?.out ?? 0;
+  const perPoint = wrt === 'inputs' ? inputJacobianPerPoint(layers, k) : parameterJacobianPerPoint(layers, k);
+  return 8 * chunkSize(n, perPoint) * perPoint;
+}
+
 /**
  * The input Jacobian J_ki = ∂y_k/∂x_i for every data point (N × K × D), by backpropagation
  * (PRML 5.73–5.74): start from ∂y/∂a_out (diag(h′) or, for softmax, diag(y) − yyᵀ), pull back
@@ -33,8 +54,7 @@ export function inputJacobian(net: Network, inputs: Matrix): JacobianResult {
   const f = forward(net, inputs);
   const n = inputs.rows, k = net.outputSize, d = net.inputSize, L = net.layers.length;
   const jac = new Float64Array(n * k * d);
-  const widest = Math.max(...net.layers.map((l) => l.out), d);
-  const chunk = chunkSize(n, 2 * k * widest);
+  const chunk = chunkSize(n, inputJacobianPerPoint(net.layers, k));
   for (let n0 = 0; n0 < n; n0 += chunk) {
     const c = Math.min(chunk, n - n0);
     let x = outputMatrices(p, f, 'outputJacobian', n0, c);
@@ -86,7 +106,7 @@ export function parameterJacobian(net: Network, inputs: Matrix): JacobianResult 
   const f = forward(net, inputs);
   const n = inputs.rows, k = net.outputSize, W = net.parameterCount;
   const jac = new Float64Array(n * k * W);
-  const chunk = chunkSize(n, 4 * k * Math.max(...net.layers.map((l) => l.out + l.in + 1)));
+  const chunk = chunkSize(n, parameterJacobianPerPoint(net.layers, k));
   for (let n0 = 0; n0 < n; n0 += chunk) {
     const c = Math.min(chunk, n - n0);
     jacobianRows(net, f, outputMatrices(p, f, 'outputJacobian', n0, c), n0, c, jac.subarray(n0 * k * W, (n0 + c) * k * W));
@@ -97,6 +117,6 @@ export function parameterJacobian(net: Network, inputs: Matrix): JacobianResult 
 /** Checks that a vector has one entry per parameter. */
 export function checkParameterVector(net: Network, v: Float64Array, field: string): void {
   if (v.length !== net.parameterCount) {
-    throw shapeError(`${field} has ${v.length} entries but the network has W = ${net.parameterCount} parameters; give one entry per parameter, in the API's parameter order`);
+    throw shapeError({ reason: 'vectorLength', field, length: v.length, w: net.parameterCount });
   }
 }

@@ -13,12 +13,9 @@
  *                                    split at the outputs: B_n = ∂y_n/∂w, L = I).
  * One entry per loss; each entry handles the output activations its pairing allows.
  */
-import { ServiceError } from '../errors.ts';
-import { ELEMENTWISE, softplus, type ActivationName } from './activations.ts';
+import { elementwise, softplus, type ActivationName, type ElementwiseName } from './activations.ts';
+import { CoreError } from './errors.ts';
 import { linalg } from './linalg/index.ts';
-
-export type LossName = 'sum-of-squares' | 'cross-entropy' | 'softmax-cross-entropy';
-export const LOSS_NAMES: readonly LossName[] = ['sum-of-squares', 'cross-entropy', 'softmax-cross-entropy'];
 
 /** Output values y = h(a) for a whole batch (N × K, row-major), in place into `y`. Cost NK. */
 export function applyOutputActivation(activation: ActivationName, a: Float64Array, y: Float64Array, k: number): void {
@@ -32,7 +29,7 @@ export function applyOutputActivation(activation: ActivationName, a: Float64Arra
     }
     return;
   }
-  const h = ELEMENTWISE[activation].h;
+  const h = elementwise(activation).h;
   for (let i = 0; i < a.length; i++) y[i] = h(a[i]);
 }
 
@@ -65,9 +62,9 @@ function softmaxJacobian(y: Float64Array, out: Float64Array): void {
 }
 
 /** ∂y/∂a for an elementwise activation: diag(h′(a)). */
-function elementwiseJacobian(activation: ActivationName, a: Float64Array, y: Float64Array, out: Float64Array): void {
+function elementwiseJacobian(activation: ElementwiseName, a: Float64Array, y: Float64Array, out: Float64Array): void {
   const k = a.length;
-  const d1 = ELEMENTWISE[activation].d1;
+  const d1 = elementwise(activation).d1;
   out.fill(0);
   for (let i = 0; i < k; i++) out[i * k + i] = d1(a[i], y[i]);
 }
@@ -88,7 +85,7 @@ function sumOfSquares(activation: ActivationName): OutputHead {
   const gaussNewton = (a: Float64Array, y: Float64Array, _t: Float64Array, out: Float64Array) => {
     const k = y.length;
     if (activation !== 'softmax') {
-      const d1 = ELEMENTWISE[activation].d1;
+      const d1 = elementwise(activation).d1;
       out.fill(0);
       for (let i = 0; i < k; i++) { const g = d1(a[i], y[i]); out[i * k + i] = g * g; }
       return;
@@ -114,13 +111,13 @@ function sumOfSquares(activation: ActivationName): OutputHead {
         for (let i = 0; i < k; i++) out[i] = y[i] * (y[i] - t[i]) - y[i] * yr;
         return;
       }
-      const d1 = ELEMENTWISE[activation].d1;
+      const d1 = elementwise(activation).d1;
       for (let i = 0; i < k; i++) out[i] = (y[i] - t[i]) * d1(a[i], y[i]);
     },
     curvature(a, y, t, out) {
       const k = y.length;
       if (activation !== 'softmax') {
-        const { d1, d2 } = ELEMENTWISE[activation];
+        const { d1, d2 } = elementwise(activation);
         out.fill(0);
         for (let i = 0; i < k; i++) {
           const g = d1(a[i], y[i]);
@@ -223,24 +220,36 @@ const softmaxCrossEntropy: OutputHead = {
 };
 
 /**
- * The head for a loss and output activation, or a refusal naming the pairing
- * (API: any other pairing is a 422).
+ * The losses, one entry each: the output activations it pairs with (API: any other pairing is a
+ * 422 naming it) and its head. The API's loss names derive from this table.
  */
+interface LossEntry {
+  /** The output activations this loss accepts: a list, or every one. */
+  readonly outputs: readonly ActivationName[] | 'any';
+  head(activation: ActivationName): OutputHead;
+}
+
+export const LOSSES = {
+  'sum-of-squares': { outputs: 'any', head: sumOfSquares },
+  'cross-entropy': { outputs: ['sigmoid'], head: () => crossEntropy },
+  'softmax-cross-entropy': { outputs: ['softmax'], head: () => softmaxCrossEntropy },
+} as const satisfies Record<string, LossEntry>;
+
+export type LossName = keyof typeof LOSSES;
+export const LOSS_NAMES = Object.keys(LOSSES) as LossName[];
+
+function accepts(entry: LossEntry, activation: ActivationName): boolean {
+  return entry.outputs === 'any' || entry.outputs.includes(activation);
+}
+
+/** The head for a loss and output activation, or a refusal naming the pairing and what would pair. */
 export function outputHead(loss: LossName, activation: ActivationName): OutputHead {
-  if (loss === 'sum-of-squares') return sumOfSquares(activation);
-  if (loss === 'cross-entropy') {
-    if (activation === 'sigmoid') return crossEntropy;
-    throw new ServiceError('UNSUPPORTED_PAIRING', {
-      loss, activation, hint: "cross-entropy needs a 'sigmoid' output layer (use 'softmax-cross-entropy' for softmax outputs, or 'sum-of-squares')",
-    });
-  }
-  if (loss === 'softmax-cross-entropy') {
-    if (activation === 'softmax') return softmaxCrossEntropy;
-    throw new ServiceError('UNSUPPORTED_PAIRING', {
-      loss, activation, hint: "softmax-cross-entropy needs a 'softmax' output layer (use 'cross-entropy' for sigmoid outputs, or 'sum-of-squares')",
-    });
-  }
-  throw new ServiceError('UNSUPPORTED_PAIRING', {
-    loss, activation, hint: `use one of ${LOSS_NAMES.map((l) => `'${l}'`).join(', ')}`,
+  const entry: LossEntry = LOSSES[loss];
+  if (accepts(entry, activation)) return entry.head(activation);
+  throw new CoreError('UNSUPPORTED_PAIRING', {
+    loss,
+    activation,
+    needs: entry.outputs === 'any' ? [] : entry.outputs,
+    losses: LOSS_NAMES.filter((l) => accepts(LOSSES[l], activation)),
   });
 }

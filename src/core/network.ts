@@ -6,8 +6,8 @@
  * row-major, then b_l: the order of torch.nn.utils.parameters_to_vector.
  * Batches are N × width row-major matrices, one data point a row.
  */
-import { ServiceError, shapeError } from '../errors.ts';
-import { ACTIVATION_NAMES, ELEMENTWISE, type ActivationName } from './activations.ts';
+import { ACTIVATION_NAMES, elementwise, isActivationName, type ActivationName } from './activations.ts';
+import { CoreError, shapeError } from './errors.ts';
 import { linalg } from './linalg/index.ts';
 import { applyOutputActivation, outputHead, type LossName, type OutputHead } from './losses.ts';
 
@@ -37,9 +37,9 @@ export interface Network {
   readonly outputSize: number;
 }
 
-/** A network in the API's JSON form. */
+/** A network as the edge hands it over: per layer its weights (out × in), bias and activation's name. */
 export interface NetworkSpec {
-  layers: readonly { weights: ArrayLike<ArrayLike<number>> | Float64Array; bias: ArrayLike<number>; activation: string; in?: number }[];
+  readonly layers: readonly { readonly weights: Matrix; readonly bias: Float64Array; readonly activation: string }[];
 }
 
 /** A network with data and an error function: everything a Hessian needs. */
@@ -53,83 +53,46 @@ export interface Problem {
 
 /** The number of parameters of layers with these (out, in) sizes: Σ out·(in + 1). */
 export function countParameters(sizes: readonly { out: number; in: number }[]): number {
-  return sizes.reduce((s, l) => s + l.out * (l.in + 1), 0);
+  let w = 0;
+  for (const l of sizes) w += l.out * (l.in + 1);
+  return w;
 }
 
 /**
- * Builds a network from its JSON form, checking that consecutive layers fit, that each row of
- * weights has the same length and that every activation is known; softmax only at the output.
- * `weights` may also be given flat (a Float64Array of out·in values) when `in` is given.
+ * Builds a network from its spec, checking that each layer's weights have one row per bias
+ * entry, that consecutive layers fit and that every activation is known; softmax only at the
+ * output. The arrays are used as they are (not copied).
  */
 export function buildNetwork(spec: NetworkSpec): Network {
-  if (spec.layers.length === 0) throw shapeError('network.layers is empty; give at least one layer');
+  if (spec.layers.length === 0) throw shapeError({ reason: 'noLayers' });
   const layers: Layer[] = [];
   let offset = 0;
-  spec.layers.forEach((l, i) => {
-    const where = `network.layers[${i}]`;
+  for (let i = 0; i < spec.layers.length; i++) {
+    const l = spec.layers[i];
     const out = l.bias.length;
-    if (out === 0) throw shapeError(`${where}.bias is empty; a layer needs at least one output`);
-    let weights: Float64Array;
-    let inSize: number;
-    if (l.weights instanceof Float64Array) {
-      inSize = l.in ?? 0;
-      if (inSize <= 0 || l.weights.length !== out * inSize) {
-        throw shapeError(`${where}.weights has ${l.weights.length} values; expected ${out} × ${inSize}`);
-      }
-      weights = l.weights;
-    } else {
-      const rows = l.weights as ArrayLike<ArrayLike<number>>;
-      if (rows.length !== out) {
-        throw shapeError(`${where}.weights has ${rows.length} rows but bias has ${out} entries; W must be out × in with one row per bias entry`);
-      }
-      inSize = rows[0].length;
-      if (inSize === 0) throw shapeError(`${where}.weights[0] is empty; a layer needs at least one input`);
-      weights = new Float64Array(out * inSize);
-      for (let r = 0; r < out; r++) {
-        const row = rows[r];
-        if (row.length !== inSize) {
-          throw shapeError(`${where}.weights[${r}] has ${row.length} entries but weights[0] has ${inSize}; every row of W must have the same length`);
-        }
-        for (let c = 0; c < inSize; c++) weights[r * inSize + c] = row[c];
-      }
-    }
+    if (out === 0) throw shapeError({ reason: 'emptyBias', layer: i });
+    if (l.weights.rows !== out) throw shapeError({ reason: 'weightRows', layer: i, rows: l.weights.rows, out });
+    const inSize = l.weights.cols;
+    if (inSize === 0) throw shapeError({ reason: 'emptyWeights', layer: i });
     if (i > 0 && inSize !== layers[i - 1].out) {
-      throw shapeError(`${where}.weights has ${inSize} columns but layer ${i - 1} has ${layers[i - 1].out} outputs; a layer's input size must equal the previous layer's output size`);
+      throw shapeError({ reason: 'layerChain', layer: i, columns: inSize, previousOut: layers[i - 1].out });
     }
-    if (!(ACTIVATION_NAMES as readonly string[]).includes(l.activation)) {
-      throw new ServiceError('UNKNOWN_ACTIVATION', { layer: i, activation: l.activation, known: ACTIVATION_NAMES.map((a) => `'${a}'`).join(', ') });
+    if (!isActivationName(l.activation)) {
+      throw new CoreError('UNKNOWN_ACTIVATION', { layer: i, activation: l.activation, known: ACTIVATION_NAMES });
     }
     if (l.activation === 'softmax' && i !== spec.layers.length - 1) {
-      throw new ServiceError('SOFTMAX_NOT_AT_OUTPUT', { layer: i, layers: spec.layers.length });
+      throw new CoreError('SOFTMAX_NOT_AT_OUTPUT', { layer: i, layers: spec.layers.length });
     }
-    layers.push({ in: inSize, out, weights, bias: Float64Array.from(l.bias), activation: l.activation as ActivationName, offset });
+    layers.push({ in: inSize, out, weights: l.weights.data, bias: l.bias, activation: l.activation, offset });
     offset += out * (inSize + 1);
-  });
+  }
   return { layers, parameterCount: offset, inputSize: layers[0].in, outputSize: layers[layers.length - 1].out };
 }
 
-/** A rectangular matrix from rows, or a refusal naming the field and the first bad row. */
-export function toMatrix(rows: ArrayLike<ArrayLike<number>>, field: string, cols?: number): Matrix {
-  const n = rows.length;
-  if (n === 0) throw shapeError(`${field} is empty; give at least one data point`);
-  const c = rows[0].length;
-  if (cols !== undefined && c !== cols) {
-    throw shapeError(`${field}[0] has ${c} entries; expected ${cols}`);
-  }
-  const data = new Float64Array(n * c);
-  for (let i = 0; i < n; i++) {
-    const row = rows[i];
-    if (row.length !== c) throw shapeError(`${field}[${i}] has ${row.length} entries but ${field}[0] has ${c}; every row must have the same length`);
-    for (let j = 0; j < c; j++) data[i * c + j] = row[j];
-  }
-  return { rows: n, cols: c, data };
-}
-
-/** Checks that inputs fit the network (N × D). */
+/** Checks that inputs fit the network (N × D, N ≥ 1). */
 export function checkInputs(net: Network, inputs: Matrix): void {
-  if (inputs.cols !== net.inputSize) {
-    throw shapeError(`inputs have ${inputs.cols} columns but the first layer takes ${net.inputSize} inputs; inputs must be N × ${net.inputSize}`);
-  }
+  if (inputs.rows === 0) throw shapeError({ reason: 'noData', field: 'inputs' });
+  if (inputs.cols !== net.inputSize) throw shapeError({ reason: 'inputColumns', columns: inputs.cols, d: net.inputSize });
 }
 
 /**
@@ -140,18 +103,14 @@ export function checkInputs(net: Network, inputs: Matrix): void {
 export function makeProblem(network: Network, inputs: Matrix, targets: Matrix, loss: LossName): Problem {
   checkInputs(network, inputs);
   const k = network.outputSize;
-  if (targets.cols !== k) {
-    throw shapeError(`targets have ${targets.cols} columns but the last layer has ${k} outputs; targets must be N × ${k}`);
-  }
-  if (targets.rows !== inputs.rows) {
-    throw shapeError(`targets have ${targets.rows} rows but inputs have ${inputs.rows}; give one target row per input row`);
-  }
+  if (targets.cols !== k) throw shapeError({ reason: 'targetColumns', columns: targets.cols, k });
+  if (targets.rows !== inputs.rows) throw shapeError({ reason: 'targetRows', rows: targets.rows, n: inputs.rows });
   const head = outputHead(loss, network.layers[network.layers.length - 1].activation);
   const t = targets.data;
   if (loss === 'cross-entropy') {
     for (let i = 0; i < t.length; i++) {
       if (!(t[i] >= 0 && t[i] <= 1)) {
-        throw new ServiceError('TARGET_OUT_OF_DOMAIN', { detail: `targets[${Math.floor(i / k)}][${i % k}] = ${t[i]}; cross-entropy targets must lie in [0, 1]` });
+        throw new CoreError('TARGET_OUT_OF_DOMAIN', { reason: 'probability', row: Math.floor(i / k), column: i % k, value: t[i] });
       }
     }
   } else if (loss === 'softmax-cross-entropy') {
@@ -159,12 +118,10 @@ export function makeProblem(network: Network, inputs: Matrix, targets: Matrix, l
       let s = 0;
       for (let j = 0; j < k; j++) {
         const v = t[n * k + j];
-        if (!(v >= 0)) throw new ServiceError('TARGET_OUT_OF_DOMAIN', { detail: `targets[${n}][${j}] = ${v}; softmax-cross-entropy targets must be non-negative` });
+        if (!(v >= 0)) throw new CoreError('TARGET_OUT_OF_DOMAIN', { reason: 'negative', row: n, column: j, value: v });
         s += v;
       }
-      if (Math.abs(s - 1) > 1e-6) {
-        throw new ServiceError('TARGET_OUT_OF_DOMAIN', { detail: `targets[${n}] sums to ${s}; softmax-cross-entropy targets must be probabilities summing to 1 in each row` });
-      }
+      if (Math.abs(s - 1) > 1e-6) throw new CoreError('TARGET_OUT_OF_DOMAIN', { reason: 'rowSum', row: n, sum: s });
     }
   }
   return { network, inputs, targets, loss, head };
@@ -206,7 +163,7 @@ export function forward(net: Network, inputs: Matrix): ForwardPass {
       d1.push(undefined);
       d2.push(undefined);
     } else {
-      const act = ELEMENTWISE[layer.activation];
+      const act = elementwise(layer.activation);
       const g1 = new Float64Array(a.length);
       const g2 = new Float64Array(a.length);
       for (let i = 0; i < a.length; i++) { g1[i] = act.d1(a[i], z[i]); g2[i] = act.d2(a[i], z[i]); }
@@ -215,13 +172,6 @@ export function forward(net: Network, inputs: Matrix): ForwardPass {
     }
   }
   return { n, zs, as, d1, d2 };
-}
-
-/** The network's outputs y = z_L (N × K). Cost O(NW). */
-export function outputs(net: Network, inputs: Matrix): Matrix {
-  checkInputs(net, inputs);
-  const f = forward(net, inputs);
-  return { rows: inputs.rows, cols: net.outputSize, data: f.zs[f.zs.length - 1] };
 }
 
 /** Flattens the network's parameters in the API order (per layer: W row-major, then b). */

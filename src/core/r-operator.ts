@@ -1,10 +1,19 @@
 /**
  * Fast multiplication by the Hessian: Pearlmutter's R-operator (PRML §5.4.6).
  */
-import { addColumnSums, backward, outputMatrices } from './backprop.ts';
+import { addColumnSums, backward, outputMatrices, passesBytes, type LayerSize } from './backprop.ts';
 import { checkParameterVector } from './jacobian.ts';
 import { linalg } from './linalg/index.ts';
 import { forward, type Problem } from './network.ts';
+
+/**
+ * Bytes of the R-operator's passes besides the ordinary ones: R{a}, R{z}, R{δ} and R{g} per unit
+ * and point (the ordinary passes again, and some), the output curvatures (N·K²) and two W-vectors.
+ */
+export function hessianVectorProductScratchBytes(layers: readonly LayerSize[], n: number, w: number): number {
+  const k = layers[layers.length - 1]?.out ?? 0;
+  return passesBytes(layers, n) + 8 * (n * k * k + 2 * w);
+}
 
 /**
  * H·v without forming H, R{·} = v·∇_w{·} applied to forward and back propagation

@@ -5,6 +5,8 @@
  */
 import { endianness } from 'node:os';
 import { Readable } from 'node:stream';
+import { ServiceError, type EdgeErrorParams } from '../errors.ts';
+import { DenseArray } from './dense.ts';
 
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 0x01, 0x00]); // \x93NUMPY, version 1.0
 
@@ -62,23 +64,6 @@ export function float64Stream(data: Float64Array, prefix?: Buffer): Readable {
   });
 }
 
-/** Reads a .npy buffer of '<f8' data (C order) back into its shape and values; used by the tests and clients. */
-export function parseNpy(buf: Buffer): { shape: number[]; data: Float64Array } {
-  if (buf.subarray(0, 6).toString('latin1') !== '\x93NUMPY') throw new Error('not a .npy file');
-  const major = buf[6];
-  const headerLength = major === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
-  const start = major === 1 ? 10 : 12;
-  const header = buf.subarray(start, start + headerLength).toString('latin1');
-  if (!header.includes("'descr': '<f8'") || !header.includes("'fortran_order': False")) throw new Error(`unexpected .npy header ${header}`);
-  const m = /'shape': \(([^)]*)\)/.exec(header);
-  if (!m) throw new Error(`no shape in .npy header ${header}`);
-  const shape = m[1].split(',').map((s) => s.trim()).filter((s) => s !== '').map(Number);
-  const bytes = buf.subarray(start + headerLength);
-  const data = new Float64Array(bytes.length / 8);
-  for (let i = 0; i < data.length; i++) data[i] = bytes.readDoubleLE(i * 8);
-  return { shape, data };
-}
-
 /** Element types a request part may use: float64 or float32, either byte order. */
 const READABLE_DESCR: Readonly<Record<string, { bytes: 4 | 8; little: boolean }>> = {
   '<f8': { bytes: 8, little: true },
@@ -86,6 +71,9 @@ const READABLE_DESCR: Readonly<Record<string, { bytes: 4 | 8; little: boolean }>
   '<f4': { bytes: 4, little: true },
   '>f4': { bytes: 4, little: false },
 };
+
+type NpyRefusal = EdgeErrorParams['INVALID_ARRAY_PART'];
+type WithoutField<T> = T extends unknown ? Omit<T, 'field'> : never;
 
 /** What a request part's .npy preamble says, once checked. */
 export interface NpyHeader {
@@ -97,55 +85,38 @@ export interface NpyHeader {
   readonly dataBytes: number;
 }
 
-/** How a reader refuses: `invalid` (the part is not an acceptable .npy array) or `tooLarge` (over the byte limit). */
-export type NpyRefusal = (kind: 'invalid' | 'tooLarge', detail: string) => Error;
-
-const formatShape = (shape: readonly number[]): string => (shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`);
 
 /**
  * Parses and checks a .npy preamble (format 1.0, 2.0 or 3.0) for a request array of `ndim`
  * dimensions: float64 or float32, C order, no empty dimension, at most `maxBytes` of data.
  * Returns undefined while `head` is too short to hold the whole preamble.
  */
-export function readNpyHeader(head: Buffer, field: string, ndim: number, maxBytes: number, refuse: NpyRefusal): NpyHeader | undefined {
-  const what = `${field}: the .npy part`;
-  if (head.length >= 6 && head.subarray(0, 6).toString('latin1') !== '\x93NUMPY') {
-    throw refuse('invalid', `${what} does not start with the .npy magic \\x93NUMPY; send the bytes numpy.save writes, or give ${field} as JSON in the request part`);
-  }
+export function readNpyHeader(head: Buffer, field: string, ndim: number, maxBytes: number): NpyHeader | undefined {
+  const invalid = (params: WithoutField<NpyRefusal>) => new ServiceError('INVALID_ARRAY_PART', { ...params, field } as NpyRefusal);
+  if (head.length >= 6 && head.subarray(0, 6).toString('latin1') !== '\x93NUMPY') throw invalid({ reason: 'magic' });
   if (head.length < 12) return undefined;
   const major = head[6];
-  if (major < 1 || major > 3) throw refuse('invalid', `${what} is .npy format ${major}.${head[7]}; formats 1.0 to 3.0 are read`);
+  if (major < 1 || major > 3) throw invalid({ reason: 'format', major, minor: head[7] });
   const start = major === 1 ? 10 : 12;
   const headerLength = major === 1 ? head.readUInt16LE(8) : head.readUInt32LE(8);
-  if (headerLength > 1 << 16) throw refuse('invalid', `${what} has a header of ${headerLength} bytes; a .npy header of an array is a few dozen`);
+  if (headerLength > 1 << 16) throw invalid({ reason: 'headerLength', bytes: headerLength });
   if (head.length < start + headerLength) return undefined;
   const dict = head.subarray(start, start + headerLength).toString(major === 3 ? 'utf8' : 'latin1');
   const descr = /'descr'\s*:\s*'([^']*)'/.exec(dict)?.[1];
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(dict)?.[1];
   const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(dict)?.[1];
-  if (descr === undefined || fortran === undefined || shapeText === undefined) {
-    throw refuse('invalid', `${what} has a header numpy would not write (${dict.trim()}); structured dtypes are not read`);
-  }
+  if (descr === undefined || fortran === undefined || shapeText === undefined) throw invalid({ reason: 'header', header: dict.trim() });
   const type = READABLE_DESCR[descr];
-  if (!type) {
-    throw refuse('invalid', `${what} has dtype '${descr}'; send float64 ('<f8') or float32 ('<f4'), e.g. numpy.save(f, x.astype(numpy.float64))`);
-  }
-  if (fortran === 'True') {
-    throw refuse('invalid', `${what} is in Fortran (column-major) order; send it in C order, e.g. numpy.save(f, numpy.ascontiguousarray(x))`);
-  }
+  if (!type) throw invalid({ reason: 'dtype', descr });
+  if (fortran === 'True') throw invalid({ reason: 'fortran' });
   const dims = shapeText.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  if (!dims.every((d) => /^\d+$/.test(d))) throw refuse('invalid', `${what} has shape (${shapeText}), which is not a tuple of sizes`);
+  if (!dims.every((d) => /^\d+$/.test(d))) throw invalid({ reason: 'shapeText', text: shapeText });
   const shape = dims.map(Number);
-  if (shape.length !== ndim) {
-    const want = ndim === 1 ? 'a vector (1-D, shape (W,))' : `a ${ndim}-D array (shape (N, ${field === 'targets' ? 'K' : 'D'}))`;
-    throw refuse('invalid', `${what} has shape ${formatShape(shape)}, ${shape.length}-D; ${field} must be ${want}`);
-  }
-  if (shape.some((d) => d === 0)) throw refuse('invalid', `${what} has shape ${formatShape(shape)}, which holds no values; give at least one ${ndim === 1 ? 'entry' : 'data point'}`);
+  if (shape.length !== ndim) throw invalid({ reason: 'dimensions', shape, ndim });
+  if (shape.some((d) => d === 0)) throw invalid({ reason: 'empty', shape, ndim });
   const count = shape.reduce((a, b) => a * b, 1);
   const dataBytes = count * type.bytes;
-  if (!Number.isSafeInteger(dataBytes) || count * 8 > maxBytes) {
-    throw refuse('tooLarge', `${what} has shape ${formatShape(shape)}, ${(count * 8 / 1048576).toFixed(1)} MiB as float64; the limit is ${(maxBytes / 1048576).toFixed(1)} MiB (BODY_LIMIT)`);
-  }
+  if (!Number.isSafeInteger(dataBytes) || count * 8 > maxBytes) throw new ServiceError('PAYLOAD_TOO_LARGE', { reason: 'npy', field, shape, limit: maxBytes });
   return { descr, shape, preambleBytes: start + headerLength, dataBytes };
 }
 
@@ -166,13 +137,12 @@ export class NpyReceiver {
     private readonly field: string,
     private readonly ndim: number,
     private readonly maxBytes: number,
-    private readonly refuse: NpyRefusal,
   ) {}
 
   push(chunk: Buffer): void {
     if (this.header === undefined) {
       this.head = this.head.length === 0 ? chunk : Buffer.concat([this.head, chunk]);
-      const header = readNpyHeader(this.head, this.field, this.ndim, this.maxBytes, this.refuse);
+      const header = readNpyHeader(this.head, this.field, this.ndim, this.maxBytes);
       if (header === undefined) return;
       this.header = header;
       const count = header.dataBytes / READABLE_DESCR[header.descr].bytes;
@@ -193,21 +163,21 @@ export class NpyReceiver {
   private write(chunk: Uint8Array): void {
     const bytes = this.bytes as Uint8Array;
     if (this.offset + chunk.length > bytes.length) {
-      throw this.refuse('invalid', `${this.field}: the .npy part has more data than its header's shape ${formatShape((this.header as NpyHeader).shape)} of '${(this.header as NpyHeader).descr}' holds (${bytes.length} bytes)`);
+      const { shape, descr } = this.header as NpyHeader;
+      throw new ServiceError('INVALID_ARRAY_PART', { reason: 'tooMuchData', field: this.field, shape, descr, bytes: bytes.length });
     }
     bytes.set(chunk, this.offset);
     this.offset += chunk.length;
   }
 
   /** The array, row-major, with its shape. */
-  finish(): { shape: number[]; data: Float64Array } {
+  finish(): DenseArray {
     const header = this.header;
-    if (header === undefined) {
-      throw this.refuse('invalid', `${this.field}: the .npy part ends inside its preamble (${this.head.length} bytes); send the whole file numpy.save writes`);
-    }
+    const field = this.field;
+    if (header === undefined) throw new ServiceError('INVALID_ARRAY_PART', { reason: 'truncatedPreamble', field, bytes: this.head.length });
     const bytes = this.bytes as Uint8Array;
     if (this.offset !== bytes.length) {
-      throw this.refuse('invalid', `${this.field}: the .npy part has ${this.offset} bytes of data but its header's shape ${formatShape(header.shape)} of '${header.descr}' needs ${bytes.length}`);
+      throw new ServiceError('INVALID_ARRAY_PART', { reason: 'truncatedData', field, bytes: this.offset, need: bytes.length, shape: header.shape, descr: header.descr });
     }
     let data = this.target;
     if (data === undefined) {
@@ -220,10 +190,10 @@ export class NpyReceiver {
     for (let i = 0; i < data.length; i++) {
       if (!Number.isFinite(data[i])) {
         const cols = header.shape.length === 2 ? header.shape[1] : 0;
-        const at = cols ? `[${Math.floor(i / cols)}][${i % cols}]` : `[${i}]`;
-        throw this.refuse('invalid', `${this.field}${at} is ${data[i]} in the .npy part; every value must be a finite number`);
+        const index = cols ? [Math.floor(i / cols), i % cols] : [i];
+        throw new ServiceError('INVALID_ARRAY_PART', { reason: 'notFinite', field, index, value: data[i] });
       }
     }
-    return { shape: [...header.shape], data };
+    return new DenseArray([...header.shape], data);
   }
 }

@@ -7,7 +7,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import { ServiceError } from '../errors.ts';
-import type { ArrayResult, ComputeResult } from '../compute.ts';
+import type { ArrayResult, ComputeResult } from '../task.ts';
 import { float64Stream, npyHeader } from './npy.ts';
 
 export const MEDIA_TYPES = {
@@ -17,7 +17,23 @@ export const MEDIA_TYPES = {
 } as const;
 export type Representation = keyof typeof MEDIA_TYPES;
 
-const OFFERED: readonly Representation[] = ['json', 'npy', 'raw'];
+const OFFERED = Object.keys(MEDIA_TYPES) as Representation[];
+
+/**
+ * The headers of a binary answer, one table: the answer sets them (sendResult), a refusal after
+ * them removes them (src/http/problem.ts), and the OpenAPI document lists them (src/plugins/swagger.ts).
+ */
+export const ANSWER_HEADERS: readonly {
+  readonly name: string;
+  readonly type: 'string' | 'integer' | 'number';
+  readonly description: string;
+  value(result: ComputeResult): string | number | undefined;
+}[] = [
+  { name: 'X-Array-Shape', type: 'string', description: 'Binary answers: the shape of the array, comma-separated (e.g. 13,13).', value: (r) => r.array.shape.join(',') },
+  { name: 'X-Array-Name', type: 'string', description: "Binary answers: the array's field name in the JSON answer (jacobian, hessian, diagonal, product, inverse).", value: (r) => r.name },
+  { name: 'X-Parameter-Count', type: 'integer', description: 'Binary answers: W, where the JSON answer has parameterCount.', value: (r) => r.scalars.parameterCount },
+  { name: 'X-Log-Determinant', type: 'number', description: 'Binary answers of /hessian/inverse: log det(H + αI).', value: (r) => r.scalars.logDeterminant },
+];
 
 /**
  * Picks the representation an Accept header asks for (RFC 9110 §12.5.1: media ranges with
@@ -55,11 +71,7 @@ export function negotiate(accept: string | undefined): Representation {
       bestSpecificity = specificity;
     }
   }
-  if (best === undefined) {
-    throw new ServiceError('NOT_ACCEPTABLE', {
-      detail: `Accept: ${accept} matches none of the answer's forms; ask for application/json, application/x-npy or application/octet-stream`,
-    });
-  }
+  if (best === undefined) throw new ServiceError('NOT_ACCEPTABLE', { accept, offered: OFFERED.map((r) => MEDIA_TYPES[r]) });
   return best;
 }
 
@@ -131,10 +143,10 @@ export function sendResult(reply: FastifyReply, result: ComputeResult, rep: Repr
     return reply.send(Readable.from(answerJson(result), { objectMode: false }));
   }
   const { data, shape } = result.array;
-  reply.header('x-array-shape', shape.join(','));
-  reply.header('x-array-name', result.name);
-  if (result.scalars.parameterCount !== undefined) reply.header('x-parameter-count', String(result.scalars.parameterCount));
-  if (result.scalars.logDeterminant !== undefined) reply.header('x-log-determinant', String(result.scalars.logDeterminant));
+  for (const h of ANSWER_HEADERS) {
+    const v = h.value(result);
+    if (v !== undefined) reply.header(h.name.toLowerCase(), String(v));
+  }
   const prefix = rep === 'npy' ? npyHeader(shape) : undefined;
   reply.header('content-length', String((prefix?.length ?? 0) + data.byteLength));
   reply.type(MEDIA_TYPES[rep]);

@@ -1,20 +1,25 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  buildNetwork, toMatrix, makeProblem, hessianVectorProduct, choleskyInverse, woodburyInverse, exactHessian, assertFinite,
+  makeProblem, hessianVectorProduct, choleskyInverse, woodburyInverse, exactHessian, assertFinite, CoreError,
 } from '../../src/core/index.ts';
 import { ServiceError } from '../../src/errors.ts';
+import { parseJson } from '../../src/http/json.ts';
+import { matrixOf, networkOf } from '../helpers/cases.ts';
 import { randomProblem, RANDOM_SPECS } from '../helpers/networks.ts';
 
 const layer = (rows: number, cols: number, activation = 'tanh') => ({
-  weights: Array.from({ length: rows }, () => new Array(cols).fill(0.1)), bias: new Array(rows).fill(0), activation,
+  weights: Array.from({ length: rows }, () => new Array<number>(cols).fill(0.1)), bias: new Array<number>(rows).fill(0), activation,
 });
+const buildNetwork = networkOf;
 
+/** The core throws its typed error (code and parameters); the catalogue's message for it matches `pattern`. */
 function refuses(fn: () => unknown, code: string, pattern: RegExp) {
   assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof ServiceError, `a ServiceError, got ${String(e)}`);
-    assert.equal(e.code, code);
-    assert.match(e.detail, pattern);
+    assert.ok(e instanceof CoreError || e instanceof ServiceError, `a CoreError, got ${String(e)}`);
+    const s = e instanceof CoreError ? ServiceError.fromCore(e) : e;
+    assert.equal(s.code, code);
+    assert.match(s.detail, pattern);
     return true;
   });
 }
@@ -26,13 +31,14 @@ test('layers whose sizes do not chain are refused, naming both layers', () => {
 test('ragged weights and a bias of the wrong length are refused', () => {
   const ragged = layer(2, 3);
   ragged.weights[1] = [1, 2];
-  refuses(() => buildNetwork({ layers: [ragged] }), 'SHAPE_MISMATCH', /weights\[1\] has 2 entries but weights\[0\] has 3/);
+  const json = (x: unknown) => () => parseJson(Buffer.from(JSON.stringify(x)));
+  refuses(json({ network: { layers: [ragged] } }), 'SHAPE_MISMATCH', /network\.layers\[0\]\.weights\[1\] has 2 entries but network\.layers\[0\]\.weights\[0\] has 3/);
   refuses(() => buildNetwork({ layers: [{ ...layer(2, 3), bias: [0, 0, 0] }] }), 'SHAPE_MISMATCH', /2 rows but bias has 3/);
-  refuses(() => toMatrix([[1, 2], [3]], 'inputs'), 'SHAPE_MISMATCH', /inputs\[1\] has 1 entries/);
+  refuses(json({ inputs: [[1, 2], [3]] }), 'SHAPE_MISMATCH', /inputs\[1\] has 1 entries/);
 });
 
 test('an unknown activation is refused with the list of known ones', () => {
-  refuses(() => buildNetwork({ layers: [layer(2, 2, 'gelu')] }), 'UNKNOWN_ACTIVATION', /'gelu'.*'identity', 'tanh'/);
+  refuses(() => buildNetwork({ layers: [layer(2, 2, 'swish')] }), 'UNKNOWN_ACTIVATION', /'swish'.*'identity', 'tanh'/);
 });
 
 test('softmax on a hidden layer is refused', () => {
@@ -41,26 +47,26 @@ test('softmax on a hidden layer is refused', () => {
 
 test('unsupported loss and output pairings are refused, naming the pairing', () => {
   const net = buildNetwork({ layers: [layer(2, 2, 'identity')] });
-  const x = toMatrix([[1, 2]], 'inputs');
-  const t = toMatrix([[0, 1]], 'targets');
+  const x = matrixOf([[1, 2]]);
+  const t = matrixOf([[0, 1]]);
   refuses(() => makeProblem(net, x, t, 'cross-entropy'), 'UNSUPPORTED_PAIRING', /'cross-entropy'.*'identity'.*sigmoid/);
   refuses(() => makeProblem(net, x, t, 'softmax-cross-entropy'), 'UNSUPPORTED_PAIRING', /'softmax-cross-entropy'.*'identity'.*softmax/);
 });
 
 test('inputs and targets of the wrong size are refused with the sizes expected', () => {
   const net = buildNetwork({ layers: [layer(2, 3, 'identity')] });
-  refuses(() => makeProblem(net, toMatrix([[1, 2]], 'inputs'), toMatrix([[0, 1]], 'targets'), 'sum-of-squares'), 'SHAPE_MISMATCH', /inputs have 2 columns.*N × 3/);
-  refuses(() => makeProblem(net, toMatrix([[1, 2, 3]], 'inputs'), toMatrix([[0, 1, 2]], 'targets'), 'sum-of-squares'), 'SHAPE_MISMATCH', /targets have 3 columns.*N × 2/);
-  refuses(() => makeProblem(net, toMatrix([[1, 2, 3]], 'inputs'), toMatrix([[0, 1], [1, 0]], 'targets'), 'sum-of-squares'), 'SHAPE_MISMATCH', /2 rows but inputs have 1/);
+  refuses(() => makeProblem(net, matrixOf([[1, 2]]), matrixOf([[0, 1]]), 'sum-of-squares'), 'SHAPE_MISMATCH', /inputs have 2 columns.*N × 3/);
+  refuses(() => makeProblem(net, matrixOf([[1, 2, 3]]), matrixOf([[0, 1, 2]]), 'sum-of-squares'), 'SHAPE_MISMATCH', /targets have 3 columns.*N × 2/);
+  refuses(() => makeProblem(net, matrixOf([[1, 2, 3]]), matrixOf([[0, 1], [1, 0]]), 'sum-of-squares'), 'SHAPE_MISMATCH', /2 rows but inputs have 1/);
 });
 
 test('targets outside their domain are refused', () => {
   const sig = buildNetwork({ layers: [layer(2, 2, 'sigmoid')] });
   const soft = buildNetwork({ layers: [layer(2, 2, 'softmax')] });
-  const x = toMatrix([[1, 2]], 'inputs');
-  refuses(() => makeProblem(sig, x, toMatrix([[0, 1.5]], 'targets'), 'cross-entropy'), 'TARGET_OUT_OF_DOMAIN', /targets\[0\]\[1\] = 1.5.*\[0, 1\]/);
-  refuses(() => makeProblem(soft, x, toMatrix([[0.5, 0.6]], 'targets'), 'softmax-cross-entropy'), 'TARGET_OUT_OF_DOMAIN', /sums to 1.1/);
-  refuses(() => makeProblem(soft, x, toMatrix([[-0.5, 1.5]], 'targets'), 'softmax-cross-entropy'), 'TARGET_OUT_OF_DOMAIN', /non-negative/);
+  const x = matrixOf([[1, 2]]);
+  refuses(() => makeProblem(sig, x, matrixOf([[0, 1.5]]), 'cross-entropy'), 'TARGET_OUT_OF_DOMAIN', /targets\[0\]\[1\] = 1.5.*\[0, 1\]/);
+  refuses(() => makeProblem(soft, x, matrixOf([[0.5, 0.6]]), 'softmax-cross-entropy'), 'TARGET_OUT_OF_DOMAIN', /sums to 1.1/);
+  refuses(() => makeProblem(soft, x, matrixOf([[-0.5, 1.5]]), 'softmax-cross-entropy'), 'TARGET_OUT_OF_DOMAIN', /non-negative/);
 });
 
 test('a vector of the wrong length is refused', () => {

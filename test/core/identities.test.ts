@@ -2,11 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   exactHessian, outerProductHessian, hessianDiagonal, diagonalApproximation, finiteDifferenceHessian, hessianVectorProduct,
-  woodburyInverse, choleskyInverse, gradient, errorValue, outputs, inputJacobian, parameterJacobian, parameterVector,
+  woodburyInverse, choleskyInverse, gradient, errorValue, inputJacobian, parameterJacobian, parameterVector,
   withParameters, type Problem,
 } from '../../src/core/index.ts';
 import { linalg } from '../../src/core/linalg/index.ts';
-import { relativeError } from '../helpers/fixtures.ts';
+import { relativeError } from '../helpers/cases.ts';
 import { RANDOM_SPECS, describe, randomProblem } from '../helpers/networks.ts';
 import { seededNormal } from '../helpers/random.ts';
 
@@ -76,24 +76,43 @@ for (const spec of RANDOM_SPECS) {
     assert.ok(err <= EXACT, `relative error ${err}`);
   });
 
-  test(`outer product equals Σ Jᵀ G J built from the parameter Jacobian for ${name}`, () => {
+  test(`outer product equals Σ Bᵀ L B built from parameter Jacobians (${p.loss}) for ${name}`, () => {
     const G = outerProductHessian(p);
-    const { jacobian } = parameterJacobian(p.network, p.inputs);
     const k = p.network.outputSize;
+    const n = p.inputs.rows;
     const want = new Float64Array(W * W);
-    // For sum-of-squares (any output activation) the outer product is Σ_n (∂y/∂w)ᵀ(∂y/∂w), which the
-    // parameter Jacobian gives independently; for the cross-entropies it is checked against the reference cases.
+    const la = linalg();
     if (p.loss === 'sum-of-squares') {
-      for (let n = 0; n < p.inputs.rows; n++) {
-        linalg().gemm(true, false, W, W, k, 1, jacobian.subarray(n * k * W), W, jacobian.subarray(n * k * W), W, 1, want, W);
+      // the split at the outputs, whatever their activation: Σ_n (∂y/∂w)ᵀ(∂y/∂w)
+      const { jacobian } = parameterJacobian(p.network, p.inputs);
+      for (let i = 0; i < n; i++) la.gemm(true, false, W, W, k, 1, jacobian.subarray(i * k * W), W, jacobian.subarray(i * k * W), W, 1, want, W);
+    } else {
+      // the split at a_out: B = ∂a_out/∂w is the parameter Jacobian of the same network with identity outputs,
+      // and L = diag(y(1 − y)) (sigmoid) or diag(y) − yyᵀ (softmax), from the outputs y
+      const last = p.network.layers.length - 1;
+      const linearOut = { ...p.network, layers: p.network.layers.map((l, i) => (i === last ? { ...l, activation: 'identity' as const } : l)) };
+      const b = parameterJacobian(linearOut, p.inputs).jacobian;
+      const y = inputJacobian(p.network, p.inputs).outputs.data;
+      const lb = new Float64Array(k * W);
+      const L = new Float64Array(k * k);
+      for (let i = 0; i < n; i++) {
+        const yi = y.subarray(i * k, (i + 1) * k);
+        for (let r = 0; r < k; r++) for (let c = 0; c < k; c++) {
+          L[r * k + c] = p.loss === 'cross-entropy' ? (r === c ? yi[r] * (1 - yi[r]) : 0) : (r === c ? yi[r] : 0) - yi[r] * yi[c];
+        }
+        la.gemm(false, false, k, W, k, 1, L, k, b.subarray(i * k * W), W, 0, lb, W);
+        la.gemm(true, false, W, W, k, 1, b.subarray(i * k * W), W, lb, W, 1, want, W);
       }
-      const err = relativeError(G, want);
-      assert.ok(err <= EXACT, `relative error ${err}`);
     }
-    // positive semi-definite for every loss: G + 1e-8·I factorises
+    const err = relativeError(G, want);
+    assert.ok(err <= EXACT, `relative error ${err}`);
+  });
+
+  test(`outer product is positive semi-definite for ${name}`, () => {
+    const G = outerProductHessian(p);
     const damped = new Float64Array(G);
     for (let i = 0; i < W; i++) damped[i * W + i] += 1e-8 * Math.max(1, Math.abs(G[i * W + i]));
-    assert.equal(linalg().potrf(W, damped, W), 0, 'outer product is positive semi-definite');
+    assert.equal(linalg().potrf(W, damped, W), 0, 'G + 1e-8·I factorises');
   });
 
   test(`sequential, blocked Woodbury and Cholesky inverses agree, and the inverse times the matrix is I, for ${name}`, () => {
@@ -123,7 +142,7 @@ for (const spec of RANDOM_SPECS) {
   test(`parameter and input Jacobians agree with central differences for ${name}`, () => {
     const { jacobian, shape } = parameterJacobian(p.network, p.inputs);
     const [n, k] = shape;
-    const cols = numericJacobian(p, (q) => outputs(q.network, q.inputs).data);
+    const cols = numericJacobian(p, (q) => inputJacobian(q.network, q.inputs).outputs.data);
     const num = new Float64Array(n * k * W);
     cols.forEach((col, i) => col.forEach((v, r) => { num[r * W + i] = v; }));
     assert.ok(relativeError(jacobian, num) <= FD);
@@ -134,9 +153,9 @@ for (const spec of RANDOM_SPECS) {
     for (let pt = 0; pt < n; pt++) for (let i = 0; i < d; i++) {
       const xi = x[pt * d + i];
       x[pt * d + i] = xi + 1e-6;
-      const yp = outputs(p.network, p.inputs).data;
+      const yp = inputJacobian(p.network, p.inputs).outputs.data;
       x[pt * d + i] = xi - 1e-6;
-      const ym = outputs(p.network, p.inputs).data;
+      const ym = inputJacobian(p.network, p.inputs).outputs.data;
       x[pt * d + i] = xi;
       for (let j = 0; j < k; j++) {
         const want = (yp[pt * k + j] - ym[pt * k + j]) / 2e-6;

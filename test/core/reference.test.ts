@@ -1,18 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  buildNetwork, toMatrix, makeProblem, outputs, errorValue, gradient, inputJacobian, exactHessian, outerProductHessian,
+  errorValue, gradient, inputJacobian, exactHessian, outerProductHessian,
   hessianDiagonal, diagonalApproximation, finiteDifferenceHessian, hessianVectorProduct, woodburyInverse, choleskyInverse,
 } from '../../src/core/index.ts';
-import { loadCases, flat, relativeError } from '../helpers/fixtures.ts';
+import { loadCases, flat, problemOf, relativeError } from '../helpers/cases.ts';
 
 const EXACT = 1e-10;
 const FINITE_DIFFERENCE = 1e-6;
 
 for (const c of [...loadCases(), ...loadCases('held-out')]) {
-  const net = buildNetwork(c.request.network);
-  const inputs = toMatrix(c.request.inputs, 'inputs');
-  const p = makeProblem(net, inputs, toMatrix(c.request.targets, 'targets'), c.request.loss);
+  const p = problemOf(c);
+  const net = p.network, inputs = p.inputs;
   const e = c.expected;
   const close = (what: string, actual: ArrayLike<number>, expected: unknown, tol = EXACT) => {
     const err = relativeError(actual, flat(expected));
@@ -21,7 +20,7 @@ for (const c of [...loadCases(), ...loadCases('held-out')]) {
 
   test(`${c.name}: outputs, error and gradient match the reference`, () => {
     assert.equal(net.parameterCount, e.parameterCount);
-    close('outputs', outputs(net, inputs).data, e.outputs);
+    close('outputs', inputJacobian(net, inputs).outputs.data, e.outputs);
     close('error', [errorValue(p)], [e.error]);
     close('gradient', gradient(p), e.gradient);
   });

@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
-import { SERVICE_MALLOC_MMAP_THRESHOLD } from '../../scripts/container/dockerfile.ts';
+import { SERVICE_MALLOC_MMAP_THRESHOLD } from '../../src/config.ts';
 import { build, flatten, referenceCases, relativeError } from '../helpers/http.ts';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));

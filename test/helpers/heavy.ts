@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { TestContext } from 'node:test';
 import { buildApp, type AppOptions } from '../../src/app.ts';
-import { SERVICE_MALLOC_MMAP_THRESHOLD } from '../../scripts/container/dockerfile.ts';
+import { SERVICE_MALLOC_MMAP_THRESHOLD } from '../../src/config.ts';
 
 type Layer = { weights: number[][]; bias: number[]; activation: string };
 

@@ -1,10 +1,10 @@
-/** Shared pieces of the HTTP tests: the app per test, the reference cases, array comparison. */
-import { readdirSync, readFileSync } from 'node:fs';
+/** Shared pieces of the HTTP tests: the app per test, and answers decoded whatever their form. */
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildApp, type AppOptions } from '../../src/app.ts';
-import { parseNpy } from '../../src/http/npy.ts';
+import { flatten, loadCases, type Nested, type ReferenceCase } from './cases.ts';
+import { parseNpy } from './npy.ts';
 
 /** Builds the app for one test and closes it when the test ends (fastify/demo's build(t)). */
 export async function build(t: TestContext, options: AppOptions = {}): Promise<FastifyInstance> {
@@ -14,54 +14,9 @@ export async function build(t: TestContext, options: AppOptions = {}): Promise<F
   return app;
 }
 
-type Nested = number | Nested[];
-
-export interface ReferenceCase {
-  name: string;
-  request: { network: { layers: { weights: number[][]; bias: number[]; activation: string }[] }; inputs: number[][]; targets: number[][]; loss: string };
-  damping: number;
-  exactDamping: number;
-  vector: number[];
-  expected: Record<string, Nested> & { parameterCount: number; logDeterminant: number; logDeterminantExact: number };
-}
-
-const FIXTURES = new URL('../fixtures/', import.meta.url);
-
 /** The reference cases of test/fixtures (PyTorch autograd, float64). */
 export function referenceCases(): ReferenceCase[] {
-  return readdirSync(FIXTURES)
-    .filter((f) => f.endsWith('.json'))
-    .sort()
-    .map((f) => JSON.parse(readFileSync(new URL(f, FIXTURES), 'utf8')) as ReferenceCase);
-}
-
-/** Flattens a nested array (row-major) and returns its shape. */
-export function flatten(x: Nested): { data: number[]; shape: number[] } {
-  const shape: number[] = [];
-  let probe: Nested = x;
-  while (Array.isArray(probe)) { shape.push(probe.length); probe = probe[0]; }
-  const data = (Array.isArray(x) ? (x as unknown[]).flat(Infinity) : [x]) as number[];
-  return { data, shape };
-}
-
-/** max|a − b| / max(1, max|b|): the relative error the tests bound. */
-export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length, `lengths differ: ${a.length} vs ${b.length}`);
-  let diff = 0;
-  let scale = 1;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return diff / scale;
-}
-
-/** Asserts `actual` has the reference's shape and is within `tolerance` of it (relative error as above). */
-export function assertClose(actual: { data: ArrayLike<number>; shape: readonly number[] }, expected: Nested, tolerance: number, what: string): void {
-  const e = flatten(expected);
-  assert.deepEqual([...actual.shape], e.shape, `${what}: shape`);
-  const err = relativeError(actual.data, e.data);
-  assert.ok(err <= tolerance, `${what}: relative error ${err} > ${tolerance}`);
+  return loadCases();
 }
 
 export const FORMS = { json: 'application/json', npy: 'application/x-npy', raw: 'application/octet-stream' } as const;
@@ -116,3 +71,4 @@ export function parseRaw(buf: Buffer): Float64Array {
 }
 
 export { parseNpy };
+export { assertClose, flatten, relativeError, type ReferenceCase } from './cases.ts';

@@ -1,4 +1,5 @@
-import { buildNetwork, makeProblem, type LossName, type Problem } from '../../src/core/index.ts';
+import { makeProblem, type LossName, type Problem } from '../../src/core/index.ts';
+import { networkOf } from './cases.ts';
 import { seededNormal, seededRandom } from './random.ts';
 
 export interface RandomProblemSpec {
@@ -20,7 +21,7 @@ export function randomProblem(spec: RandomProblemSpec): Problem {
     bias: Array.from({ length: spec.sizes[l + 1] }, () => normal() * scale),
     activation,
   }));
-  const net = buildNetwork({ layers });
+  const net = networkOf({ layers });
   const d = spec.sizes[0], k = spec.sizes[spec.sizes.length - 1], n = spec.n;
   const inputs = { rows: n, cols: d, data: Float64Array.from({ length: n * d }, () => normal()) };
   const t = new Float64Array(n * k);

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { build } from '../helpers/http.ts';
-import { keyChecker } from '../../src/http/auth.ts';
+import { keyChecker } from '../../src/plugins/auth.ts';
 import { loadConfig } from '../../src/config.ts';
 
 const body = {
@@ -16,7 +16,7 @@ const keys = ['first-key-0123456789', 'second-key-abcdefghij'];
 test('with API_KEYS set, a computing request without a key, with a malformed header or a wrong key gets 401 problem+json with WWW-Authenticate: Bearer', async (t) => {
   const app = await build(t, { config: { apiKeys: keys, workers: 0 } });
   for (const headers of [{}, { authorization: 'Basic Zm9vOmJhcg==' }, { authorization: 'Bearer' }, { authorization: 'Bearer first-key-012345678' }, { authorization: `Bearer ${keys[0]}x` }]) {
-    for (const url of ['/hessian', '/jacobian', '/hessian/vector-product', '/hessian/inverse', '/nowhere']) {
+    for (const url of ['/hessian', '/jacobian', '/hessian/vector-product', '/hessian/inverse']) {
       const r = await app.inject({ method: 'POST', url, payload: body, headers });
       assert.equal(r.statusCode, 401, `${url} ${JSON.stringify(headers)}: ${r.body}`);
       assert.match(String(r.headers['www-authenticate']), /^Bearer realm="curvature-service"/);
@@ -27,6 +27,13 @@ test('with API_KEYS set, a computing request without a key, with a malformed hea
       assert.ok(!p.detail.includes(keys[0]), 'the detail never echoes a key');
     }
   }
+});
+
+test('with API_KEYS set, a path that is no endpoint is a 404 like any other (the key check belongs to the computing routes; the endpoint list is public in the OpenAPI document)', async (t) => {
+  const app = await build(t, { config: { apiKeys: keys, workers: 0 } });
+  const r = await app.inject({ method: 'POST', url: '/nowhere', payload: body });
+  assert.equal(r.statusCode, 404);
+  assert.equal((r.json() as { code: string }).code, 'NOT_FOUND');
 });
 
 test('with API_KEYS set, each configured key opens the computing endpoints, and health, the OpenAPI document and Swagger UI need none', async (t) => {

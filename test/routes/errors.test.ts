@@ -128,10 +128,14 @@ test('a result that overflows float64 is refused with 422 rather than sent as nu
   assertProblem(await post(app, '/hessian', { network: huge, inputs: [[1e300]], targets: [[0]], loss: 'sum-of-squares' }), 422, 'NON_FINITE_RESULT');
 });
 
-test('an unknown path answers 404 as problem+json listing the endpoints', async (t) => {
+test('an unknown path answers 404 as problem+json listing the endpoints; a known path with another method 405 with Allow', async (t) => {
   const app = await build(t);
-  assertProblem(await app.inject({ method: 'GET', url: '/hessians' }), 404, 'NOT_FOUND', /POST \/hessian/);
-  assertProblem(await app.inject({ method: 'GET', url: '/hessian' }), 404, 'NOT_FOUND');
+  const missing = await app.inject({ method: 'GET', url: '/hessians' });
+  assertProblem(missing, 404, 'NOT_FOUND', /POST \/jacobian, POST \/hessian, POST \/hessian\/vector-product, POST \/hessian\/inverse, GET \/docs, GET \/openapi\.json, GET \/health$/);
+  const wrong = await app.inject({ method: 'GET', url: '/hessian' });
+  assertProblem(wrong, 405, 'METHOD_NOT_ALLOWED', /\/hessian does not take GET; it takes POST/);
+  assert.equal(wrong.headers.allow, 'POST');
+  assertProblem(await app.inject({ method: 'DELETE', url: '/health' }), 405, 'METHOD_NOT_ALLOWED');
   const slash = await app.inject({ method: 'POST', url: '/hessian/', payload: body });
   assert.equal(slash.statusCode, 200, 'a trailing slash is ignored');
 });

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { negotiate } from '../../src/http/representation.ts';
-import { CHUNK_BYTES, npyHeader, parseNpy, float64Stream } from '../../src/http/npy.ts';
+import { CHUNK_BYTES, npyHeader, float64Stream } from '../../src/http/npy.ts';
+import { parseNpy } from '../helpers/npy.ts';
 import { loadConfig, DEFAULT_CONFIG } from '../../src/config.ts';
 
 test('Accept negotiation gives JSON by default and for wildcards, and honours q-values', () => {

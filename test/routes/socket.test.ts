@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import type { TestContext } from 'node:test';
 import { buildApp } from '../../src/app.ts';
 import { compute } from '../../src/compute.ts';
-import { DEFAULT_CONFIG } from '../../src/config.ts';
+import { taskFromJson } from '../helpers/tasks.ts';
 import { parseNpy, relativeError } from '../helpers/http.ts';
 import { seededNormal } from '../helpers/random.ts';
 
@@ -69,7 +69,7 @@ test(`a Hessian with W = ${W} streams whole as .npy over a socket, symmetric and
   }
   assert.ok(asym / scale <= 1e-12, `asymmetry ${asym}`);
 
-  const direct = compute({ endpoint: 'hessian', request: { ...problem, method: 'exact' }, limits: DEFAULT_CONFIG });
+  const direct = compute(taskFromJson('/hessian', { ...problem, method: 'exact' }));
   assert.ok(relativeError(h.data, direct.array.data) <= 1e-12, 'equal to the core computed in-process');
 
   const json = await (await post(base, '/hessian', problem, 'application/json')).json() as { parameterCount: number; hessian: number[][] };

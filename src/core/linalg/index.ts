@@ -92,7 +92,7 @@ export function linalg(): LinalgBackend {
   return current;
 }
 
-/** Switches the backend (tests run the core on each). */
+/** Switches the backend (tests run the core on each; a worker thread wraps each kernel with its stop check). */
 export function useBackend(backend: LinalgBackend): void {
   if (backend !== current) reason = `set by useBackend('${backend.name}')`;
   current = backend;

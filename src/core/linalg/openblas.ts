@@ -6,7 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import { isMainThread } from 'node:worker_threads';
-import type { LinalgBackend } from './types.ts';
+import type { LinalgBackend, SyevrResult } from './types.ts';
 
 /** What the addon exports (native/index.d.ts; repeated here since the package may be absent). */
 export interface OpenBlasAddon {
@@ -21,6 +21,11 @@ export interface OpenBlasAddon {
   ): void;
   dpotrf(n: number, a: Float64Array, lda: number): number;
   dpotri(n: number, a: Float64Array, lda: number): number;
+  dpotrs(n: number, nrhs: number, a: Float64Array, lda: number, b: Float64Array, ldb: number): number;
+  dsyevr(
+    n: number, a: Float64Array, lda: number, lo: number, hi: number,
+    w: Float64Array, z: Float64Array | null, ldz: number,
+  ): SyevrResult;
   /** Process-wide: one OpenBLAS thread pool serves every worker thread. */
   setNumThreads(n: number): void;
   getNumThreads(): number;
@@ -67,5 +72,7 @@ export function openBlasBackend(): LinalgBackend {
     syrk: (trans, n, k, alpha, a, lda, beta, c, ldc) => x.dsyrk(trans, n, k, alpha, a, lda, beta, c, ldc),
     potrf: (n, a, lda) => x.dpotrf(n, a, lda),
     potri: (n, a, lda) => x.dpotri(n, a, lda),
+    potrs: (n, nrhs, a, lda, b, ldb) => x.dpotrs(n, nrhs, a, lda, b, ldb),
+    syevr: (n, a, lda, lo, hi, w, z, ldz) => x.dsyevr(n, a, lda, lo, hi, w, z, ldz),
   };
 }

@@ -47,4 +47,58 @@ export interface LinalgBackend {
    * triangle is not touched. Returns 0, or i > 0 when L[i-1][i-1] is zero. Cost 2n³/3 flops.
    */
   potri(n: number, a: Float64Array, lda: number): number;
+
+  /**
+   * Solve from a Cholesky factor (LAPACK dpotrs): given L in the lower triangle of `a` (from
+   * `potrf`, A = L·Lᵀ, n × n; the strict upper triangle is not read), overwrites each of the
+   * nrhs right-hand sides b_i with x_i = A⁻¹·b_i. B is ROW-major nrhs × n, one right-hand side
+   * per ROW (row i at b[i·ldb], ldb ≥ n): the m vectors of length n a caller holds as an m × n
+   * matrix, solved as they are (X = B·A⁻¹, which is LAPACK's column-major n × nrhs B exactly).
+   * Returns LAPACK's info, 0: dpotrs checks nothing but its arguments, so a factor with a zero
+   * on its diagonal gives infinities or NaN in X, not an error. Cost 2·n²·nrhs flops.
+   */
+  potrs(n: number, nrhs: number, a: Float64Array, lda: number, b: Float64Array, ldb: number): number;
+
+  /**
+   * Symmetric eigen-decomposition, all or some eigenpairs: A·z_j = λ_j·z_j for the n × n
+   * symmetric A whose LOWER triangle (i ≥ j) `a` holds. The strict upper triangle is neither
+   * read nor written; the lower triangle may be overwritten (used as workspace, as LAPACK does:
+   * its contents afterwards are unspecified).
+   *
+   * - Which: the eigenpairs with indices lo ≤ j < hi (0-based, half-open, in ascending order of
+   *   eigenvalue; 0 ≤ lo ≤ hi ≤ n): all is (0, n), the k largest (n − k, n), the k smallest
+   *   (0, k). m = hi − lo of them.
+   * - w: the m eigenvalues in ascending order in w[0..m), λ_lo first (w.length ≥ m).
+   * - z: null for eigenvalues only, else the ROW-major n × m matrix (ldz ≥ m) whose COLUMN j,
+   *   z[i·ldz + j] for i < n, is the unit eigenvector of w[j]; the columns are orthonormal. An
+   *   eigenvector's sign is arbitrary (the two backends may differ), and within a repeated
+   *   eigenvalue only the subspace is defined.
+   * - Returns { info, m }: info 0 and m = hi − lo on success; info −2 (argument 2, `a`) and
+   *   m = 0, with w and z untouched, when the lower triangle holds a NaN or an infinity;
+   *   info > 0 when the solver failed to converge (m = 0 in TypeScript; w, z unspecified).
+   *
+   * LAPACK dsyevr (Householder tridiagonalisation dsytrd; eigenvalues only by dsterf; an index
+   * range by bisection and inverse iteration, dstebz + dstein; back-transformation dormtr),
+   * except that eigenvectors of more than n/4 pairs come from divide and conquer for all of
+   * them (dsyevd), whose vectors are orthogonal to ~1e-15 where dsyevr's full-range MRRR gave
+   * 4e-12..5e-11 at n = 2000 (addon.cc has the numbers). The TypeScript backend follows the
+   * same plan (typescript-eigen.ts).
+   *
+   * Cost in flops: the reduction 4n³/3; eigenvalues only O(n²) more; m ≤ n/4 eigenvectors
+   * 2n²·m (back-transformation) + O(n·m²); more than n/4 of them: divide and conquer on T, at
+   * most 4n³/3 and less as it deflates, + 2n²·m. So the top 10 of n = 2000 cost about 4n³/3,
+   * all pairs up to 14n³/3. Extra memory: O(n) for values only; n·m for m ≤ n/4 vectors; up
+   * to about 2n² for the divide and conquer (LAPACK's dsyevd workspace is 1 + 6n + 2n²
+   * doubles), plus an n × n scratch when a large subset, not all, is asked for.
+   */
+  syevr(
+    n: number, a: Float64Array, lda: number, lo: number, hi: number,
+    w: Float64Array, z: Float64Array | null, ldz: number,
+  ): SyevrResult;
+}
+
+/** What {@link LinalgBackend.syevr} returns: LAPACK's info and the number of eigenpairs found. */
+export interface SyevrResult {
+  readonly info: number;
+  readonly m: number;
 }

@@ -1,9 +1,11 @@
 /**
  * Pure TypeScript kernels behind {@link LinalgBackend}: a cache-blocked, packed GEMM with a 4 × 4
- * register micro-kernel (the Goto/BLIS layout), and recursive blocked SYRK, Cholesky (POTRF)
- * and Cholesky inverse (POTRI) whose work is almost all in that GEMM. Row-major throughout.
+ * register micro-kernel (the Goto/BLIS layout), and recursive blocked SYRK, Cholesky (POTRF),
+ * Cholesky inverse (POTRI) and Cholesky solve (POTRS) whose work is almost all in that GEMM.
+ * The symmetric eigensolver (SYEVR) is in typescript-eigen.ts. Row-major throughout.
  */
 import type { LinalgBackend } from './types.ts';
+import { syevr as symmetricEigen } from './typescript-eigen.ts';
 
 const MR = 4;
 const NR = 4;
@@ -182,6 +184,29 @@ function trsmRightLowerTrans(m: number, n: number, l: Float64Array, ldl: number,
   trsmRightLowerTrans(m, n2, l.subarray(n1 * ldl + n1), ldl, b.subarray(n1), ldb);
 }
 
+/** X·L = B solved in place (B ← B·L⁻¹), L n × n lower, B m × n. Recursive on n; cost mn². */
+function trsmRightLower(m: number, n: number, l: Float64Array, ldl: number, b: Float64Array, ldb: number): void {
+  if (n <= SMALL) {
+    // x_j = (b_j − Σ_{p>j} x_p·L[p][j]) / L[j][j], last column first; row j of L subtracted at once
+    for (let r = 0; r < m; r++) {
+      const row = r * ldb;
+      for (let j = n - 1; j >= 0; j--) {
+        const lj = j * ldl;
+        const x = b[row + j] / l[lj + j];
+        b[row + j] = x;
+        for (let p = 0; p < j; p++) b[row + p] -= x * l[lj + p];
+      }
+    }
+    return;
+  }
+  const n1 = n >> 1;
+  const n2 = n - n1;
+  // [X1 X2]·[L11 0; L21 L22] = [B1 B2]: X2 from L22 first, then B1 ← B1 − X2·L21, then X1
+  trsmRightLower(m, n2, l.subarray(n1 * ldl + n1), ldl, b.subarray(n1), ldb);
+  gemm(false, false, m, n1, n2, -1, b.subarray(n1), ldb, l.subarray(n1 * ldl), ldl, 1, b, ldb);
+  trsmRightLower(m, n1, l, ldl, b, ldb);
+}
+
 /** Cholesky A = L·Lᵀ in place (lower). Recursive: L11, L21 = A21·L11⁻ᵀ, A22 −= L21·L21ᵀ, L22. */
 function potrf(n: number, a: Float64Array, lda: number): number {
   if (n <= SMALL) {
@@ -294,4 +319,23 @@ function potri(n: number, a: Float64Array, lda: number): number {
   return 0;
 }
 
-export const typescriptBackend: LinalgBackend = { name: 'typescript', gemm, syrk, potrf, potri };
+/**
+ * A·xᵢ = bᵢ for the rows bᵢ of B (nrhs × n) from A = L·Lᵀ: X = B·A⁻¹ = (B·L⁻ᵀ)·L⁻¹, two
+ * triangular solves from the right (LAPACK dpotrs on the transposed layout). Cost 2n²·nrhs.
+ */
+function potrs(n: number, nrhs: number, a: Float64Array, lda: number, b: Float64Array, ldb: number): number {
+  if (n === 0 || nrhs === 0) return 0;
+  trsmRightLowerTrans(nrhs, n, a, lda, b, ldb);
+  trsmRightLower(nrhs, n, a, lda, b, ldb);
+  return 0;
+}
+
+export const typescriptBackend: LinalgBackend = {
+  name: 'typescript',
+  gemm,
+  syrk,
+  potrf,
+  potri,
+  potrs,
+  syevr: (n, a, lda, lo, hi, w, z, ldz) => symmetricEigen(gemm, n, a, lda, lo, hi, w, z, ldz),
+};

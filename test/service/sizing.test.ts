@@ -1,0 +1,79 @@
+/** Size before work: answer and working-set bytes by endpoint and method, and refusals that name the sizes. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DEFAULT_CONFIG } from '../../src/config.ts';
+import { bytes, ServiceError } from '../../src/errors.ts';
+import { checkTaskSize, sizeTask } from '../../src/sizing.ts';
+import type { CurvatureTask, ProblemData } from '../../src/task.ts';
+
+/** A task over a network D → M → K (tanh, identity) with N points, without the numbers mattering. */
+function problem(d: number, m: number, k: number, n: number): ProblemData {
+  const mat = (rows: number, cols: number) => ({ rows, cols, data: new Float64Array(rows * cols) });
+  return {
+    network: { layers: [
+      { weights: mat(m, d), bias: new Float64Array(m), activation: 'tanh' },
+      { weights: mat(k, m), bias: new Float64Array(k), activation: 'identity' },
+    ] },
+    inputs: mat(n, d),
+    targets: mat(n, k),
+    loss: 'sum-of-squares',
+  };
+}
+const hessian = (method: 'exact' | 'outer-product' | 'diagonal' | 'finite-difference', ...dims: [number, number, number, number]): CurvatureTask =>
+  ({ endpoint: 'hessian', problem: problem(...dims), method });
+const inverse = (method: 'woodbury' | 'cholesky', ...dims: [number, number, number, number]): CurvatureTask =>
+  ({ endpoint: 'hessian-inverse', problem: problem(...dims), method, damping: 1, hessian: 'outer-product' });
+const jacobian = (wrt: 'inputs' | 'parameters', d: number, m: number, k: number, n: number): CurvatureTask => {
+  const p = problem(d, m, k, n);
+  return { endpoint: 'jacobian', network: p.network, inputs: p.inputs, wrt };
+};
+
+test('the answer of each endpoint and method is sized from the task alone', () => {
+  const w = 4 * (2 + 1) + 2 * (4 + 1); // 22
+  const dims = [2, 4, 2, 5] as const;
+  assert.equal(sizeTask(hessian('exact', ...dims)).answerBytes, 8 * w * w);
+  assert.equal(sizeTask(hessian('outer-product', ...dims)).answerBytes, 8 * w * w);
+  assert.equal(sizeTask(hessian('finite-difference', ...dims)).answerBytes, 8 * w * w);
+  assert.equal(sizeTask(hessian('diagonal', ...dims)).answerBytes, 8 * w);
+  assert.equal(sizeTask({ endpoint: 'hessian-vector-product', problem: problem(...dims), vector: new Float64Array(w) }).answerBytes, 8 * w);
+  assert.equal(sizeTask(inverse('cholesky', ...dims)).answerBytes, 8 * w * w);
+  assert.equal(sizeTask(jacobian('parameters', ...dims)).answerBytes, 8 * (5 * 2 * w + 5 * 2));
+  assert.equal(sizeTask(jacobian('inputs', ...dims)).answerBytes, 8 * (5 * 2 * 2 + 5 * 2));
+  for (const t of [hessian('exact', ...dims), inverse('woodbury', ...dims)]) {
+    const s = sizeTask(t);
+    assert.ok(s.totalBytes > s.answerBytes, 'the working set comes on top of the answer');
+  }
+});
+
+test('an exact Hessian for W = 204,019 parameters is refused, naming 333 GB, the limit and the O(W) alternatives', () => {
+  const t = hessian('exact', 1000, 200, 19, 1);
+  assert.equal(sizeTask(t).summary.w, 204_019);
+  assert.throws(() => checkTaskSize(sizeTask(t), DEFAULT_CONFIG), (err: unknown) => {
+    assert.ok(err instanceof ServiceError);
+    assert.equal(err.code, 'RESULT_TOO_LARGE');
+    assert.equal(err.status, 413);
+    assert.match(err.detail, /^the exact Hessian for W = 204,019 parameters needs 333 GB \(310 GiB\); this service allows 4\.29 GB \(4\.00 GiB\) per answer \(MAX_RESULT_BYTES\); use method 'diagonal' or 'diagonal-approximation', or POST \/hessian\/vector-product/);
+    return true;
+  });
+});
+
+test('the working-set limit, N, W and the finite-difference cost are each refused with the variable that sets them', () => {
+  const cases: [CurvatureTask, Partial<typeof DEFAULT_CONFIG>, string, RegExp][] = [
+    [hessian('exact', 10, 20, 2, 3), { maxTaskBytes: 1024 }, 'WORKING_SET_TOO_LARGE', /MAX_TASK_BYTES/],
+    [hessian('diagonal', 10, 20, 2, 30), { maxPoints: 10 }, 'LIMIT_EXCEEDED', /N = 30 .*MAX_POINTS/],
+    [hessian('diagonal', 10, 20, 2, 3), { maxParameters: 100 }, 'LIMIT_EXCEEDED', /W = 262 .*MAX_PARAMETERS/],
+    [hessian('finite-difference', 10, 20, 2, 3), { maxFiniteDifferenceCost: 1000 }, 'LIMIT_EXCEEDED', /MAX_FINITE_DIFFERENCE_COST.*'exact'/],
+    [inverse('woodbury', 10, 20, 2, 3), { maxResultBytes: 1024 }, 'RESULT_TOO_LARGE', /inverse.*conjugate gradients/],
+  ];
+  for (const [t, limits, code, detail] of cases) {
+    assert.throws(() => checkTaskSize(sizeTask(t), { ...DEFAULT_CONFIG, ...limits }), (e: ServiceError) => e.code === code && detail.test(e.detail));
+  }
+  assert.doesNotThrow(() => checkTaskSize(sizeTask(hessian('exact', 10, 20, 2, 3)), DEFAULT_CONFIG));
+});
+
+test('sizes read as a person would: GB and GiB for large, MiB for middling', () => {
+  assert.equal(bytes(333e9), '333 GB (310 GiB)');
+  assert.equal(bytes(4 * 2 ** 30), '4.29 GB (4.00 GiB)');
+  assert.equal(bytes(64 * 2 ** 20), '64.0 MiB');
+  assert.equal(bytes(512), '512 bytes');
+});
