@@ -3,13 +3,11 @@
 #   docker build -t curvature-service .
 #   docker run --rm -p 3000:3000 curvature-service
 #
-# No Docker engine runs on this project's machines: `npm run container:check` lints this file and
-# replays its stages (npm steps, COPY, ENV, WORKDIR, USER, CMD, HEALTHCHECK) in a clean copy of
-# the build context, so keep every build step an `npm` or `node` command or a COPY; apt-get steps
-# are not replayed (the check makes sure their packages are installed on the machine instead).
-#
-# Node 24 on Debian 12 (bookworm): Node 20 is past its end of life, npm 11 comes with Node 24, and
-# bookworm's OpenBLAS/LAPACKE are the versions the project's own machines build and test against.
+# Node 24 (LTS) on Debian 12 (bookworm): the Node CI tests with (scripts/container/versions.sh),
+# and bookworm's OpenBLAS/LAPACKE, which the project's machines build and test against. Where
+# Docker Hub does not answer, scripts/container/base-image.sh makes node:24-bookworm-slim locally
+# (debootstrap, Node and npm from the npm registry); test/deploy/container.test.ts builds this
+# file on it and runs the image (`npm run test:container`, a step of .ci/run).
 
 # ---- production dependencies only, with the native addon compiled in place ----
 FROM node:24-bookworm-slim AS prod-deps
@@ -18,12 +16,16 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 # The image promises the OpenBLAS backend: a failed addon build fails the image build instead of
-# falling back to the TypeScript kernels (native/build.mjs). npm forgives a failed install of an
-# optional dependency, hence the explicit load check after it.
+# falling back to the TypeScript kernels (CURVATURE_OPENBLAS_REQUIRED, native/build.mjs). The
+# addon is built by its own script, not by npm: npm 11 runs a dependency's install script only
+# where package.json's allowScripts covers it, forgives a failed optional dependency, and no
+# other production dependency needs a script, so `--ignore-scripts` runs none of theirs. The
+# load check proves the result.
 ENV CURVATURE_OPENBLAS_REQUIRED=1
 COPY package.json package-lock.json ./
 COPY native/ ./native/
-RUN npm ci --omit=dev --no-audit --no-fund \
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+ && node native/build.mjs \
  && node -e "console.log(require('curvature-openblas').config())"
 
 # ---- compile TypeScript to dist/: dev dependencies, no install scripts (tsc needs no addon) ----

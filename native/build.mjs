@@ -35,20 +35,26 @@ if (probe.status !== 0) {
 
 // 2. Node's headers: use the ones installed beside this node when they match its version, since
 // node-gyp would otherwise download them, and only package registries are reachable here.
+// node-gyp lets an npm_config_nodedir in its environment (an npmrc's `nodedir`, e.g. set for
+// another Node on the same machine) override --nodedir, so that one is dropped then.
 const args = ['rebuild', '--release'];
+const env = { ...process.env };
 const prefix = resolve(dirname(process.execPath), '..');
 const versionH = join(prefix, 'include', 'node', 'node_version.h');
 if (existsSync(join(prefix, 'include', 'node', 'common.gypi')) && existsSync(versionH)) {
   const h = readFileSync(versionH, 'utf8');
   const v = ['MAJOR', 'MINOR', 'PATCH'].map((p) => h.match(new RegExp(`#define NODE_${p}_VERSION (\\d+)`))?.[1]).join('.');
-  if (`v${v}` === process.version) args.push(`--nodedir=${prefix}`);
+  if (`v${v}` === process.version) {
+    args.push(`--nodedir=${prefix}`);
+    for (const k of Object.keys(env)) if (k.toLowerCase() === 'npm_config_nodedir') delete env[k];
+  }
 }
 
 // 3. node-gyp: the one npm runs scripts with, else the one bundled with npm, else PATH.
 const bundled = join(prefix, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
 const gypJs = process.env.npm_config_node_gyp || (existsSync(bundled) ? bundled : '');
 const cmd = gypJs ? process.execPath : 'node-gyp';
-const r = spawnSync(cmd, gypJs ? [gypJs, ...args] : args, { cwd: here, stdio: 'inherit' });
+const r = spawnSync(cmd, gypJs ? [gypJs, ...args] : args, { cwd: here, stdio: 'inherit', env });
 if (r.error || r.status !== 0) giveUp(`node-gyp ${args.join(' ')} failed (${r.error?.message ?? `exit ${r.status}`})`);
 
 // 4. It must load and compute here, or it is not worth keeping.

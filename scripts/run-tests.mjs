@@ -34,8 +34,10 @@ const RUN_LIMIT_MS = Number(process.env.TEST_RUN_LIMIT_MS) || 15 * 60_000;
 
 /** Runs node:test on `list`, echoing its output, and returns its exit code and summary counts. */
 function runTests(list, env) {
-  // Piped, node:test would switch to TAP; keep its readable reporter for a person at a terminal.
-  const reporter = process.stdout.isTTY ? ['--test-reporter=spec'] : [];
+  // The readable reporter for a person at a terminal, TAP when piped (CI, a log file), by name:
+  // Node 20 chose TAP for a pipe by itself, Node 24 chooses spec everywhere, and the
+  // watchdog below names the last test started from TAP's "# Subtest:" lines.
+  const reporter = ['--test-reporter=' + (process.stdout.isTTY ? 'spec' : 'tap')];
   const args = ['--import', 'tsx', '--test', '--test-concurrency=1', `--test-timeout=${TEST_LIMIT_MS}`,
     ...reporter, ...list];
   // its own process group, so that the watchdog below can end the test files' processes too
