@@ -11,6 +11,13 @@ export interface CurvatureOpenBlas {
     trans: boolean, n: number, k: number, alpha: number, a: Float64Array, lda: number,
     beta: number, c: Float64Array, ldc: number,
   ): void;
+  /** B ← op(L)⁻¹·B (left) or B·op(L)⁻¹ (right), L the lower triangle of A, non-unit (cblas_dtrsm, row-major). */
+  dtrsm(left: boolean, trans: boolean, m: number, n: number, a: Float64Array, lda: number, b: Float64Array, ldb: number): void;
+  /** C ← α·A·B + β·C (left) or α·B·A + β·C (right), A symmetric, lower triangle referenced (cblas_dsymm, row-major). */
+  dsymm(
+    left: boolean, m: number, n: number, alpha: number, a: Float64Array, lda: number, b: Float64Array, ldb: number,
+    beta: number, c: Float64Array, ldc: number,
+  ): void;
   /** Cholesky of the lower triangle in place (dpotrf); returns LAPACK's info. */
   dpotrf(n: number, a: Float64Array, lda: number): number;
   /** Inverse from the lower Cholesky factor in place (dpotri); returns LAPACK's info. */

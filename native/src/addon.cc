@@ -120,6 +120,8 @@ class OpenBlasAddon : public Napi::Addon<OpenBlasAddon> {
     DefineAddon(exports, {
                              InstanceMethod("dgemm", &OpenBlasAddon::Dgemm),
                              InstanceMethod("dsyrk", &OpenBlasAddon::Dsyrk),
+                             InstanceMethod("dtrsm", &OpenBlasAddon::Dtrsm),
+                             InstanceMethod("dsymm", &OpenBlasAddon::Dsymm),
                              InstanceMethod("dpotrf", &OpenBlasAddon::Dpotrf),
                              InstanceMethod("dpotri", &OpenBlasAddon::Dpotri),
                              InstanceMethod("dpotrs", &OpenBlasAddon::Dpotrs),
@@ -168,6 +170,48 @@ class OpenBlasAddon : public Napi::Addon<OpenBlasAddon> {
     if (n == 0) return info.Env().Undefined();
     const std::unique_lock<std::mutex> serial = SerialiseThreaded();
     cblas_dsyrk(CblasRowMajor, CblasLower, tr ? CblasTrans : CblasNoTrans, n, k, alpha, a.Data(), lda, beta,
+                c.Data(), ldc);
+    return info.Env().Undefined();
+  }
+
+  // dtrsm(left, trans, m, n, a, lda, b, ldb): B (m × n) ← op(L)⁻¹·B (left) or B·op(L)⁻¹ (right),
+  // L the lower triangle of A (non-unit diagonal; the strict upper triangle is not read).
+  Napi::Value Dtrsm(const Napi::CallbackInfo& info) {
+    const Args g{info, "dtrsm"};
+    g.Count(8);
+    const bool left = g.Bool(0), tr = g.Bool(1);
+    const int m = g.Dim(2), n = g.Dim(3);
+    Napi::Float64Array a = g.F64(4);
+    Napi::Float64Array b = g.F64(6);
+    const int order = left ? m : n;
+    const int lda = g.Fits(a, "A", order, order, g.Dim(5));
+    const int ldb = g.Fits(b, "B", m, n, g.Dim(7));
+    if (m == 0 || n == 0) return info.Env().Undefined();
+    const std::unique_lock<std::mutex> serial = SerialiseThreaded();
+    cblas_dtrsm(CblasRowMajor, left ? CblasLeft : CblasRight, CblasLower, tr ? CblasTrans : CblasNoTrans, CblasNonUnit, m, n,
+                1.0, a.Data(), lda, b.Data(), ldb);
+    return info.Env().Undefined();
+  }
+
+  // dsymm(left, m, n, alpha, a, lda, b, ldb, beta, c, ldc): C (m × n) ← α·A·B + β·C (left, A m × m)
+  // or α·B·A + β·C (right, A n × n), A symmetric with its lower triangle referenced.
+  Napi::Value Dsymm(const Napi::CallbackInfo& info) {
+    const Args g{info, "dsymm"};
+    g.Count(11);
+    const bool left = g.Bool(0);
+    const int m = g.Dim(1), n = g.Dim(2);
+    const double alpha = g.Num(3);
+    Napi::Float64Array a = g.F64(4);
+    Napi::Float64Array b = g.F64(6);
+    const double beta = g.Num(8);
+    Napi::Float64Array c = g.F64(9);
+    const int order = left ? m : n;
+    const int lda = g.Fits(a, "A", order, order, g.Dim(5));
+    const int ldb = g.Fits(b, "B", m, n, g.Dim(7));
+    const int ldc = g.Fits(c, "C", m, n, g.Dim(10));
+    if (m == 0 || n == 0) return info.Env().Undefined();
+    const std::unique_lock<std::mutex> serial = SerialiseThreaded();
+    cblas_dsymm(CblasRowMajor, left ? CblasLeft : CblasRight, CblasLower, m, n, alpha, a.Data(), lda, b.Data(), ldb, beta,
                 c.Data(), ldc);
     return info.Env().Undefined();
   }

@@ -6,7 +6,7 @@ import { EigenvalueDecomposition, Matrix as MlMatrix } from 'ml-matrix';
 import { chunkSize, outputMatrices } from './backprop.ts';
 import { CoreError } from './errors.ts';
 import { jacobianRows } from './jacobian.ts';
-import { linalg, symmetrizeByAveraging, symmetrizeFromLower } from './linalg/index.ts';
+import { linalg, symmetrizeFromLower } from './linalg/index.ts';
 import { forward, type Problem } from './network.ts';
 
 export interface InverseResult {
@@ -56,9 +56,11 @@ export function choleskyScratchBytes(n: number): number {
  * rows of C_n B_n with C_nᵀ C_n = G_n (5.86). In blocks of k rows U (k × W), with M = A⁻¹:
  *   M ← M − M Uᵀ (I + U M Uᵀ)⁻¹ U M                                      (5.89 for k = 1)
  *   log det(A + UᵀU) = log det A + log det(I + U M Uᵀ)            (determinant lemma)
- * computed as V = U M, S = I + V Uᵀ = L Lᵀ, S⁻¹ = K Kᵀ, Y = Kᵀ V, M ← M − YᵀY.
- * `blockSize` 1 is the sequential update of 5.89 exactly; larger blocks do the same arithmetic
- * as matrix products. Cost ≈ 4·N·K·W² flops (2 GEMMs of W × W × k per block) + W² memory.
+ * computed as V = U M (symm), S = I + V Uᵀ = L Lᵀ (potrf), Y = L⁻¹ V (trsm: S is never
+ * inverted, which keeps the update accurate at small damping), M ← M − YᵀY (syrk, the lower
+ * triangle, which is all the next V needs). `blockSize` 1 is the sequential update of 5.89
+ * exactly; larger blocks do the same arithmetic as matrix products. Cost ≈ 3·N·K·W² flops
+ * (symm and syrk of W × W × k per block) + W² memory.
  */
 export function woodburyInverse(p: Problem, damping: number, blockSize = WOODBURY_BLOCK): InverseResult {
   checkDamping(damping);
@@ -79,23 +81,19 @@ export function woodburyInverse(p: Problem, damping: number, blockSize = WOODBUR
     for (let r0 = 0; r0 < c * K; r0 += kMax) {
       const k = Math.min(kMax, c * K - r0);
       const u = rows.subarray(r0 * W, (r0 + k) * W);
-      la.gemm(false, false, k, W, W, 1, u, W, m, W, 0, v, W); // V = U M
+      la.symm(false, k, W, 1, m, W, u, W, 0, v, W); // V = U M (M's lower triangle)
       s.fill(0, 0, k * k);
       for (let i = 0; i < k; i++) s[i * k + i] = 1;
       la.gemm(false, true, k, k, W, 1, v, W, u, W, 1, s, k); // S = I + V Uᵀ
-      const info = la.potrf(k, s, k);
+      const info = la.potrf(k, s, k); // S = L Lᵀ
       if (info !== 0) throw new CoreError('NON_FINITE_RESULT', { reason: 'woodbury' });
       for (let i = 0; i < k; i++) logDet += 2 * Math.log(s[i * k + i]);
-      la.potri(k, s, k); // S⁻¹ (lower)
-      la.potrf(k, s, k); // S⁻¹ = K Kᵀ
-      for (let i = 0; i < k; i++) for (let j = i + 1; j < k; j++) s[i * k + j] = 0;
-      // Y = Kᵀ V (k × W), written over U's rows (no longer needed)
-      la.gemm(true, false, k, W, k, 1, s, k, v, W, 0, u, W);
-      la.gemm(true, false, W, W, k, -1, u, W, u, W, 1, m, W); // M ← M − YᵀY
+      la.trsm(true, false, k, W, s, k, v, W); // Y = L⁻¹ V, so that Vᵀ S⁻¹ V = YᵀY
+      la.syrk(true, W, k, -1, v, W, 1, m, W); // M ← M − YᵀY (lower triangle)
     }
   }
-  // M stays symmetric up to rounding; make it exactly so
-  symmetrizeByAveraging(W, m);
+  // only M's lower triangle was kept up to date: it is the answer's
+  symmetrizeFromLower(W, m);
   return { inverse: m, logDeterminant: logDet };
 }
 

@@ -7,7 +7,7 @@ import {
 } from '../../src/core/index.ts';
 import { linalg } from '../../src/core/linalg/index.ts';
 import { relativeError } from '../helpers/cases.ts';
-import { RANDOM_SPECS, describe, randomProblem } from '../helpers/networks.ts';
+import { RANDOM_SPECS, describe, randomProblem, type RandomProblemSpec } from '../helpers/networks.ts';
 import { seededNormal } from '../helpers/random.ts';
 
 const EXACT = 1e-10;
@@ -82,25 +82,30 @@ for (const spec of RANDOM_SPECS) {
     const n = p.inputs.rows;
     const want = new Float64Array(W * W);
     const la = linalg();
+    const scale = p.reduction === 'mean' ? 1 / n : 1;
     if (p.loss === 'sum-of-squares') {
       // the split at the outputs, whatever their activation: Σ_n (∂y/∂w)ᵀ(∂y/∂w)
       const { jacobian } = parameterJacobian(p.network, p.inputs);
-      for (let i = 0; i < n; i++) la.gemm(true, false, W, W, k, 1, jacobian.subarray(i * k * W), W, jacobian.subarray(i * k * W), W, 1, want, W);
+      for (let i = 0; i < n; i++) la.gemm(true, false, W, W, k, scale, jacobian.subarray(i * k * W), W, jacobian.subarray(i * k * W), W, 1, want, W);
     } else {
       // the split at a_out: B = ∂a_out/∂w is the parameter Jacobian of the same network with identity outputs,
-      // and L = diag(y(1 − y)) (sigmoid) or diag(y) − yyᵀ (softmax), from the outputs y
+      // and L = diag(p(1 − p)) (cross-entropy) or diag(p) − ppᵀ (softmax-cross-entropy), p the probabilities
+      // (the outputs, or σ / softmax of the logits of an identity output layer)
       const last = p.network.layers.length - 1;
       const linearOut = { ...p.network, layers: p.network.layers.map((l, i) => (i === last ? { ...l, activation: 'identity' as const } : l)) };
       const b = parameterJacobian(linearOut, p.inputs).jacobian;
-      const y = inputJacobian(p.network, p.inputs).outputs.data;
+      const a = inputJacobian(linearOut, p.inputs).outputs.data;
       const lb = new Float64Array(k * W);
       const L = new Float64Array(k * k);
+      const prob = new Float64Array(k);
       for (let i = 0; i < n; i++) {
-        const yi = y.subarray(i * k, (i + 1) * k);
+        const ai = a.subarray(i * k, (i + 1) * k);
+        if (p.loss === 'cross-entropy') for (let r = 0; r < k; r++) prob[r] = 1 / (1 + Math.exp(-ai[r]));
+        else { let mx = -Infinity; for (const v of ai) mx = Math.max(mx, v); let z = 0; for (let r = 0; r < k; r++) { prob[r] = Math.exp(ai[r] - mx); z += prob[r]; } for (let r = 0; r < k; r++) prob[r] /= z; }
         for (let r = 0; r < k; r++) for (let c = 0; c < k; c++) {
-          L[r * k + c] = p.loss === 'cross-entropy' ? (r === c ? yi[r] * (1 - yi[r]) : 0) : (r === c ? yi[r] : 0) - yi[r] * yi[c];
+          L[r * k + c] = p.loss === 'cross-entropy' ? (r === c ? prob[r] * (1 - prob[r]) : 0) : (r === c ? prob[r] : 0) - prob[r] * prob[c];
         }
-        la.gemm(false, false, k, W, k, 1, L, k, b.subarray(i * k * W), W, 0, lb, W);
+        la.gemm(false, false, k, W, k, scale, L, k, b.subarray(i * k * W), W, 0, lb, W);
         la.gemm(true, false, W, W, k, 1, b.subarray(i * k * W), W, lb, W, 1, want, W);
       }
     }
@@ -165,7 +170,8 @@ for (const spec of RANDOM_SPECS) {
   });
 
   const lastAct = spec.activations[spec.activations.length - 1];
-  if (spec.sizes.length === 3 && lastAct !== 'softmax') {
+  // the output curvature is diagonal but for softmax outputs and the softmax cross-entropy on logits
+  if (spec.sizes.length === 3 && lastAct !== 'softmax' && spec.loss !== 'softmax-cross-entropy' && !spec.selection) {
     test(`diagonal approximation equals the exact diagonal for the two-layer ${name} (diagonal output curvature, 5.81)`, () => {
       const err = relativeError(diagonalApproximation(p), hessianDiagonal(p));
       assert.ok(err <= EXACT, `relative error ${err}`);
@@ -189,5 +195,96 @@ test('chunked and tiled block products give the same exact and outer-product Hes
       const W = p.network.parameterCount;
       for (let i = 0; i < W; i++) for (let j = 0; j < i; j++) assert.equal(h[i * W + j], h[j * W + i]);
     }
+  }
+});
+
+/** The problem of `spec` with its output layer's activation replaced (the same weights and data). */
+function withOutput(spec: RandomProblemSpec, activation: string, loss: RandomProblemSpec['loss']): Problem {
+  return randomProblem({ ...spec, activations: [...spec.activations.slice(0, -1), activation], loss });
+}
+
+test('logits with the loss applying the softmax or sigmoid give the Hessians of an explicit softmax or sigmoid output layer', () => {
+  for (const [explicit, loss] of [['softmax', 'softmax-cross-entropy'], ['sigmoid', 'cross-entropy']] as const) {
+    for (const reduction of ['sum', 'mean'] as const) {
+      const spec: RandomProblemSpec = { sizes: [3, 5, 4], activations: ['tanh', 'identity'], loss, n: 6, seed: 40, reduction };
+      const logits = withOutput(spec, 'identity', loss);
+      const layer = withOutput(spec, explicit, loss);
+      assert.ok(Math.abs(errorValue(logits) - errorValue(layer)) <= 1e-12 * Math.abs(errorValue(layer)), `${loss} ${reduction}: the same error`);
+      for (const [what, f] of [['exact', exactHessian], ['outer product', outerProductHessian]] as const) {
+        const err = relativeError(f(logits), f(layer));
+        assert.ok(err <= 1e-12, `${loss} ${reduction} ${what}: relative error ${err}`);
+      }
+    }
+  }
+});
+
+test('mean reduction is the sum divided by N, for every method', () => {
+  for (const spec of [RANDOM_SPECS[4], RANDOM_SPECS[8], RANDOM_SPECS[12]]) {
+    const sum = randomProblem({ ...spec, reduction: 'sum' });
+    const mean = randomProblem({ ...spec, reduction: 'mean' });
+    const n = sum.inputs.rows;
+    const W = sum.network.parameterCount;
+    const v = Float64Array.from({ length: W }, (_, i) => Math.sin(i + 1));
+    const scaled = (x: Float64Array) => x.map((y) => y / n);
+    for (const [what, f] of [
+      ['gradient', gradient], ['exact', (p: Problem) => exactHessian(p)], ['outer product', (p: Problem) => outerProductHessian(p)],
+      ['diagonal', hessianDiagonal], ['diagonal approximation', diagonalApproximation], ['H·v', (p: Problem) => hessianVectorProduct(p, v)],
+    ] as const) {
+      const err = relativeError(f(mean), scaled(f(sum)));
+      assert.ok(err <= 1e-13, `${describe(spec)} ${what}: relative error ${err}`);
+    }
+    assert.ok(Math.abs(errorValue(mean) - errorValue(sum) / n) <= 1e-13 * Math.abs(errorValue(sum)));
+  }
+});
+
+test('a selected layer\'s Hessian is the sub-block of the full one, for every method, and its parameter Jacobian the columns', () => {
+  const spec: RandomProblemSpec = { sizes: [3, 4, 3, 2], activations: ['tanh', 'gelu', 'identity'], loss: 'sum-of-squares', n: 5, seed: 41, noBias: [1] };
+  const full = randomProblem(spec);
+  const H = exactHessian(full), G = outerProductHessian(full);
+  const W = full.network.parameterCount;
+  for (const selection of [[-1], [0], [2, 0], [1]]) {
+    const sub = randomProblem({ ...spec, selection });
+    const idx: number[] = [];
+    for (const l of full.network.layers) {
+      const i = full.network.layers.indexOf(l);
+      const chosen = selection.map((s) => (s < 0 ? full.network.layers.length + s : s));
+      if (chosen.includes(i)) for (let j = 0; j < l.size; j++) idx.push(l.offset + j);
+    }
+    const block = (M: Float64Array) => Float64Array.from(idx.flatMap((r) => idx.map((c) => M[r * W + c])));
+    assert.equal(sub.network.parameterCount, idx.length);
+    for (const [what, got, want] of [
+      ['exact', exactHessian(sub), block(H)], ['outer product', outerProductHessian(sub), block(G)],
+      ['diagonal', hessianDiagonal(sub), Float64Array.from(idx.map((r) => H[r * W + r]))],
+      ['gradient', gradient(sub), Float64Array.from(idx.map((r) => gradient(full)[r]))],
+    ] as const) {
+      const err = relativeError(got, want);
+      assert.ok(err <= 1e-13, `layers ${selection}: ${what} relative error ${err}`);
+    }
+    const v = Float64Array.from(idx, (_, i) => Math.cos(i));
+    const dense = Float64Array.from(idx, (_, i) => idx.reduce((s, c, j) => s + H[idx[i] * W + c] * v[j], 0));
+    assert.ok(relativeError(hessianVectorProduct(sub, v), dense) <= 1e-12, `layers ${selection}: H·v of the sub-block`);
+    const jf = parameterJacobian(full.network, full.inputs).jacobian, js = parameterJacobian(sub.network, sub.inputs).jacobian;
+    const rows = full.inputs.rows * full.network.outputSize;
+    const cols = Float64Array.from({ length: rows * idx.length }, (_, q) => jf[Math.floor(q / idx.length) * W + idx[q % idx.length]]);
+    assert.ok(relativeError(js, cols) <= 1e-14, `layers ${selection}: Jacobian columns`);
+  }
+});
+
+test('Woodbury agrees with Cholesky at small damping (G + αI with a condition number over 1e6), in blocks of 1 to all rows at once', () => {
+  // N·K = 120 rows for W = 160 parameters: G is singular and G + αI's condition is λ_max/α
+  const p = randomProblem({ sizes: [8, 12, 4], activations: ['tanh', 'identity'], loss: 'sum-of-squares', n: 30, seed: 42 });
+  const W = p.network.parameterCount;
+  const damping = 1e-4;
+  const G = outerProductHessian(p);
+  const ev = new Float64Array(W);
+  linalg().syevr(W, new Float64Array(G), W, 0, W, ev, null, 0);
+  assert.ok((ev[W - 1] + damping) / (ev[0] + damping) > 1e6, `condition ${(ev[W - 1] + damping) / (ev[0] + damping)}`);
+  const chol = choleskyInverse(G, W, damping);
+  for (const block of [1, 16, 128, 30 * 4]) {
+    const w = woodburyInverse(p, damping, block);
+    const err = relativeError(w.inverse, chol.inverse);
+    assert.ok(err <= 1e-10, `block ${block}: relative difference ${err.toExponential(2)}`);
+    assert.ok(Math.abs(w.logDeterminant - chol.logDeterminant) <= 1e-10 * Math.abs(chol.logDeterminant), `block ${block}: log det`);
+    for (let i = 0; i < W; i++) for (let j = 0; j < i; j++) assert.equal(w.inverse[i * W + j], w.inverse[j * W + i]);
   }
 });

@@ -261,6 +261,49 @@ function columnMismatch(n: number, m: number, z: Eigen, y: Eigen): number {
 }
 
 for (const be of backends) {
+  test(`${be.name}: trsm solves with a lower-triangular factor on either side, transposed or not, strided views`, () => {
+    const rand = seededRandom(31);
+    for (const [m, n] of [[1, 1], [5, 3], [60, 47], [3, 130]] as const) {
+      for (const left of [true, false]) for (const trans of [false, true]) {
+        const order = left ? m : n;
+        const lda = order + 2, ldb = n + 3;
+        const l = new Float64Array(order * lda).fill(NaN); // the strict upper triangle must not be read
+        for (let i = 0; i < order; i++) for (let j = 0; j <= i; j++) l[i * lda + j] = i === j ? 1 + rand() : rand() - 0.5;
+        const dense = new Float64Array(order * order);
+        for (let i = 0; i < order; i++) for (let j = 0; j <= i; j++) dense[(trans ? j : i) * order + (trans ? i : j)] = l[i * lda + j];
+        const x = new Float64Array(m * n).map(() => rand() - 0.5);
+        const b = new Float64Array(m * ldb);
+        // b = op(L)·x (left) or x·op(L) (right), then solve back for x
+        const prod = left ? naiveGemm(false, false, m, n, m, 1, dense, m, x, n, 0, new Float64Array(m * n), n)
+          : naiveGemm(false, false, m, n, n, 1, x, n, dense, n, 0, new Float64Array(m * n), n);
+        for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) b[i * ldb + j] = prod[i * n + j];
+        be.trsm(left, trans, m, n, l, lda, b, ldb);
+        let err = 0;
+        for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) err = Math.max(err, Math.abs(b[i * ldb + j] - x[i * n + j]));
+        assert.ok(err <= 1e-12, `${m}×${n} left=${left} trans=${trans}: max error ${err.toExponential(2)}`);
+      }
+    }
+  });
+
+  test(`${be.name}: symm multiplies by a symmetric matrix given its lower triangle, on either side`, () => {
+    const rand = seededRandom(32);
+    for (const [m, n] of [[1, 1], [7, 4], [40, 65]] as const) {
+      for (const left of [true, false]) {
+        const order = left ? m : n;
+        const sym = randomSymmetric(order, rand);
+        const a = new Float64Array(sym);
+        for (let i = 0; i < order; i++) for (let j = i + 1; j < order; j++) a[i * order + j] = NaN; // upper triangle not read
+        const b = new Float64Array(m * n).map(() => rand() - 0.5);
+        const c0 = new Float64Array(m * n).map(() => rand() - 0.5);
+        const want = left ? naiveGemm(false, false, m, n, m, 0.7, sym, m, b, n, -0.3, new Float64Array(c0), n)
+          : naiveGemm(false, false, m, n, n, 0.7, b, n, sym, n, -0.3, new Float64Array(c0), n);
+        const c = new Float64Array(c0);
+        be.symm(left, m, n, 0.7, a, order, b, n, -0.3, c, n);
+        assert.ok(maxAbsDiff(c, want) <= 1e-12 * order, `${m}×${n} left=${left}: ${maxAbsDiff(c, want)}`);
+      }
+    }
+  });
+
   test(`${be.name}: potrs solves A·X = B for the rows of B, several nrhs, strided views`, () => {
     const rand = seededRandom(21);
     for (const n of [1, 5, 47, 130]) for (const nrhs of [1, 3, 17]) {

@@ -1,15 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  errorValue, gradient, inputJacobian, exactHessian, outerProductHessian,
+  errorValue, gradient, inputJacobian, parameterJacobian, exactHessian, outerProductHessian,
   hessianDiagonal, diagonalApproximation, finiteDifferenceHessian, hessianVectorProduct, woodburyInverse, choleskyInverse,
 } from '../../src/core/index.ts';
-import { loadCases, flat, problemOf, relativeError } from '../helpers/cases.ts';
+import { loadCases, flat, problemOf, relativeError, type ModelCase, type ReferenceCase } from '../helpers/cases.ts';
 
 const EXACT = 1e-10;
 const FINITE_DIFFERENCE = 1e-6;
 
-for (const c of [...loadCases(), ...loadCases('held-out')]) {
+// the public and held-out cases, and the models of 2026-12 (logits, labels, mean, no-bias layers, gelu/silu/leaky-relu/elu)
+const cases: (ReferenceCase | ModelCase)[] = [...loadCases(), ...loadCases('held-out'), ...loadCases<ModelCase>('models')];
+for (const c of cases) {
   const p = problemOf(c);
   const net = p.network, inputs = p.inputs;
   const e = c.expected;
@@ -28,6 +30,12 @@ for (const c of [...loadCases(), ...loadCases('held-out')]) {
   test(`${c.name}: input Jacobian matches the reference`, () => {
     close('input Jacobian', inputJacobian(net, inputs).jacobian, e.inputJacobian);
   });
+
+  if ('parameterJacobian' in e) {
+    test(`${c.name}: parameter Jacobian matches the reference`, () => {
+      close('parameter Jacobian', parameterJacobian(net, inputs).jacobian, e.parameterJacobian);
+    });
+  }
 
   test(`${c.name}: exact Hessian matches the reference`, () => close('exact Hessian', exactHessian(p), e.hessian));
   test(`${c.name}: outer-product Hessian matches the reference`, () => close('outer product', outerProductHessian(p), e.outerProduct));

@@ -6,13 +6,31 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
-import { buildNetwork, makeProblem, type LossName, type Matrix, type Network, type NetworkSpec, type Problem } from '../../src/core/index.ts';
+import { buildNetwork, makeProblem, type LossName, type Matrix, type Network, type NetworkSpec, type Problem, type Reduction } from '../../src/core/index.ts';
 
 export type Nested = number | Nested[];
 
 /** A network in the API's JSON form. */
 export interface NetworkJson {
-  layers: { weights: number[][]; bias: number[]; activation: string }[];
+  layers: { weights: number[][]; bias?: number[] | null; activation: string }[];
+}
+
+/** What every reference case expects (PyTorch autograd, float64). */
+export interface ReferenceExpected {
+  parameterCount: number;
+  outputs: number[][];
+  error: number;
+  gradient: number[];
+  inputJacobian: number[][][];
+  hessian: number[][];
+  hessianDiagonal: number[];
+  diagonalApproximation: number[];
+  outerProduct: number[][];
+  hessianVectorProduct: number[];
+  inverseOuterProduct: number[][];
+  logDeterminant: number;
+  inverseExact: number[][];
+  logDeterminantExact: number;
 }
 
 /** A reference case of test/fixtures (and held-out/). */
@@ -22,22 +40,13 @@ export interface ReferenceCase {
   damping: number;
   exactDamping: number;
   vector: number[];
-  expected: {
-    parameterCount: number;
-    outputs: number[][];
-    error: number;
-    gradient: number[];
-    inputJacobian: number[][][];
-    hessian: number[][];
-    hessianDiagonal: number[];
-    diagonalApproximation: number[];
-    outerProduct: number[][];
-    hessianVectorProduct: number[];
-    inverseOuterProduct: number[][];
-    logDeterminant: number;
-    inverseExact: number[][];
-    logDeterminantExact: number;
-  };
+  expected: ReferenceExpected;
+}
+
+/** A case of test/fixtures/models: the 2026-12 models (logits, labels, mean reduction, layers without bias, new activations). */
+export interface ModelCase extends Omit<ReferenceCase, 'request' | 'expected'> {
+  request: { network: NetworkJson; inputs: number[][]; targets?: number[][]; labels?: number[]; loss: LossName; reduction: Reduction };
+  expected: ReferenceExpected & { parameterJacobian: number[][][] };
 }
 
 export const FIXTURES_DIR = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'fixtures');
@@ -95,14 +104,16 @@ export function matrixOf(rows: readonly (readonly number[])[]): Matrix {
 
 /** A network in JSON form as the core's NetworkSpec. */
 export function specOf(network: NetworkJson): NetworkSpec {
-  return { layers: network.layers.map((l) => ({ weights: matrixOf(l.weights), bias: Float64Array.from(l.bias), activation: l.activation })) };
+  return { layers: network.layers.map((l) => ({ weights: matrixOf(l.weights), bias: l.bias ? Float64Array.from(l.bias) : null, activation: l.activation })) };
 }
 
-export function networkOf(network: NetworkJson): Network {
-  return buildNetwork(specOf(network));
+export function networkOf(network: NetworkJson, selection?: readonly number[]): Network {
+  return buildNetwork(specOf(network), selection);
 }
 
-/** A reference case's problem for the core. */
-export function problemOf(c: ReferenceCase): Problem {
-  return makeProblem(networkOf(c.request.network), matrixOf(c.request.inputs), matrixOf(c.request.targets), c.request.loss);
+/** A reference case's problem for the core (targets or labels, and its reduction), optionally over some layers' parameters. */
+export function problemOf(c: ReferenceCase | ModelCase, selection?: readonly number[]): Problem {
+  const r = c.request as ModelCase['request'];
+  const targets = r.labels ? { labels: Float64Array.from(r.labels) } : matrixOf(r.targets!);
+  return makeProblem(networkOf(r.network, selection), matrixOf(r.inputs), targets, r.loss, r.reduction ?? 'sum');
 }

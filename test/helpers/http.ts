@@ -1,7 +1,7 @@
 /** Shared pieces of the HTTP tests: the app per test, and answers decoded whatever their form. */
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApp, type AppOptions } from '../../src/app.ts';
 import { flatten, loadCases, type Nested, type ReferenceCase } from './cases.ts';
 import { parseNpy } from './npy.ts';
@@ -72,3 +72,40 @@ export function parseRaw(buf: Buffer): Float64Array {
 
 export { parseNpy };
 export { assertClose, flatten, relativeError, type ReferenceCase } from './cases.ts';
+
+export type Parts = Record<string, string | Buffer | object>;
+
+/** A multipart body from parts: objects become the JSON request, Buffers .npy files, strings text. */
+export async function multipart(parts: Parts): Promise<{ payload: Buffer; contentType: string }> {
+  const form = new FormData();
+  for (const [name, value] of Object.entries(parts)) {
+    if (Buffer.isBuffer(value)) form.append(name, new Blob([new Uint8Array(value)], { type: 'application/x-npy' }), `${name}.npy`);
+    else if (typeof value === 'string') form.append(name, value);
+    else form.append(name, new Blob([JSON.stringify(value)], { type: 'application/json' }));
+  }
+  const req = new Request('http://localhost/', { method: 'POST', body: form });
+  return { payload: Buffer.from(await req.arrayBuffer()), contentType: String(req.headers.get('content-type')) };
+}
+
+export async function postParts(app: FastifyInstance, url: string, parts: Parts, accept = 'application/json') {
+  const { payload, contentType } = await multipart(parts);
+  return app.inject({ method: 'POST', url, payload, headers: { 'content-type': contentType, accept } });
+}
+
+/** Asserts an RFC 9457 refusal with this status and code whose detail matches `detail`. */
+export function assertProblem(r: LightMyRequestResponse, status: number, code: string, detail?: RegExp): void {
+  assert.equal(r.statusCode, status, r.body);
+  assert.match(String(r.headers['content-type']), /^application\/problem\+json/);
+  const p = r.json();
+  assert.equal(p.status, status);
+  assert.equal(p.code, code);
+  assert.equal(typeof p.type, 'string');
+  assert.equal(typeof p.title, 'string');
+  assert.equal(typeof p.detail, 'string');
+  if (detail) assert.match(p.detail, detail);
+}
+
+/** POSTs a payload (an object as JSON, a string as it is) by inject. */
+export async function post(app: FastifyInstance, url: string, payload: unknown, headers: Record<string, string> = {}): Promise<LightMyRequestResponse> {
+  return app.inject({ method: 'POST', url, payload: payload as string, headers });
+}

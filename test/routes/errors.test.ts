@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
-import { build, referenceCases } from '../helpers/http.ts';
+import { assertProblem, build, post, referenceCases } from '../helpers/http.ts';
 
 const cases = referenceCases();
 const small = cases.find((c) => c.name === 'two-layer-tanh-regression') ?? cases[0];
@@ -10,23 +9,6 @@ const net = { layers: [
   { weights: [[0.2, -0.1, 0.3]], bias: [0.05], activation: 'identity' },
 ] };
 const body = { network: net, inputs: [[0.5, -1], [1.5, 0.2]], targets: [[0.3], [-0.2]], loss: 'sum-of-squares' };
-
-/** Asserts an RFC 9457 refusal with this status and code whose detail matches `detail`. */
-function assertProblem(r: LightMyRequestResponse, status: number, code: string, detail?: RegExp): void {
-  assert.equal(r.statusCode, status, r.body);
-  assert.match(String(r.headers['content-type']), /^application\/problem\+json/);
-  const p = r.json();
-  assert.equal(p.status, status);
-  assert.equal(p.code, code);
-  assert.equal(typeof p.type, 'string');
-  assert.equal(typeof p.title, 'string');
-  assert.equal(typeof p.detail, 'string');
-  if (detail) assert.match(p.detail, detail);
-}
-
-async function post(app: FastifyInstance, url: string, payload: unknown, headers: Record<string, string> = {}): Promise<LightMyRequestResponse> {
-  return app.inject({ method: 'POST', url, payload: payload as string, headers });
-}
 
 test('a body that is not JSON is refused with 400', async (t) => {
   const app = await build(t);

@@ -5,69 +5,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.ts';
-import { assertClose, build, parseNpy, referenceCases } from '../helpers/http.ts';
-
-/** A .npy file of `values` (row-major) with any header fields, as numpy would write it. */
-function npyFile(shape: number[], values: number[], descr = '<f8', fortran = false): Buffer {
-  const dims = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
-  const dict = `{'descr': '${descr}', 'fortran_order': ${fortran ? 'True' : 'False'}, 'shape': ${dims}, }`;
-  const total = Math.ceil((10 + dict.length + 1) / 64) * 64;
-  const head = Buffer.alloc(total, 0x20);
-  Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]).copy(head);
-  head.writeUInt16LE(total - 10, 8);
-  head.write(dict, 10, 'latin1');
-  head[total - 1] = 0x0a;
-  const size = Number(descr.slice(2));
-  const little = descr[0] === '<';
-  const data = Buffer.alloc(values.length * size);
-  values.forEach((v, i) => {
-    if (descr.endsWith('f8')) {
-      if (little) data.writeDoubleLE(v, i * 8); else data.writeDoubleBE(v, i * 8);
-    } else if (descr.endsWith('f4')) {
-      if (little) data.writeFloatLE(v, i * 4); else data.writeFloatBE(v, i * 4);
-    }
-    else if (descr === '<i8') data.writeBigInt64LE(BigInt(Math.round(v)), i * 8);
-  });
-  return Buffer.concat([head, data]);
-}
-
-/** The standard .npy of a nested matrix or vector: '<f8', C order. */
-function npyOf(x: number[][] | number[]): Buffer {
-  const rows = x as unknown[];
-  return Array.isArray(rows[0])
-    ? npyFile([rows.length, (rows[0] as number[]).length], (x as number[][]).flat())
-    : npyFile([rows.length], x as number[]);
-}
-
-type Parts = Record<string, string | Buffer | object>;
-
-/** A multipart body from parts: objects become the JSON request, Buffers .npy files, strings text. */
-async function multipart(parts: Parts): Promise<{ payload: Buffer; contentType: string }> {
-  const form = new FormData();
-  for (const [name, value] of Object.entries(parts)) {
-    if (Buffer.isBuffer(value)) form.append(name, new Blob([new Uint8Array(value)], { type: 'application/x-npy' }), `${name}.npy`);
-    else if (typeof value === 'string') form.append(name, value);
-    else form.append(name, new Blob([JSON.stringify(value)], { type: 'application/json' }));
-  }
-  const req = new Request('http://localhost/', { method: 'POST', body: form });
-  return { payload: Buffer.from(await req.arrayBuffer()), contentType: String(req.headers.get('content-type')) };
-}
-
-async function postParts(app: FastifyInstance, url: string, parts: Parts, accept = 'application/json') {
-  const { payload, contentType } = await multipart(parts);
-  return app.inject({ method: 'POST', url, payload, headers: { 'content-type': contentType, accept } });
-}
-
-function assertProblem(r: { statusCode: number; headers: Record<string, unknown>; json: () => unknown }, status: number, code: string, detail?: RegExp): void {
-  assert.equal(r.statusCode, status, JSON.stringify(r.json()));
-  assert.match(String(r.headers['content-type']), /^application\/problem\+json/);
-  const p = r.json() as { code: string; detail: string; status: number };
-  assert.equal(p.code, code);
-  assert.equal(p.status, status);
-  if (detail) assert.match(p.detail, detail);
-}
+import { assertClose, assertProblem, build, parseNpy, postParts, referenceCases, type Parts } from '../helpers/http.ts';
+import { npyFile, npyOf } from '../helpers/npy.ts';
 
 const cases = referenceCases();
 const c0 = cases.find((c) => c.name === 'two-layer-logistic') ?? cases[0];

@@ -19,6 +19,11 @@ export interface OpenBlasAddon {
     trans: boolean, n: number, k: number, alpha: number, a: Float64Array, lda: number,
     beta: number, c: Float64Array, ldc: number,
   ): void;
+  dtrsm(left: boolean, trans: boolean, m: number, n: number, a: Float64Array, lda: number, b: Float64Array, ldb: number): void;
+  dsymm(
+    left: boolean, m: number, n: number, alpha: number, a: Float64Array, lda: number, b: Float64Array, ldb: number,
+    beta: number, c: Float64Array, ldc: number,
+  ): void;
   dpotrf(n: number, a: Float64Array, lda: number): number;
   dpotri(n: number, a: Float64Array, lda: number): number;
   dpotrs(n: number, nrhs: number, a: Float64Array, lda: number, b: Float64Array, ldb: number): number;
@@ -70,6 +75,8 @@ export function openBlasBackend(): LinalgBackend {
     gemm: (transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) =>
       x.dgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc),
     syrk: (trans, n, k, alpha, a, lda, beta, c, ldc) => x.dsyrk(trans, n, k, alpha, a, lda, beta, c, ldc),
+    trsm: (left, trans, m, n, a, lda, b, ldb) => x.dtrsm(left, trans, m, n, a, lda, b, ldb),
+    symm: (left, m, n, alpha, a, lda, b, ldb, beta, c, ldc) => x.dsymm(left, m, n, alpha, a, lda, b, ldb, beta, c, ldc),
     potrf: (n, a, lda) => x.dpotrf(n, a, lda),
     potri: (n, a, lda) => x.dpotri(n, a, lda),
     potrs: (n, nrhs, a, lda, b, ldb) => x.dpotrs(n, nrhs, a, lda, b, ldb),

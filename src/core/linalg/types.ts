@@ -34,6 +34,22 @@ export interface LinalgBackend {
   ): void;
 
   /**
+   * Triangular solve in place (BLAS dtrsm), L the lower triangle of `a` with its diagonal (the
+   * strict upper triangle is not read), B m × n: left: B ← op(L)⁻¹·B (L m × m); right:
+   * B ← B·op(L)⁻¹ (L n × n), op(L) = L or Lᵀ. Cost m·n·m (left) or m·n·n (right) flops.
+   */
+  trsm(left: boolean, trans: boolean, m: number, n: number, a: Float64Array, lda: number, b: Float64Array, ldb: number): void;
+
+  /**
+   * Product with a symmetric matrix (BLAS dsymm), A referenced by its lower triangle: left:
+   * C ← α·A·B + β·C (A m × m); right: C ← α·B·A + β·C (A n × n); B and C m × n. Cost 2·m·n·(m or n) flops.
+   */
+  symm(
+    left: boolean, m: number, n: number, alpha: number, a: Float64Array, lda: number,
+    b: Float64Array, ldb: number, beta: number, c: Float64Array, ldc: number,
+  ): void;
+
+  /**
    * Cholesky factorisation in place: the lower triangle of the symmetric positive definite A
    * (n × n) is overwritten by L with A = L·Lᵀ; the strict upper triangle is not touched.
    * Returns 0 on success, or i > 0 when the leading minor of order i is not positive definite

@@ -327,10 +327,52 @@ function potrs(n: number, nrhs: number, a: Float64Array, lda: number, b: Float64
   return 0;
 }
 
+/** The m × n matrix b (ld ldb) transposed into a fresh n × m array. */
+function transposed(m: number, n: number, b: Float64Array, ldb: number): Float64Array {
+  const t = new Float64Array(n * m);
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) t[j * m + i] = b[i * ldb + j];
+  return t;
+}
+
+/**
+ * B ← op(L)⁻¹·B or B·op(L)⁻¹ (dtrsm, lower, non-unit). The right side is solved by the recursive
+ * kernels above; the left side as the right side of the transpose: (L⁻¹B)ᵀ = BᵀL⁻ᵀ.
+ */
+function trsm(left: boolean, trans: boolean, m: number, n: number, a: Float64Array, lda: number, b: Float64Array, ldb: number): void {
+  if (m === 0 || n === 0) return;
+  if (!left) {
+    if (trans) trsmRightLowerTrans(m, n, a, lda, b, ldb);
+    else trsmRightLower(m, n, a, lda, b, ldb);
+    return;
+  }
+  const t = transposed(m, n, b, ldb); // n × m
+  if (trans) trsmRightLower(n, m, a, lda, t, m); // (Lᵀ)⁻¹B = (BᵀL⁻¹)ᵀ
+  else trsmRightLowerTrans(n, m, a, lda, t, m); // L⁻¹B = (BᵀL⁻ᵀ)ᵀ
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) b[i * ldb + j] = t[j * m + i];
+}
+
+/** C ← α·A·B + β·C or α·B·A + β·C with A symmetric from its lower triangle (dsymm): the full A once, then the GEMM. */
+function symm(
+  left: boolean, m: number, n: number, alpha: number, a: Float64Array, lda: number,
+  b: Float64Array, ldb: number, beta: number, c: Float64Array, ldc: number,
+): void {
+  const order = left ? m : n;
+  const full = new Float64Array(order * order);
+  for (let i = 0; i < order; i++) for (let j = 0; j <= i; j++) {
+    const v = a[i * lda + j];
+    full[i * order + j] = v;
+    full[j * order + i] = v;
+  }
+  if (left) gemm(false, false, m, n, m, alpha, full, order, b, ldb, beta, c, ldc);
+  else gemm(false, false, m, n, n, alpha, b, ldb, full, order, beta, c, ldc);
+}
+
 export const typescriptBackend: LinalgBackend = {
   name: 'typescript',
   gemm,
   syrk,
+  trsm,
+  symm,
   potrf,
   potri,
   potrs,
