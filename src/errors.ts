@@ -337,10 +337,19 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
     status: 422,
     title: 'Matrix not positive definite',
     message: (p) => {
-      const hint = p.smallestEigenvalue === undefined ? ''
-        : `; the smallest eigenvalue of ${p.what} is ${p.smallestEigenvalue.toPrecision(4)}, so a damping above ${(-p.smallestEigenvalue).toPrecision(4)} makes it positive definite`;
-      return `${p.what} plus damping·I (damping = ${p.damping}) is not positive definite (its leading minor of order ${p.minor} is not positive)${hint}; ` +
-        'use a larger damping, or the outer-product Hessian, which is positive semi-definite';
+      const advice = 'use a larger damping, or the outer-product Hessian, which is positive semi-definite';
+      switch (p.source) {
+        case 'cholesky': {
+          const hint = p.smallestEigenvalue === undefined ? ''
+            : `; the smallest eigenvalue of ${p.what} is ${p.smallestEigenvalue.toPrecision(4)}, so a damping above ${(-p.smallestEigenvalue).toPrecision(4)} makes it positive definite`;
+          return `${p.what} plus damping·I (damping = ${p.damping}) is not positive definite (its leading minor of order ${p.minor} is not positive)${hint}; ${advice}`;
+        }
+        case 'cg':
+          return `${p.what} plus damping·I (damping = ${p.damping}) is not positive definite: conjugate gradients met a direction of curvature ${p.curvature.toPrecision(4)} ` +
+            `(pᵀ(H + αI)p / pᵀp), so a damping above ${(p.damping - p.curvature).toPrecision(4)} may be needed; ${advice}`;
+        case 'kfac':
+          return `${p.what} plus damping·I (damping = ${p.damping}) is not positive definite: a product of its factors' eigenvalues is ${p.smallestEigenvalue.toPrecision(4)}; use a larger damping`;
+      }
     },
   },
   NON_FINITE_RESULT: {
@@ -352,8 +361,23 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
           'the activations or the error overflow in float64 — scale the inputs or weights down';
         case 'logDeterminant': return `logDeterminant is ${p.value}; the matrix is numerically singular or overflows — use a larger damping`;
         case 'woodbury': return 'the Woodbury update lost positive definiteness (the outer-product terms are not finite); check the weights and inputs for extreme values';
+        case 'eigen': return `the symmetric eigensolver failed (LAPACK info ${p.info}): the matrix holds non-finite entries or did not converge; scale the inputs or weights down`;
       }
     },
+  },
+  NOT_CONVERGED: {
+    status: 422,
+    title: 'Did not converge',
+    message: (p) => `${p.method === 'lanczos' ? 'Lanczos' : 'conjugate gradients'} reached a relative residual of ${p.residual.toExponential(2)} ` +
+      `after ${fmt(p.iterations)} curvature-vector products (maxIterations), not the ${p.tolerance.toExponential(2)} asked for; ` +
+      (p.method === 'lanczos'
+        ? "raise maxIterations or tolerance, ask for fewer eigenpairs, or use method 'dense' where W allows"
+        : "raise maxIterations or tolerance, a larger damping converges faster, or use method 'cholesky' where W allows"),
+  },
+  INVALID_COUNT: {
+    status: 422,
+    title: 'Too many eigenpairs',
+    message: (p) => `count is ${fmt(p.count)} but there are W = ${fmt(p.w)} parameters; ask for at most ${fmt(p.w)}`,
   },
   CLIENT_CLOSED: { status: 499, title: 'Client closed the request', message: () => 'the client closed the connection; the computation was aborted' },
   OVERLOADED: {

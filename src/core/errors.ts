@@ -32,7 +32,8 @@ export type TargetOutOfDomain =
 export type NonFiniteResult =
   | { readonly reason: 'entries'; readonly name: string; readonly count: number; readonly index: readonly number[]; readonly value: number }
   | { readonly reason: 'logDeterminant'; readonly value: number }
-  | { readonly reason: 'woodbury' };
+  | { readonly reason: 'woodbury' }
+  | { readonly reason: 'eigen'; readonly info: number };
 
 /** Every code the core throws, with its parameters. */
 export interface CoreErrorParams {
@@ -44,14 +45,32 @@ export interface CoreErrorParams {
   readonly INVALID_DAMPING: { readonly damping: number };
   readonly INVALID_SELECTION: { readonly reason: 'range' | 'duplicate'; readonly index: number; readonly layers: number };
   readonly UNSUPPORTED_METHOD: { readonly reason: 'woodburyExact' };
-  readonly NOT_POSITIVE_DEFINITE: {
-    readonly what: string;
-    readonly damping: number;
-    /** The order of the first leading minor that is not positive (LAPACK's info). */
-    readonly minor: number;
-    /** The smallest eigenvalue of the matrix without damping, where it was found. */
-    readonly smallestEigenvalue?: number;
+  readonly NOT_POSITIVE_DEFINITE:
+    | {
+      readonly source: 'cholesky';
+      readonly what: string;
+      readonly damping: number;
+      /** The order of the first leading minor that is not positive (LAPACK's info). */
+      readonly minor: number;
+      /** The smallest eigenvalue of the matrix without damping, where it was found. */
+      readonly smallestEigenvalue?: number;
+    }
+    /** Conjugate gradients met a direction p with pᵀ(H + αI)p ≤ 0; `curvature` is that over pᵀp. */
+    | { readonly source: 'cg'; readonly what: string; readonly damping: number; readonly curvature: number }
+    /** An eigenvalue λμ of a Kronecker factor product with λμ + α ≤ 0. */
+    | { readonly source: 'kfac'; readonly what: string; readonly damping: number; readonly smallestEigenvalue: number };
+  /** An iterative solver stopped at its limit of products before reaching its tolerance. */
+  readonly NOT_CONVERGED: {
+    readonly method: 'lanczos' | 'cg';
+    readonly iterations: number;
+    /** The worst relative residual it had reached. */
+    readonly residual: number;
+    readonly tolerance: number;
+    /** Eigenpairs or vectors asked for. */
+    readonly wanted: number;
   };
+  /** More eigenpairs asked for than there are parameters. */
+  readonly INVALID_COUNT: { readonly count: number; readonly w: number };
   readonly NON_FINITE_RESULT: NonFiniteResult;
 }
 

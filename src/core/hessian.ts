@@ -112,9 +112,9 @@ interface Target {
   readonly mirror: boolean;
 }
 
-/** The index of H[r][0] in the target's storage, or −1 when row r is not stored. */
+/** The index of H[r][colOffset] in the target's storage (so H[r][c] is at it + c − colOffset), or −1 when row r is not stored. */
 function rowBase(t: Target, r: number): number {
-  return r >= t.rowStart && r < t.rowEnd ? (r - t.rowStart) * t.stride - t.colOffset : -1;
+  return r >= t.rowStart && r < t.rowEnd ? (r - t.rowStart) * t.stride : -1;
 }
 
 /**
@@ -133,11 +133,12 @@ function curvatureProduct(ll: Layer, lm: Layer, x: Float64Array, y: Float64Array
 function scatterCurvature(h: Target, ll: Layer, lm: Layer, t: Float64Array, i0: number, ti: number): void {
   const inL1 = ll.aug, inM1 = lm.aug, outM = lm.out, inM = lm.in;
   const yCols = inL1 * inM1;
-  const biasCols = lm.offset + outM * inM;
+  const co = h.colOffset;
+  const biasCols = lm.offset + outM * inM - co;
   const d = h.data;
   for (let di = 0; di < ti; di++) {
     for (let p = 0; p < outM; p++) {
-      const col = lm.offset + p * inM;
+      const col = lm.offset + p * inM - co;
       const trow = (di * outM + p) * yCols;
       for (let j = 0; j < inL1; j++) {
         const r = thetaIndex(ll, i0 + di, j);
@@ -149,8 +150,8 @@ function scatterCurvature(h: Target, ll: Layer, lm: Layer, t: Float64Array, i0: 
           if (lm.bias) d[base + biasCols + p] += t[to + inM];
         }
         if (h.mirror) {
-          for (let q = 0; q < inM; q++) { const b = rowBase(h, col + q); if (b >= 0) d[b + r] += t[to + q]; }
-          if (lm.bias) { const b = rowBase(h, biasCols + p); if (b >= 0) d[b + r] += t[to + inM]; }
+          for (let q = 0; q < inM; q++) { const b = rowBase(h, col + co + q); if (b >= 0) d[b + r - co] += t[to + q]; }
+          if (lm.bias) { const b = rowBase(h, biasCols + co + p); if (b >= 0) d[b + r - co] += t[to + inM]; }
         }
       }
     }
@@ -203,12 +204,13 @@ function scatterDiagonal(h: Target, ll: Layer, t: Float64Array, i0: number, i1: 
   const inL = ll.in, inL1 = ll.aug;
   const yCols = (inL1 * (inL1 + 1)) / 2;
   const r0 = (i0 * (i0 + 1)) / 2;
-  const bias = ll.offset + ll.out * inL;
+  const co = h.colOffset;
+  const bias = ll.offset + ll.out * inL - co;
   const d = h.data;
   for (let i = i0; i < i1; i++) {
     for (let p = 0; p <= i; p++) {
       const trow = ((i * (i + 1)) / 2 + p - r0) * yCols;
-      const colP = ll.offset + p * inL, colI = ll.offset + i * inL;
+      const colP = ll.offset + p * inL - co, colI = ll.offset + i * inL - co;
       for (let j = 0; j < inL1; j++) {
         const rowIJ = rowBase(h, thetaIndex(ll, i, j));
         const rowPJ = p !== i ? rowBase(h, thetaIndex(ll, p, j)) : -1;
@@ -257,14 +259,15 @@ function addCrossBlock(h: Target, ll: Layer, lm: Layer, s: Float64Array, dz: Flo
   const zCols = ll.out * inM1;
   const tileJ = Math.max(1, Math.min(ll.in, Math.floor(budget / (outM * zCols))));
   const t = new Float64Array(tileJ * outM * zCols);
-  const biasCols = lm.offset + outM * inM;
+  const co = h.colOffset;
+  const biasCols = lm.offset + outM * inM - co;
   const d = h.data;
   for (let j0 = 0; j0 < ll.in; j0 += tileJ) {
     const tj = Math.min(tileJ, ll.in - j0);
     linalg().gemm(true, false, tj * outM, zCols, c, 1, s.subarray(j0 * outM), ll.in * outM, dz, zCols, 0, t, zCols);
     for (let dj = 0; dj < tj; dj++) {
       for (let p = 0; p < outM; p++) {
-        const col = lm.offset + p * inM;
+        const col = lm.offset + p * inM - co;
         const trow = (dj * outM + p) * zCols;
         for (let i = 0; i < ll.out; i++) {
           const r = thetaIndex(ll, i, j0 + dj);
@@ -276,8 +279,8 @@ function addCrossBlock(h: Target, ll: Layer, lm: Layer, s: Float64Array, dz: Flo
             if (lm.bias) d[base + biasCols + p] += t[to + inM];
           }
           if (h.mirror) {
-            for (let q = 0; q < inM; q++) { const b = rowBase(h, col + q); if (b >= 0) d[b + r] += t[to + q]; }
-            if (lm.bias) { const b = rowBase(h, biasCols + p); if (b >= 0) d[b + r] += t[to + inM]; }
+            for (let q = 0; q < inM; q++) { const b = rowBase(h, col + co + q); if (b >= 0) d[b + r - co] += t[to + q]; }
+            if (lm.bias) { const b = rowBase(h, biasCols + co + p); if (b >= 0) d[b + r - co] += t[to + inM]; }
           }
         }
       }

@@ -13,11 +13,12 @@ export {
 export { errorValue, gradient, passesBytes } from './backprop.ts';
 export { inputJacobian, parameterJacobian, checkParameterVector, jacobianScratchBytes, type JacobianResult } from './jacobian.ts';
 export {
-  exactHessian, outerProductHessian, hessianDiagonal, curvatureScratchBytes, hessianDiagonalScratchBytes, type CurvatureBudgets,
+  exactHessian, outerProductHessian, hessianDiagonal, curvatureScratchBytes, hessianDiagonalScratchBytes, curvatureBlocks, curvatureRows,
+  layerSizes, slabFilter, type BlockFilter, type CurvatureBudgets,
 } from './hessian.ts';
 export { diagonalApproximation, diagonalApproximationScratchBytes } from './diagonal-approximation.ts';
 export { finiteDifferenceHessian, finiteDifferenceScratchBytes, FINITE_DIFFERENCE_STEP } from './finite-difference.ts';
-export { hessianVectorProduct, hessianVectorProductScratchBytes } from './r-operator.ts';
+export { hessianVectorProduct, hessianVectorProductScratchBytes, curvatureOperator, type CurvatureOperator } from './r-operator.ts';
 export { woodburyInverse, woodburyScratchBytes, choleskyInverse, choleskyScratchBytes, checkDamping, type InverseResult } from './inverse.ts';
 export { assertFinite } from './finite.ts';
 export { compute, taskFootprint, type TaskFootprint } from './operations.ts';
@@ -26,3 +27,6 @@ export {
   type AnswerArrayName, type ArrayResult, type ComputeResult, type CurvatureTask, type Endpoint, type HessianMethod, type InverseHessian,
   type InverseMethod, type JacobianWrt, type LayerData, type NetworkData, type ProblemData, type TaskSummary,
 } from './tasks.ts';
+export { denseEigen, lanczosEigen, curvatureEigen, lanczosBasis, EIGEN_WHICH, EIGEN_DENSE_MAX, type EigenWhich, type EigenResult, type LanczosOptions } from './eigen.ts';
+export { kfacFactors, kfacEigen, kfacLogDeterminant, kfacSolve, kfacScratchBytes, type KfacFactor, type KfacEigen } from './kfac.ts';
+export { conjugateGradient, choleskySolve, dampedResiduals, type SolveResult, type CgOptions } from './solve.ts';

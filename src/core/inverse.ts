@@ -122,7 +122,7 @@ export function choleskyInverse(h: Float64Array, n: number, damping: number, wha
         // entries near the float64 range overflow inside the eigensolver (found by fuzzing): refuse without the hint
       }
     }
-    throw new CoreError('NOT_POSITIVE_DEFINITE', { what, damping, minor: info, smallestEigenvalue });
+    throw new CoreError('NOT_POSITIVE_DEFINITE', { source: 'cholesky', what, damping, minor: info, smallestEigenvalue });
   }
   let logDet = 0;
   for (let i = 0; i < n; i++) logDet += 2 * Math.log(h[i * n + i]);
