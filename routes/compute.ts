@@ -9,6 +9,7 @@ import { authPlugin } from '../src/plugins/auth.ts';
 import { multipartPlugin } from '../src/plugins/multipart.ts';
 import { hessianRoutes } from './hessian.ts';
 import { jacobianRoutes } from './jacobian.ts';
+import { scaleRoutes } from './scale.ts';
 
 export interface ComputeRoutesOptions {
   readonly apiKeys: readonly string[];
@@ -22,4 +23,5 @@ export const computeRoutes: FastifyPluginAsync<ComputeRoutesOptions> = async (ap
   await app.register(multipartPlugin, { bodyLimit: opts.bodyLimit });
   await app.register(jacobianRoutes);
   await app.register(hessianRoutes);
+  await app.register(scaleRoutes);
 };

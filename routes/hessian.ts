@@ -3,10 +3,26 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import {
   HessianRequestSchema, HessianResponseSchema, InverseRequestSchema, InverseResponseSchema, VectorProductRequestSchema, VectorProductResponseSchema,
+  type HessianRequest, type InverseRequest, type VectorProductRequest,
 } from '../schemas/hessian.ts';
 import { arrayAnswer, errorResponses } from '../schemas/common.ts';
+import type { CurvatureTask } from '../src/core/index.ts';
 import { computeAndSend } from '../src/http/answer.ts';
-import { hessianTask, inverseTask, vectorProductTask } from '../src/http/to-task.ts';
+import { ALL_FORMS, MULTI_ARRAY_FORMS } from '../src/http/representation.ts';
+import { problem } from '../src/http/to-task.ts';
+
+export function hessianTask(body: HessianRequest): CurvatureTask {
+  const rows = body.rows ? [body.rows[0], body.rows[1]] as const : undefined;
+  return { endpoint: 'hessian', problem: problem(body), method: body.method, structure: body.structure, rows };
+}
+
+export function vectorProductTask(body: VectorProductRequest): CurvatureTask {
+  return { endpoint: 'hessian-vector-product', problem: problem(body), vector: body.vector.data };
+}
+
+export function inverseTask(body: InverseRequest): CurvatureTask {
+  return { endpoint: 'hessian-inverse', problem: problem(body), damping: body.damping, method: body.method, hessian: body.hessian };
+}
 
 export const hessianRoutes: FastifyPluginAsync = async (app) => {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -15,11 +31,12 @@ export const hessianRoutes: FastifyPluginAsync = async (app) => {
     schema: {
       tags: ['hessian'],
       summary: 'Hessian of the error with respect to the parameters (five methods)',
-      description: 'H = ∇∇E with E a sum over data points; W × W for exact, outer-product and finite-difference, its diagonal (W) for the two diagonal methods.',
+      description: 'H = ∇∇E with E a sum (or mean) over data points; W × W for exact, outer-product and finite-difference, its diagonal (W, and the trace) for the two diagonal methods; ' +
+        "the diagonal blocks of the selected layers with structure 'block-diagonal' (JSON or .npz), a slab of rows with rows.",
       body: HessianRequestSchema,
-      response: { 200: arrayAnswer(HessianResponseSchema, 'the Hessian (W × W) or its diagonal (W)'), ...errorResponses() },
+      response: { 200: arrayAnswer(HessianResponseSchema, 'the Hessian (W × W), its rows, or its diagonal (W)'), ...errorResponses() },
     },
-  }, async (req, reply) => computeAndSend(req, reply, hessianTask(req.body)));
+  }, async (req, reply) => computeAndSend(req, reply, hessianTask(req.body), req.body.structure === 'block-diagonal' ? MULTI_ARRAY_FORMS : ALL_FORMS));
 
   r.post('/hessian/vector-product', {
     schema: {
@@ -35,7 +52,7 @@ export const hessianRoutes: FastifyPluginAsync = async (app) => {
     schema: {
       tags: ['hessian'],
       summary: 'Inverse of the damped Hessian, (H + αI)⁻¹, and log det(H + αI)',
-      description: "'woodbury': sequential rank-one updates of the outer-product Hessian from αI (PRML 5.89); 'cholesky': a factorisation of the outer-product or exact Hessian plus αI.",
+      description: "'cholesky' (default): a factorisation of the outer-product or exact Hessian plus αI; 'woodbury': sequential rank-k updates of the outer-product Hessian from αI (PRML 5.89).",
       body: InverseRequestSchema,
       response: { 200: arrayAnswer(InverseResponseSchema, 'the inverse (W × W)'), ...errorResponses() },
     },

@@ -1,10 +1,15 @@
 /** POST /jacobian — outputs and their Jacobian with respect to inputs or parameters. */
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { JacobianRequestSchema, JacobianResponseSchema } from '../schemas/jacobian.ts';
+import { JacobianRequestSchema, JacobianResponseSchema, type JacobianRequest } from '../schemas/jacobian.ts';
 import { arrayAnswer, errorResponses } from '../schemas/common.ts';
+import type { CurvatureTask } from '../src/core/index.ts';
 import { computeAndSend } from '../src/http/answer.ts';
-import { jacobianTask } from '../src/http/to-task.ts';
+import { matrix, network } from '../src/http/to-task.ts';
+
+export function jacobianTask(body: JacobianRequest): CurvatureTask {
+  return { endpoint: 'jacobian', network: network(body.network, body.parameters), inputs: matrix(body.inputs), wrt: body.wrt };
+}
 
 export const jacobianRoutes: FastifyPluginAsync = async (app) => {
   app.withTypeProvider<ZodTypeProvider>().post('/jacobian', {

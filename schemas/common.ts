@@ -212,6 +212,23 @@ export function arrayAnswer<T extends z.ZodType>(json: T, what: string) {
       [MEDIA_TYPES.json]: { schema: json },
       [MEDIA_TYPES.npy]: { schema: BinaryBodySchema },
       [MEDIA_TYPES.raw]: { schema: BinaryBodySchema },
+      [MEDIA_TYPES.npz]: { schema: BinaryBodySchema },
+    },
+  };
+}
+
+/**
+ * A 200 answer made of several arrays: the JSON object, or a NumPy .npz file (an uncompressed zip
+ * of .npy members, readable with numpy.load(io.BytesIO(body))). `members` names them.
+ */
+export function multiArrayAnswer<T extends z.ZodType>(json: T, members: string) {
+  return {
+    description:
+      `JSON by default. With Accept: ${MEDIA_TYPES.npz}, a NumPy .npz file (an uncompressed zip of .npy members, '<f8', C order; ` +
+      `numpy.load(io.BytesIO(body)) opens it) with ${members}; the answer's scalar fields in headers. Streamed with an exact Content-Length.`,
+    content: {
+      [MEDIA_TYPES.json]: { schema: json },
+      [MEDIA_TYPES.npz]: { schema: BinaryBodySchema },
     },
   };
 }

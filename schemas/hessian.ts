@@ -1,9 +1,12 @@
 /** POST /hessian, /hessian/vector-product and /hessian/inverse. */
 import { z } from 'zod';
-import { HESSIAN_METHODS, INVERSE_HESSIANS, INVERSE_METHODS } from '../src/core/index.ts';
+import { HESSIAN_METHODS, HESSIAN_STRUCTURES, INVERSE_HESSIANS, INVERSE_METHODS } from '../src/core/index.ts';
 import {
-  checkTargets, EXAMPLE_INPUTS, EXAMPLE_NETWORK, EXAMPLE_TARGETS, JsonMatrixSchema as JsonMatrix, JsonVectorSchema as JsonVector, problemFields, VectorSchema,
+  checkTargets, IndexListSchema, EXAMPLE_INPUTS, EXAMPLE_NETWORK, EXAMPLE_TARGETS, JsonMatrixSchema as JsonMatrix, JsonVectorSchema as JsonVector, problemFields, VectorSchema,
 } from './common.ts';
+
+/** [start, end], two integers. */
+const RowsSchema = IndexListSchema.refine((r) => r.length === 2, { message: 'expected two integers, [start, end]' }).meta({ type: 'array', minItems: 2, maxItems: 2, items: { type: 'integer' } });
 
 const example = { network: EXAMPLE_NETWORK, inputs: EXAMPLE_INPUTS, targets: EXAMPLE_TARGETS, loss: 'sum-of-squares' };
 
@@ -18,15 +21,24 @@ export const HessianRequestSchema = z
           "'diagonal': the exact diagonal; 'diagonal-approximation': Becker–LeCun (5.79–5.81); " +
           "'finite-difference': central differences of gradients (5.4.4), a check.",
       ),
+    structure: z
+      .enum(HESSIAN_STRUCTURES)
+      .default('full')
+      .describe("'full' (W × W) or 'block-diagonal': for exact and outer-product, the diagonal block of each selected layer only (Σ W_l² memory and work), in JSON as blocks, in .npz as block_<l>."),
+    rows: RowsSchema.optional().describe('[start, end]: rows start … end − 1 of the exact or outer-product Hessian only, (end − start) × W, in (end − start)·W memory; the size limits apply to the slab.'),
   })
   .superRefine(checkTargets)
   .meta({ example: { ...example, method: 'exact' } });
 export type HessianRequest = z.output<typeof HessianRequestSchema>;
 
 export const HessianResponseSchema = z.object({
-  parameterCount: z.number().int().describe('W.'),
-  hessian: JsonMatrix.optional().describe('W × W, for exact, outer-product and finite-difference.'),
+  parameterCount: z.number().int().describe('W (of the selected parameters).'),
+  hessian: JsonMatrix.optional().describe('W × W, for exact, outer-product and finite-difference; (end − start) × W with rows.'),
   diagonal: JsonVector.optional().describe('W, for diagonal and diagonal-approximation.'),
+  trace: z.number().optional().describe("The exact trace of H (the sum of the exact diagonal), for method 'diagonal'."),
+  blocks: z.array(z.object({ layer: z.number().int(), hessian: JsonMatrix })).optional().describe("structure 'block-diagonal': one W_l × W_l block per selected layer, in layer order."),
+  rowStart: z.number().int().optional().describe('With rows: the slab\'s first row.'),
+  rowEnd: z.number().int().optional().describe('With rows: one past its last row.'),
 });
 
 export const VectorProductRequestSchema = z

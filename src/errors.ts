@@ -113,6 +113,12 @@ function subject(t: TaskSummary): string {
       return `the Hessian-vector product for W = ${fmt(t.w)} parameters`;
     case 'hessian-inverse':
       return `the inverse by method '${t.method}' for W = ${fmt(t.w)} parameters`;
+    case 'hessian-kfac':
+      return `the Kronecker factors for W = ${fmt(t.w)} parameters`;
+    case 'hessian-eigen':
+      return `the eigenpairs by method '${t.method}' for W = ${fmt(t.w)} parameters`;
+    case 'hessian-inverse-vector-product':
+      return `the inverse-vector products by method '${t.method}' for W = ${fmt(t.w)} parameters`;
   }
 }
 
@@ -124,7 +130,14 @@ function alternative(t: TaskSummary): string {
     case 'hessian':
       return t.method === 'diagonal' || t.method === 'diagonal-approximation'
         ? 'send fewer data points per request'
-        : "use method 'diagonal' or 'diagonal-approximation', or POST /hessian/vector-product, which need O(W) memory";
+        : "use method 'diagonal' or 'diagonal-approximation', structure 'block-diagonal', parameters: {layers: [...]} for some layers, rows for a slab, " +
+          'or POST /hessian/vector-product, /hessian/eigen or /hessian/kfac, which need no W × W';
+    case 'hessian-kfac':
+      return 'send fewer data points per request';
+    case 'hessian-eigen':
+      return t.method === 'dense' ? "use method 'lanczos', which needs O(W) memory per vector" : 'ask for fewer eigenpairs, or send fewer data points per request';
+    case 'hessian-inverse-vector-product':
+      return t.method === 'cholesky' ? "use method 'cg' (conjugate gradients, O(W) memory) or hessian 'kfac'" : 'send fewer vectors or data points per request';
     case 'hessian-vector-product':
       return 'send fewer data points per request and add the products';
     case 'hessian-inverse':
@@ -178,7 +191,8 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
         case 'fortran': return `${what} is in Fortran (column-major) order; send it in C order, e.g. numpy.save(f, numpy.ascontiguousarray(x))`;
         case 'shapeText': return `${what} has shape (${echo(p.text)}), which is not a tuple of sizes`;
         case 'dimensions': {
-          const want = p.ndim === 1 ? (p.field === 'labels' ? 'a 1-D array of N class indices (shape (N,))' : 'a vector (1-D, shape (W,))') : `a ${p.ndim}-D array (shape (N, ${p.field === 'targets' ? 'K' : 'D'}))`;
+          const want = p.ndim === 1 ? (p.field === 'labels' ? 'a 1-D array of N class indices (shape (N,))' : 'a vector (1-D, shape (W,))')
+            : `a ${p.ndim}-D array (shape ${p.field === 'vectors' ? '(m, W)' : `(N, ${p.field === 'targets' ? 'K' : 'D'})`})`;
           return `${what} has shape ${shapeText(p.shape)}, ${p.shape.length}-D; ${p.field} must be ${want}`;
         }
         case 'empty': return `${what} has shape ${shapeText(p.shape)}, which holds no values; give at least one ${p.ndim === 1 ? 'entry' : 'data point'}`;
@@ -284,6 +298,7 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
         case 'targetRows': return `targets have ${p.rows} rows but inputs have ${p.n}; give one target row per input row`;
         case 'vectorLength': return `${p.field} has ${p.length} entries but the network has W = ${p.w} parameters; give one entry per parameter, in the API's parameter order`;
         case 'labelCount': return `labels has ${p.count} entries but inputs have ${p.n} rows; give one label per data point`;
+        case 'rows': return `rows is [${p.start}, ${p.end}]; give 0 ≤ start < end ≤ W = ${p.w} (the slab of rows start … end − 1)`;
       }
     },
   },
@@ -331,7 +346,14 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
   UNSUPPORTED_METHOD: {
     status: 422,
     title: 'Unsupported method combination',
-    message: () => "method 'woodbury' inverts the outer-product Hessian only (PRML 5.89); use method 'cholesky' with hessian 'exact'",
+    message: (p) => {
+      switch (p.reason) {
+        case 'woodburyExact': return "method 'woodbury' inverts the outer-product Hessian only (PRML 5.89); use method 'cholesky' with hessian 'exact'";
+        case 'structureMethod': return `structure 'block-diagonal' is for methods 'exact' and 'outer-product', not '${p.method}'`;
+        case 'rowsMethod': return `rows are slabs of the dense 'exact' and 'outer-product' Hessians, not of method '${p.method}'`;
+        case 'rowsStructure': return "rows are slabs of the full Hessian; with structure 'block-diagonal' leave rows out";
+      }
+    },
   },
   NOT_POSITIVE_DEFINITE: {
     status: 422,

@@ -15,7 +15,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { isMainThread } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import { compute, CoreError, type ComputeResult, type CoreErrorData, type CurvatureTask } from './core/index.ts';
+import { compute, CoreError, resultArrays, type ComputeResult, type CoreErrorData, type CurvatureTask } from './core/index.ts';
 import { linalg, useBackend } from './core/linalg/index.ts';
 import type { LinalgBackend } from './core/linalg/types.ts';
 import { STARTED, STOP } from './stop-flags.ts';
@@ -113,9 +113,7 @@ export default function run({ task, totalBytes, flags }: WorkerTask): WorkerRepl
   }
   // Each buffer once (a transfer list must not repeat one); shared memory cannot be transferred.
   const buffers = new Set<ArrayBuffer>();
-  for (const a of [result.array, result.outputs]) {
-    if (a && a.data.buffer instanceof ArrayBuffer) buffers.add(a.data.buffer);
-  }
+  for (const a of resultArrays(result)) if (a.data.buffer instanceof ArrayBuffer) buffers.add(a.data.buffer);
   // piscina's typings key the interface by its own unique symbols; the getters above use the same ones
   const movable = new MovableReply({ ok: result }, [...buffers]) as unknown as Parameters<typeof Piscina.move>[0];
   return Piscina.move(movable) as unknown as WorkerReply;

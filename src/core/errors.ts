@@ -18,7 +18,8 @@ export type ShapeMismatch =
   | { readonly reason: 'targetColumns'; readonly columns: number; readonly k: number }
   | { readonly reason: 'targetRows'; readonly rows: number; readonly n: number }
   | { readonly reason: 'vectorLength'; readonly field: string; readonly length: number; readonly w: number }
-  | { readonly reason: 'labelCount'; readonly count: number; readonly n: number };
+  | { readonly reason: 'labelCount'; readonly count: number; readonly n: number }
+  | { readonly reason: 'rows'; readonly start: number; readonly end: number; readonly w: number };
 
 /** Targets outside the loss's domain. */
 export type TargetOutOfDomain =
@@ -44,7 +45,9 @@ export interface CoreErrorParams {
   readonly TARGET_OUT_OF_DOMAIN: TargetOutOfDomain;
   readonly INVALID_DAMPING: { readonly damping: number };
   readonly INVALID_SELECTION: { readonly reason: 'range' | 'duplicate'; readonly index: number; readonly layers: number };
-  readonly UNSUPPORTED_METHOD: { readonly reason: 'woodburyExact' };
+  readonly UNSUPPORTED_METHOD:
+    | { readonly reason: 'woodburyExact' | 'rowsStructure' }
+    | { readonly reason: 'structureMethod' | 'rowsMethod'; readonly method: string };
   readonly NOT_POSITIVE_DEFINITE:
     | {
       readonly source: 'cholesky';

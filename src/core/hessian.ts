@@ -546,13 +546,14 @@ export function hessianDiagonalScratchBytes(layers: readonly LayerSize[], n: num
 
 /**
  * The exact diagonal of the Hessian: H[θ_l[i][j]][θ_l[i][j]] = Σ_n A_n^{l,l}[i][i] z̃_{l−1}[j]²
- * (the cross terms of 5.95 are off-diagonal). One GEMM per selected layer of N × out_l by
+ * (the cross terms of 5.95 are off-diagonal); with `exact` false, the diagonal of the outer
+ * product (the same with the Gauss–Newton A^{l,l}). One GEMM per selected layer of N × out_l by
  * N × aug_l. Cost O(N·Σ out_l²·out_{l+1} + N·W).
  */
-export function hessianDiagonal(p: Problem): Float64Array {
+export function hessianDiagonal(p: Problem, exact = true): Float64Array {
   const net = p.network;
   const f = forward(net, p.inputs);
-  const b = backward(p, f);
+  const b = exact ? backward(p, f) : undefined;
   const diag = new Float64Array(net.parameterCount);
   const la = linalg();
   const perPoint = diagonalPerPoint(layerSizes(net.layers));
@@ -562,7 +563,7 @@ export function hessianDiagonal(p: Problem): Float64Array {
   const maps = net.layers.map((l, i) => (l.offset >= 0 ? parameterIndexMap(net, i) : undefined));
   for (let n0 = 0; n0 < f.n; n0 += chunk) {
     const c = Math.min(chunk, f.n - n0);
-    const aSelf = selfCurvatures(p, f, b, true, n0, c, lowest);
+    const aSelf = selfCurvatures(p, f, b, exact, n0, c, lowest);
     net.layers.forEach((layer, l) => {
       const map = maps[l];
       if (!map) return;

@@ -21,11 +21,12 @@ export { finiteDifferenceHessian, finiteDifferenceScratchBytes, FINITE_DIFFERENC
 export { hessianVectorProduct, hessianVectorProductScratchBytes, curvatureOperator, type CurvatureOperator } from './r-operator.ts';
 export { woodburyInverse, woodburyScratchBytes, choleskyInverse, choleskyScratchBytes, checkDamping, type InverseResult } from './inverse.ts';
 export { assertFinite } from './finite.ts';
-export { compute, taskFootprint, type TaskFootprint } from './operations.ts';
+export { compute, taskFootprint, SOLVE_DENSE_MAX, type TaskFootprint } from './operations.ts';
 export {
-  HESSIAN_METHODS, INVERSE_HESSIANS, INVERSE_METHODS, JACOBIAN_WRT, taskBuffers,
-  type AnswerArrayName, type ArrayResult, type ComputeResult, type CurvatureTask, type Endpoint, type HessianMethod, type InverseHessian,
-  type InverseMethod, type JacobianWrt, type LayerData, type NetworkData, type ProblemData, type TaskSummary,
+  HESSIAN_METHODS, INVERSE_HESSIANS, INVERSE_METHODS, JACOBIAN_WRT, HESSIAN_STRUCTURES, EIGEN_HESSIANS, EIGEN_METHODS, SOLVE_HESSIANS,
+  SOLVE_METHODS, PRECONDITIONERS, taskBuffers, isArrayResult, principalArray, resultArrays, npzMembers,
+  type AnswerObject, type AnswerValue, type ArrayResult, type ComputeResult, type CurvatureTask, type Endpoint, type HessianMethod,
+  type InverseHessian, type InverseMethod, type JacobianWrt, type LayerData, type NetworkData, type ProblemData, type TaskSummary,
 } from './tasks.ts';
 export { denseEigen, lanczosEigen, curvatureEigen, lanczosBasis, EIGEN_WHICH, EIGEN_DENSE_MAX, type EigenWhich, type EigenResult, type LanczosOptions } from './eigen.ts';
 export { kfacFactors, kfacEigen, kfacLogDeterminant, kfacSolve, kfacScratchBytes, type KfacFactor, type KfacEigen } from './kfac.ts';

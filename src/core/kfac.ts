@@ -138,10 +138,35 @@ export function kfacSolve(layers: readonly Layer[], eig: readonly KfacEigen[], d
       for (let i = 0; i < o; i++) for (let j = 0; j < q; j++) V[i * q + j] = vectors[r * w + thetaIndex(layer, i, j)];
       la.gemm(true, false, o, q, o, 1, g.vectors, o, V, q, 0, T, q); // Q_Gᵀ V
       la.gemm(false, false, o, q, q, 1, T, q, a.vectors, q, 0, X, q); // (Q_Gᵀ V) Q_A
-      for (let i = 0; i < o; i++) for (let j = 0; j < q; j++) X[i * q + j] /= g.values[i] * a.values[j] + damping;
+      for (let i = 0; i < o; i++) for (let j = 0; j < q; j++) {
+        const d = g.values[i] * a.values[j] + damping;
+        if (!(d > 0)) throw new CoreError('NOT_POSITIVE_DEFINITE', { source: 'kfac', what: 'the KFAC matrix', damping, smallestEigenvalue: g.values[i] * a.values[j] });
+        X[i * q + j] /= d;
+      }
       la.gemm(false, false, o, q, o, 1, g.vectors, o, X, q, 0, T, q); // Q_G X̂
       la.gemm(false, true, o, q, q, 1, T, q, a.vectors, q, 0, X, q); // (Q_G X̂) Q_Aᵀ
       for (let i = 0; i < o; i++) for (let j = 0; j < q; j++) out[r * w + thetaIndex(layer, i, j)] = X[i * q + j];
+    }
+  }
+  return out;
+}
+
+/**
+ * (K + αI) x for each row of `x` (m × W), K block-diagonal with blocks G_l ⊗ A_l: per layer
+ * vec(G X A) + α vec X in the augmented layout. For the residuals of the KFAC solve.
+ */
+export function kfacApply(layers: readonly Layer[], factors: readonly KfacFactor[], damping: number, x: Float64Array, m: number, w: number): Float64Array {
+  const la = linalg();
+  const out = new Float64Array(m * w);
+  for (const f of factors) {
+    const layer = layers[f.layer];
+    const o = f.out, q = f.aug;
+    const X = new Float64Array(o * q), T = new Float64Array(o * q), Y = new Float64Array(o * q);
+    for (let r = 0; r < m; r++) {
+      for (let i = 0; i < o; i++) for (let j = 0; j < q; j++) X[i * q + j] = x[r * w + thetaIndex(layer, i, j)];
+      la.gemm(false, false, o, q, o, 1, f.outputFactor, o, X, q, 0, T, q); // G X
+      la.gemm(false, false, o, q, q, 1, T, q, f.inputFactor, q, 0, Y, q); // (G X) A
+      for (let i = 0; i < o; i++) for (let j = 0; j < q; j++) out[r * w + thetaIndex(layer, i, j)] = Y[i * q + j] + damping * X[i * q + j];
     }
   }
   return out;

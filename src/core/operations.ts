@@ -5,23 +5,29 @@
  */
 import { jacobianScratchBytes, inputJacobian, parameterJacobian } from './jacobian.ts';
 import {
-  curvatureScratchBytes, exactHessian, hessianDiagonal, hessianDiagonalScratchBytes, outerProductHessian,
+  curvatureBlocks, curvatureRows, curvatureScratchBytes, exactHessian, hessianDiagonal, hessianDiagonalScratchBytes, outerProductHessian,
+  slabFilter, type BlockFilter,
 } from './hessian.ts';
 import { diagonalApproximation, diagonalApproximationScratchBytes } from './diagonal-approximation.ts';
 import { finiteDifferenceHessian, finiteDifferenceScratchBytes } from './finite-difference.ts';
-import { hessianVectorProduct, hessianVectorProductScratchBytes } from './r-operator.ts';
+import { curvatureOperator, hessianVectorProduct, hessianVectorProductScratchBytes } from './r-operator.ts';
 import { choleskyInverse, choleskyScratchBytes, woodburyInverse, woodburyScratchBytes } from './inverse.ts';
+import { denseEigen, EIGEN_DENSE_MAX, lanczosBasis, lanczosEigen } from './eigen.ts';
+import { kfacApply, kfacEigen, kfacFactors, kfacLogDeterminant, kfacScratchBytes, kfacSolve } from './kfac.ts';
+import { choleskySolve, conjugateGradient, type SolveResult } from './solve.ts';
 import { passesBytes } from './backprop.ts';
-import type { LayerSize } from './network.ts';
 import { CoreError } from './errors.ts';
 import { assertFinite } from './finite.ts';
-import { buildNetwork, countParameters, makeProblem, selectedLayers, type Matrix, type Problem } from './network.ts';
-import { taskInputs, taskNetwork, type ArrayResult, type ComputeResult, type CurvatureTask, type Endpoint, type ProblemData, type TaskSummary } from './tasks.ts';
+import { buildNetwork, countParameters, makeProblem, selectedLayers, type LayerSize, type Matrix, type Problem } from './network.ts';
+import {
+  isArrayResult, resultArrays, taskInputs, taskNetwork,
+  type AnswerObject, type AnswerValue, type ArrayResult, type ComputeResult, type CurvatureTask, type Endpoint, type ProblemData, type TaskSummary,
+} from './tasks.ts';
 
 /** What a task will hold, in bytes, and what a refusal over a size says of it. */
 export interface TaskFootprint {
   readonly summary: TaskSummary;
-  /** The answer: principal array plus outputs. */
+  /** The answer: every array it holds. */
   readonly answerBytes: number;
   /** The answer plus everything else alive at the peak of the computation. */
   readonly totalBytes: number;
@@ -29,12 +35,16 @@ export interface TaskFootprint {
 
 /** A task's sizes, as the operations' estimates need them. */
 interface Dims {
-  readonly layers: readonly LayerSize[];
+  readonly layers: readonly Required<LayerSize>[];
   readonly n: number;
   readonly d: number;
   readonly k: number;
+  /** The selected parameters. */
   readonly w: number;
 }
+
+/** Where auto solves by Cholesky rather than conjugate gradients: W at most this. */
+export const SOLVE_DENSE_MAX = 3000;
 
 interface Operation<T extends CurvatureTask> {
   run(task: T): ComputeResult;
@@ -46,14 +56,14 @@ type Operations = { readonly [E in Endpoint]: Operation<Extract<CurvatureTask, {
 
 const OPERATIONS: Operations = {
   jacobian: {
-    run(task) {
+    run(task): ComputeResult {
       const net = buildNetwork(task.network, task.network.parameters);
       if (task.wrt === 'parameters') {
         const r = parameterJacobian(net, task.inputs);
-        return { name: 'jacobian', array: { data: r.jacobian, shape: r.shape }, outputs: matrix(r.outputs), scalars: { parameterCount: net.parameterCount } };
+        return { fields: { parameterCount: net.parameterCount, outputs: matrix(r.outputs), jacobian: array(r.jacobian, r.shape) }, principal: 'jacobian' };
       }
       const r = inputJacobian(net, task.inputs);
-      return { name: 'jacobian', array: { data: r.jacobian, shape: r.shape }, outputs: matrix(r.outputs), scalars: {} };
+      return { fields: { outputs: matrix(r.outputs), jacobian: array(r.jacobian, r.shape) }, principal: 'jacobian' };
     },
     footprint: (task, { layers, n, d, k, w }) => ({
       answerDoubles: n * k * (task.wrt === 'parameters' ? w : d) + n * k,
@@ -62,21 +72,39 @@ const OPERATIONS: Operations = {
     }),
   },
   hessian: {
-    run(task) {
+    run(task): ComputeResult {
       const p = problem(task.problem);
       const w = p.network.parameterCount;
-      const scalars = { parameterCount: w };
+      checkStructure(task);
       switch (task.method) {
-        case 'diagonal':
-          return { name: 'diagonal', array: { data: hessianDiagonal(p), shape: [w] }, scalars };
+        case 'diagonal': {
+          const diagonal = hessianDiagonal(p);
+          let trace = 0;
+          for (const x of diagonal) trace += x;
+          return { fields: { parameterCount: w, diagonal: array(diagonal, [w]), trace }, principal: 'diagonal' };
+        }
         case 'diagonal-approximation':
-          return { name: 'diagonal', array: { data: diagonalApproximation(p), shape: [w] }, scalars };
-        case 'exact':
-          return { name: 'hessian', array: { data: exactHessian(p), shape: [w, w] }, scalars };
-        case 'outer-product':
-          return { name: 'hessian', array: { data: outerProductHessian(p), shape: [w, w] }, scalars };
+          return { fields: { parameterCount: w, diagonal: array(diagonalApproximation(p), [w]) }, principal: 'diagonal' };
         case 'finite-difference':
-          return { name: 'hessian', array: { data: finiteDifferenceHessian(p), shape: [w, w] }, scalars };
+          return { fields: { parameterCount: w, hessian: array(finiteDifferenceHessian(p), [w, w]) }, principal: 'hessian' };
+        case 'exact':
+        case 'outer-product': {
+          const exact = task.method === 'exact';
+          if (task.structure === 'block-diagonal') {
+            const blocks = curvatureBlocks(p, exact);
+            const size = (l: number) => p.network.layers[l].size;
+            const arrays = blocks.map((b) => ({ layer: b.layer, hessian: array(b.block, [size(b.layer), size(b.layer)]) }));
+            return {
+              fields: { parameterCount: w, blocks: arrays },
+              members: arrays.map((b) => ({ name: `block_${b.layer}`, array: b.hessian })),
+            };
+          }
+          if (task.rows) {
+            const [start, end] = checkRows(task.rows, w);
+            return { fields: { parameterCount: w, rowStart: start, rowEnd: end, hessian: array(curvatureRows(p, exact, start, end), [end - start, w]) }, principal: 'hessian' };
+          }
+          return { fields: { parameterCount: w, hessian: array(exact ? exactHessian(p) : outerProductHessian(p), [w, w]) }, principal: 'hessian' };
+        }
       }
     },
     footprint(task, { layers, n, w }) {
@@ -89,21 +117,32 @@ const OPERATIONS: Operations = {
         case 'finite-difference':
           return { answerDoubles: w * w, scratchBytes: finiteDifferenceScratchBytes(layers, n, w), method };
         case 'exact':
-        case 'outer-product':
+        case 'outer-product': {
+          if (task.structure === 'block-diagonal') {
+            let doubles = 0;
+            for (const l of layers) if (l.selected) doubles += (l.out * (l.in + (l.hasBias ? 1 : 0))) ** 2;
+            return { answerDoubles: doubles, scratchBytes: curvatureScratchBytes(layers, n, (l, m) => l === m && layers[l].selected), method: `${method}, block-diagonal` };
+          }
+          if (task.rows) {
+            const [start, end] = task.rows;
+            const rows = Math.max(0, Math.min(end, w) - Math.max(0, start));
+            return { answerDoubles: rows * w, scratchBytes: curvatureScratchBytes(layers, n, sizeSlabFilter(layers, start, end)), method: `${method}, rows ${start}–${end}` };
+          }
           return { answerDoubles: w * w, scratchBytes: curvatureScratchBytes(layers, n), method };
+        }
       }
     },
   },
   'hessian-vector-product': {
-    run(task) {
+    run(task): ComputeResult {
       const p = problem(task.problem);
       const w = p.network.parameterCount;
-      return { name: 'product', array: { data: hessianVectorProduct(p, task.vector), shape: [w] }, scalars: { parameterCount: w } };
+      return { fields: { parameterCount: w, product: array(hessianVectorProduct(p, task.vector), [w]) }, principal: 'product' };
     },
     footprint: (_task, { layers, n, w }) => ({ answerDoubles: w, scratchBytes: hessianVectorProductScratchBytes(layers, n, w) }),
   },
   'hessian-inverse': {
-    run(task) {
+    run(task): ComputeResult {
       const p = problem(task.problem);
       const w = p.network.parameterCount;
       if (task.method === 'woodbury' && task.hessian === 'exact') throw new CoreError('UNSUPPORTED_METHOD', { reason: 'woodburyExact' });
@@ -116,7 +155,7 @@ const OPERATIONS: Operations = {
         assertFinite('hessian', h, [w, w]);
         r = choleskyInverse(h, w, task.damping);
       }
-      return { name: 'inverse', array: { data: r.inverse, shape: [w, w] }, scalars: { parameterCount: w, logDeterminant: r.logDeterminant } };
+      return { fields: { parameterCount: w, inverse: array(r.inverse, [w, w]), logDeterminant: r.logDeterminant }, principal: 'inverse' };
     },
     footprint: (task, { layers, n, k, w }) => ({
       answerDoubles: w * w,
@@ -124,7 +163,150 @@ const OPERATIONS: Operations = {
       method: task.method,
     }),
   },
+  'hessian-kfac': {
+    run(task): ComputeResult {
+      const p = problem(task.problem);
+      const factors = kfacFactors(p);
+      const layers = factors.map((f) => ({
+        layer: f.layer, inputFactor: array(f.inputFactor, [f.aug, f.aug]), outputFactor: array(f.outputFactor, [f.out, f.out]),
+      }));
+      const fields: Record<string, AnswerValue> = { parameterCount: p.network.parameterCount, layers };
+      if (task.damping !== undefined) fields.logDeterminant = kfacLogDeterminant(kfacEigen(factors), task.damping);
+      return {
+        fields,
+        members: layers.flatMap((l) => [{ name: `A_${l.layer}`, array: l.inputFactor }, { name: `G_${l.layer}`, array: l.outputFactor }]),
+      };
+    },
+    footprint: (_task, { layers, n }) => {
+      let doubles = 0;
+      for (const l of layers) if (l.selected) doubles += (l.in + 1) ** 2 + l.out ** 2;
+      // the factors' eigen-decompositions hold about twice the factors again
+      return { answerDoubles: doubles, scratchBytes: kfacScratchBytes(layers, n) + 8 * 2 * doubles };
+    },
+  },
+  'hessian-eigen': {
+    run(task): ComputeResult {
+      const p = problem(task.problem);
+      const w = p.network.parameterCount;
+      if (task.count > w) throw new CoreError('INVALID_COUNT', { count: task.count, w });
+      const exact = task.hessian === 'exact';
+      const method = eigenMethod(task.method, w);
+      const r = method === 'dense'
+        ? denseEigen(exact ? exactHessian(p) : outerProductHessian(p), w, task.count, task.which)
+        : lanczosEigen(curvatureOperator(p, !exact), task.count, task.which, { tolerance: task.tolerance, maxIterations: task.maxIterations });
+      const k = task.count;
+      return {
+        fields: {
+          parameterCount: w, method, iterations: r.iterations,
+          eigenvalues: array(r.eigenvalues, [k]), eigenvectors: array(r.eigenvectors, [w, k]), residuals: array(r.residuals, [k]),
+        },
+      };
+    },
+    footprint(task, { layers, n, w }) {
+      const k = Math.min(task.count, w);
+      const method = eigenMethod(task.method, w);
+      const answerDoubles = w * k + 2 * k;
+      if (method === 'dense') {
+        // the matrix, a copy for the solver and its workspace (up to 2W² for divide and conquer)
+        return { answerDoubles, scratchBytes: 8 * 4 * w * w + curvatureScratchBytes(layers, n), method };
+      }
+      const basis = lanczosBasis(k, w);
+      return { answerDoubles, scratchBytes: 8 * (2 * basis * w + basis * basis + k * w) + hessianVectorProductScratchBytes(layers, n, w), method };
+    },
+  },
+  'hessian-inverse-vector-product': {
+    run(task): ComputeResult {
+      const p = problem(task.problem);
+      const w = p.network.parameterCount;
+      const { rows: m, cols } = task.vectors;
+      if (cols !== w) throw new CoreError('SHAPE_MISMATCH', { reason: 'vectorLength', field: 'vectors', length: cols, w });
+      const v = task.vectors.data;
+      let r: SolveResult;
+      const method = solveMethod(task.hessian, task.method, w);
+      if (task.hessian === 'kfac') {
+        const factors = kfacFactors(p);
+        const solutions = kfacSolve(p.network.layers, kfacEigen(factors), task.damping, v, m, w);
+        const applied = kfacApply(p.network.layers, factors, task.damping, solutions, m, w);
+        const residuals = new Float64Array(m);
+        for (let i = 0; i < m; i++) {
+          let s = 0, b = 0;
+          for (let j = 0; j < w; j++) { const d = applied[i * w + j] - v[i * w + j]; s += d * d; b += v[i * w + j] ** 2; }
+          residuals[i] = b === 0 ? Math.sqrt(s) : Math.sqrt(s / b);
+        }
+        r = { solutions, iterations: new Float64Array(m), residuals };
+      } else {
+        const exact = task.hessian === 'exact';
+        const op = curvatureOperator(p, !exact);
+        if (method === 'cholesky') {
+          r = choleskySolve(exact ? exactHessian(p) : outerProductHessian(p), w, task.damping, v, m, op);
+        } else {
+          const diagonal = task.preconditioner === 'diagonal' ? hessianDiagonal(p, exact) : undefined;
+          r = conjugateGradient(op, task.damping, v, m, { tolerance: task.tolerance, maxIterations: task.maxIterations, diagonal });
+        }
+      }
+      return {
+        fields: {
+          parameterCount: w, method,
+          solutions: array(r.solutions, [m, w]), iterations: array(r.iterations, [m]), residuals: array(r.residuals, [m]),
+        },
+        principal: 'solutions',
+      };
+    },
+    footprint(task, { layers, n, w }) {
+      const m = task.vectors.rows;
+      const method = solveMethod(task.hessian, task.method, w);
+      const answerDoubles = m * w + 2 * m;
+      if (task.hessian === 'kfac') {
+        let doubles = 0;
+        for (const l of layers) if (l.selected) doubles += (l.in + 1) ** 2 + l.out ** 2;
+        return { answerDoubles, scratchBytes: kfacScratchBytes(layers, n) + 8 * (3 * doubles + m * w), method };
+      }
+      const operator = hessianVectorProductScratchBytes(layers, n, w);
+      if (method === 'cholesky') return { answerDoubles, scratchBytes: 8 * w * w + curvatureScratchBytes(layers, n) + operator, method };
+      return { answerDoubles, scratchBytes: 8 * 6 * w + operator, method };
+    },
+  },
 };
+
+/** The eigensolver auto picks: dense up to EIGEN_DENSE_MAX parameters, Lanczos beyond. */
+function eigenMethod(method: 'auto' | 'lanczos' | 'dense', w: number): 'lanczos' | 'dense' {
+  return method === 'auto' ? (w <= EIGEN_DENSE_MAX ? 'dense' : 'lanczos') : method;
+}
+
+/** The solver auto picks: the KFAC matrix's own, Cholesky up to SOLVE_DENSE_MAX parameters, CG beyond. */
+function solveMethod(hessian: 'outer-product' | 'exact' | 'kfac', method: 'auto' | 'cg' | 'cholesky', w: number): string {
+  if (hessian === 'kfac') return 'kfac';
+  return method === 'auto' ? (w <= SOLVE_DENSE_MAX ? 'cholesky' : 'cg') : method;
+}
+
+/** Block-diagonal and row slabs are of the exact and outer-product Hessians, and not together. */
+function checkStructure(task: Extract<CurvatureTask, { endpoint: 'hessian' }>): void {
+  const dense = task.method === 'exact' || task.method === 'outer-product';
+  if (task.structure === 'block-diagonal' && !dense) throw new CoreError('UNSUPPORTED_METHOD', { reason: 'structureMethod', method: task.method });
+  if (task.rows && !dense) throw new CoreError('UNSUPPORTED_METHOD', { reason: 'rowsMethod', method: task.method });
+  if (task.rows && task.structure === 'block-diagonal') throw new CoreError('UNSUPPORTED_METHOD', { reason: 'rowsStructure' });
+}
+
+/** A valid slab 0 ≤ start < end ≤ W. */
+function checkRows(rows: readonly [number, number], w: number): [number, number] {
+  const [start, end] = rows;
+  if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && start < end && end <= w)) {
+    throw new CoreError('SHAPE_MISMATCH', { reason: 'rows', start, end, w });
+  }
+  return [start, end];
+}
+
+/** The blocks a slab needs, from layer sizes alone (for the estimate). */
+function sizeSlabFilter(layers: readonly Required<LayerSize>[], start: number, end: number): BlockFilter {
+  let offset = 0;
+  const placed = layers.map((l) => {
+    const size = l.out * (l.in + (l.hasBias ? 1 : 0));
+    const at = l.selected ? offset : -1;
+    if (l.selected) offset += size;
+    return { offset: at, size };
+  });
+  return slabFilter(placed, start, end);
+}
 
 /** The operation of a task's endpoint (the one cast: a task's endpoint picks its entry). */
 function operationOf<T extends CurvatureTask>(task: T): Operation<T> {
@@ -134,10 +316,13 @@ function operationOf<T extends CurvatureTask>(task: T): Operation<T> {
 /** Runs one task and checks that its answer is finite. Throws CoreError for tasks that cannot be computed. */
 export function compute(task: CurvatureTask): ComputeResult {
   const result = operationOf(task).run(task);
-  assertFinite(result.name, result.array.data, result.array.shape);
-  if (result.outputs) assertFinite('outputs', result.outputs.data, result.outputs.shape);
-  const ld = result.scalars.logDeterminant;
-  if (ld !== undefined && !Number.isFinite(ld)) throw new CoreError('NON_FINITE_RESULT', { reason: 'logDeterminant', value: ld });
+  const check = (name: string, v: AnswerValue) => {
+    if (isArrayResult(v)) assertFinite(name, v.data, v.shape);
+    else if (typeof v === 'number' && !Number.isFinite(v)) {
+      throw new CoreError('NON_FINITE_RESULT', name === 'logDeterminant' ? { reason: 'logDeterminant', value: v } : { reason: 'entries', name, count: 1, index: [], value: v });
+    } else if (Array.isArray(v)) for (const o of v as readonly AnswerObject[]) for (const [k, x] of Object.entries(o)) check(k, x);
+  };
+  for (const [name, v] of Object.entries(result.fields)) check(name, v);
   return result;
 }
 
@@ -148,7 +333,7 @@ export function compute(task: CurvatureTask): ComputeResult {
 export function taskFootprint(task: CurvatureTask): TaskFootprint {
   const network = taskNetwork(task);
   const selected = selectedLayers(network.layers.length, network.parameters);
-  const layers: LayerSize[] = network.layers.map((l, i) => ({ out: l.weights.rows, in: l.weights.cols, hasBias: l.bias !== null, selected: selected[i] }));
+  const layers: Required<LayerSize>[] = network.layers.map((l, i) => ({ out: l.weights.rows, in: l.weights.cols, hasBias: l.bias !== null, selected: selected[i] }));
   const n = taskInputs(task).rows;
   const dims: Dims = { layers, n, d: layers[0]?.in ?? 0, k: layers[layers.length - 1]?.out ?? 0, w: countParameters(layers) };
   const f = operationOf(task).footprint(task, dims);
@@ -167,3 +352,9 @@ function problem(data: ProblemData): Problem {
 function matrix(m: Matrix): ArrayResult {
   return { data: m.data, shape: [m.rows, m.cols] };
 }
+
+function array(data: Float64Array, shape: readonly number[]): ArrayResult {
+  return { data, shape };
+}
+
+export { resultArrays };

@@ -6,6 +6,7 @@
  * endpoint computes it (operations.ts).
  */
 import type { ActivationName } from './activations.ts';
+import type { EigenWhich } from './eigen.ts';
 import type { LossName, Reduction } from './losses.ts';
 import type { Matrix, Targets } from './network.ts';
 
@@ -48,9 +49,33 @@ export interface ProblemData {
   readonly reduction: Reduction;
 }
 
+/** How POST /hessian's exact and outer-product matrices are laid out. */
+export const HESSIAN_STRUCTURES = ['full', 'block-diagonal'] as const;
+export type HessianStructure = (typeof HESSIAN_STRUCTURES)[number];
+
+/** The Hessians of POST /hessian/eigen, and its methods (the first is the default). */
+export const EIGEN_HESSIANS = ['exact', 'outer-product'] as const;
+export const EIGEN_METHODS = ['auto', 'lanczos', 'dense'] as const;
+export type EigenMethod = (typeof EIGEN_METHODS)[number];
+
+/** The matrices of POST /hessian/inverse-vector-product, and its methods (the first is the default). */
+export const SOLVE_HESSIANS = ['outer-product', 'exact', 'kfac'] as const;
+export type SolveHessian = (typeof SOLVE_HESSIANS)[number];
+export const SOLVE_METHODS = ['auto', 'cg', 'cholesky'] as const;
+export type SolveMethod = (typeof SOLVE_METHODS)[number];
+export const PRECONDITIONERS = ['diagonal', 'none'] as const;
+export type Preconditioner = (typeof PRECONDITIONERS)[number];
+
 export type CurvatureTask =
   | { readonly endpoint: 'jacobian'; readonly network: NetworkData; readonly inputs: Matrix; readonly wrt: JacobianWrt }
-  | { readonly endpoint: 'hessian'; readonly problem: ProblemData; readonly method: HessianMethod }
+  | {
+    readonly endpoint: 'hessian';
+    readonly problem: ProblemData;
+    readonly method: HessianMethod;
+    readonly structure: HessianStructure;
+    /** Rows start … end − 1 only (exact and outer-product, full structure). */
+    readonly rows?: readonly [number, number];
+  }
   | { readonly endpoint: 'hessian-vector-product'; readonly problem: ProblemData; readonly vector: Float64Array }
   | {
     readonly endpoint: 'hessian-inverse';
@@ -58,6 +83,29 @@ export type CurvatureTask =
     readonly damping: number;
     readonly method: InverseMethod;
     readonly hessian: InverseHessian;
+  }
+  | { readonly endpoint: 'hessian-kfac'; readonly problem: ProblemData; readonly damping?: number }
+  | {
+    readonly endpoint: 'hessian-eigen';
+    readonly problem: ProblemData;
+    readonly hessian: (typeof EIGEN_HESSIANS)[number];
+    readonly count: number;
+    readonly which: EigenWhich;
+    readonly method: EigenMethod;
+    readonly tolerance: number;
+    readonly maxIterations: number;
+  }
+  | {
+    readonly endpoint: 'hessian-inverse-vector-product';
+    readonly problem: ProblemData;
+    readonly damping: number;
+    /** m × W, one vector a row. */
+    readonly vectors: Matrix;
+    readonly hessian: SolveHessian;
+    readonly method: SolveMethod;
+    readonly tolerance: number;
+    readonly maxIterations: number;
+    readonly preconditioner: Preconditioner;
   };
 
 export type Endpoint = CurvatureTask['endpoint'];
@@ -84,6 +132,7 @@ export function taskBuffers(task: CurvatureTask): ArrayBuffer[] {
     arrays.push('labels' in t ? t.labels : t.data);
   }
   if (task.endpoint === 'hessian-vector-product') arrays.push(task.vector);
+  if (task.endpoint === 'hessian-inverse-vector-product') arrays.push(task.vectors.data);
   const buffers = new Set<ArrayBuffer>();
   for (const a of arrays) if (a.buffer instanceof ArrayBuffer) buffers.add(a.buffer);
   return [...buffers];
@@ -95,22 +144,58 @@ export interface ArrayResult {
   readonly shape: readonly number[];
 }
 
-/** The principal arrays an answer may hold, by their name in the JSON answer. */
-export type AnswerArrayName = 'jacobian' | 'hessian' | 'diagonal' | 'product' | 'inverse';
+/** A field of an answer: a number, a string, an array, or a list of objects of those. */
+export type AnswerValue = number | string | ArrayResult | readonly AnswerObject[];
+export interface AnswerObject {
+  readonly [field: string]: AnswerValue;
+}
 
-/** An answer: its principal array, the outputs for a Jacobian, and scalar fields. */
+/**
+ * An answer: its JSON fields, in order (arrays stay Float64Arrays until the representation writes
+ * them); the field that a .npy or raw answer holds, where the answer has one principal array; and
+ * the members of an .npz answer (by default every top-level array, named by its field).
+ */
 export interface ComputeResult {
-  readonly name: AnswerArrayName;
-  readonly array: ArrayResult;
-  readonly outputs?: ArrayResult;
-  readonly scalars: { readonly parameterCount?: number; readonly logDeterminant?: number };
+  readonly fields: AnswerObject;
+  readonly principal?: string;
+  readonly members?: readonly { readonly name: string; readonly array: ArrayResult }[];
+}
+
+export function isArrayResult(v: AnswerValue | undefined): v is ArrayResult {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && (v as ArrayResult).data instanceof Float64Array;
+}
+
+/** The answer's principal array (for .npy and raw), if it has one. */
+export function principalArray(result: ComputeResult): ArrayResult | undefined {
+  const v = result.principal === undefined ? undefined : result.fields[result.principal];
+  return isArrayResult(v) ? v : undefined;
+}
+
+/** Every array of an answer (its fields', nested ones too, and its members'), each once. */
+export function resultArrays(result: ComputeResult): ArrayResult[] {
+  const out = new Set<ArrayResult>();
+  const walk = (v: AnswerValue) => {
+    if (isArrayResult(v)) out.add(v);
+    else if (Array.isArray(v)) for (const o of v as readonly AnswerObject[]) for (const x of Object.values(o)) walk(x);
+  };
+  for (const v of Object.values(result.fields)) walk(v);
+  for (const m of result.members ?? []) out.add(m.array);
+  return [...out];
+}
+
+/** The members of an .npz answer: the given ones, or every top-level array named by its field. */
+export function npzMembers(result: ComputeResult): { name: string; array: ArrayResult }[] {
+  if (result.members) return [...result.members];
+  const out: { name: string; array: ArrayResult }[] = [];
+  for (const [name, v] of Object.entries(result.fields)) if (isArrayResult(v)) out.push({ name, array: v });
+  return out;
 }
 
 /** What a refusal over a size says of the task: its endpoint, method and sizes. */
 export interface TaskSummary {
   readonly endpoint: Endpoint;
-  /** The Hessian's or inverse's method; for a Jacobian, what it is taken with respect to. */
-  readonly method: HessianMethod | InverseMethod | JacobianWrt | undefined;
+  /** The method (or, for a Jacobian, what it is taken with respect to; for a structured Hessian its structure). */
+  readonly method: string | undefined;
   /** Data points. */
   readonly n: number;
   /** Inputs per point. */

@@ -7,17 +7,32 @@
 import { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import { ServiceError } from '../errors.ts';
-import type { ArrayResult, ComputeResult } from '../core/index.ts';
+import { isArrayResult, npzMembers, principalArray, type AnswerObject, type AnswerValue, type ArrayResult, type ComputeResult } from '../core/index.ts';
 import { float64Stream, npyHeader } from './npy.ts';
+import { npzStream } from './npz.ts';
 
 export const MEDIA_TYPES = {
   json: 'application/json',
   npy: 'application/x-npy',
   raw: 'application/octet-stream',
+  npz: 'application/x-npz',
 } as const;
 export type Representation = keyof typeof MEDIA_TYPES;
 
-const OFFERED = Object.keys(MEDIA_TYPES) as Representation[];
+/** Every form, for answers with one principal array. */
+export const ALL_FORMS = Object.keys(MEDIA_TYPES) as Representation[];
+/** The forms of answers made of several arrays (eigenpairs, factors, blocks): no single .npy. */
+export const MULTI_ARRAY_FORMS: readonly Representation[] = ['json', 'npz'];
+
+/** Entries of a list field put in a header at most (a longer one is in the JSON and .npz answers only). */
+const HEADER_LIST_MAX = 1000;
+
+/** A field's value as a header: a number or string, or a short 1-D array comma-separated. */
+function headerValue(v: AnswerValue | undefined): string | undefined {
+  if (typeof v === 'number' || typeof v === 'string') return String(v);
+  if (isArrayResult(v) && v.shape.length === 1 && v.data.length <= HEADER_LIST_MAX) return Array.from(v.data, String).join(',');
+  return undefined;
+}
 
 /**
  * The headers of a binary answer, one table: the answer sets them (sendResult), a refusal after
@@ -27,12 +42,18 @@ export const ANSWER_HEADERS: readonly {
   readonly name: string;
   readonly type: 'string' | 'integer' | 'number';
   readonly description: string;
-  value(result: ComputeResult): string | number | undefined;
+  value(result: ComputeResult): string | undefined;
 }[] = [
-  { name: 'X-Array-Shape', type: 'string', description: 'Binary answers: the shape of the array, comma-separated (e.g. 13,13).', value: (r) => r.array.shape.join(',') },
-  { name: 'X-Array-Name', type: 'string', description: "Binary answers: the array's field name in the JSON answer (jacobian, hessian, diagonal, product, inverse).", value: (r) => r.name },
-  { name: 'X-Parameter-Count', type: 'integer', description: 'Binary answers: W, where the JSON answer has parameterCount.', value: (r) => r.scalars.parameterCount },
-  { name: 'X-Log-Determinant', type: 'number', description: 'Binary answers of /hessian/inverse: log det(H + αI).', value: (r) => r.scalars.logDeterminant },
+  { name: 'X-Array-Shape', type: 'string', description: 'Binary answers: the shape of the array, comma-separated (e.g. 13,13).', value: (r) => principalArray(r)?.shape.join(',') },
+  { name: 'X-Array-Name', type: 'string', description: "Binary answers: the array's field name in the JSON answer (jacobian, hessian, diagonal, product, inverse).", value: (r) => (principalArray(r) ? r.principal : undefined) },
+  { name: 'X-Parameter-Count', type: 'integer', description: 'Binary answers: W, where the JSON answer has parameterCount.', value: (r) => headerValue(r.fields.parameterCount) },
+  { name: 'X-Log-Determinant', type: 'number', description: 'Binary answers of /hessian/inverse: log det(H + αI).', value: (r) => headerValue(r.fields.logDeterminant) },
+  { name: 'X-Trace', type: 'number', description: "Binary answers of method 'diagonal': the trace of H, the sum of the exact diagonal.", value: (r) => headerValue(r.fields.trace) },
+  { name: 'X-Row-Start', type: 'integer', description: 'Binary answers of a slab of rows: its first row.', value: (r) => headerValue(r.fields.rowStart) },
+  { name: 'X-Row-End', type: 'integer', description: 'Binary answers of a slab of rows: one past its last row.', value: (r) => headerValue(r.fields.rowEnd) },
+  { name: 'X-Method', type: 'string', description: 'Binary answers of /hessian/eigen and /hessian/inverse-vector-product: the method used (auto resolved).', value: (r) => headerValue(r.fields.method) },
+  { name: 'X-Iterations', type: 'string', description: 'Binary answers of /hessian/eigen and /hessian/inverse-vector-product: curvature-vector products used (one per vector, comma-separated, for the latter).', value: (r) => headerValue(r.fields.iterations) },
+  { name: 'X-Residuals', type: 'string', description: 'Binary answers of /hessian/eigen and /hessian/inverse-vector-product: the residuals reached, comma-separated (up to 1000 of them).', value: (r) => headerValue(r.fields.residuals) },
 ];
 
 /**
@@ -40,7 +61,7 @@ export const ANSWER_HEADERS: readonly {
  * q-values; the most specific range that matches a type gives its q). No header, or a range
  * like * / * or application/*, gives JSON. Refuses with 406 when nothing offered is acceptable.
  */
-export function negotiate(accept: string | undefined): Representation {
+export function negotiate(accept: string | undefined, offered: readonly Representation[] = ALL_FORMS): Representation {
   if (accept === undefined || accept.trim() === '') return 'json';
   const ranges = accept.split(',').map((part) => {
     const [range, ...params] = part.split(';').map((s) => s.trim().toLowerCase());
@@ -56,7 +77,7 @@ export function negotiate(accept: string | undefined): Representation {
   let best: Representation | undefined;
   let bestQ = 0;
   let bestSpecificity = -1;
-  for (const rep of OFFERED) {
+  for (const rep of offered) {
     const type = MEDIA_TYPES[rep];
     const [major] = type.split('/');
     let q = -1;
@@ -71,7 +92,7 @@ export function negotiate(accept: string | undefined): Representation {
       bestSpecificity = specificity;
     }
   }
-  if (best === undefined) throw new ServiceError('NOT_ACCEPTABLE', { accept, offered: OFFERED.map((r) => MEDIA_TYPES[r]) });
+  if (best === undefined) throw new ServiceError('NOT_ACCEPTABLE', { accept, offered: offered.map((r) => MEDIA_TYPES[r]) });
   return best;
 }
 
@@ -113,42 +134,65 @@ function* nestedJson(a: ArrayResult): Generator<string> {
   if (buf.length > 0) yield buf;
 }
 
-/** The JSON answer's text as chunks: scalar fields first, then `outputs` (if any) and the principal array. */
-function* answerJson(result: ComputeResult): Generator<string> {
-  let head = '{';
-  let first = true;
-  for (const [k, v] of Object.entries(result.scalars)) {
-    if (v === undefined) continue;
-    head += `${first ? '' : ','}${JSON.stringify(k)}:${JSON.stringify(v)}`;
-    first = false;
+/** A value's JSON text as chunks: arrays nested to their shape, lists of objects field by field. */
+function* valueJson(v: AnswerValue): Generator<string> {
+  if (isArrayResult(v)) { yield* nestedJson(v); return; }
+  if (Array.isArray(v)) {
+    yield '[';
+    let first = true;
+    for (const o of v as readonly AnswerObject[]) {
+      if (!first) yield ',';
+      first = false;
+      yield* objectJson(o);
+    }
+    yield ']';
+    return;
   }
-  if (result.outputs) {
-    yield `${head}${first ? '' : ','}"outputs":`;
-    yield* nestedJson(result.outputs);
-    head = '';
-    first = false;
-  }
-  yield `${head}${first ? '' : ','}${JSON.stringify(result.name)}:`;
-  yield* nestedJson(result.array);
-  yield '}';
+  yield JSON.stringify(v);
 }
 
-/** Sends `result` in the representation `rep`. The result must already be checked (finite). */
+function* objectJson(o: AnswerObject): Generator<string> {
+  let first = true;
+  for (const [k, v] of Object.entries(o)) {
+    yield `${first ? '{' : ','}${JSON.stringify(k)}:`;
+    first = false;
+    yield* valueJson(v);
+  }
+  yield first ? '{}' : '}';
+}
+
+/** Numbers an answer's JSON holds (its arrays' entries). */
+function jsonSize(result: ComputeResult): number {
+  let n = 0;
+  const count = (v: AnswerValue) => {
+    if (isArrayResult(v)) n += v.data.length;
+    else if (Array.isArray(v)) for (const o of v as readonly AnswerObject[]) for (const x of Object.values(o)) count(x);
+  };
+  for (const v of Object.values(result.fields)) count(v);
+  return n;
+}
+
+/** Sends `result` in the representation `rep` (one the route offered). The result must already be checked (finite). */
 export function sendResult(reply: FastifyReply, result: ComputeResult, rep: Representation): FastifyReply {
   reply.header('vary', 'Accept');
   if (rep === 'json') {
     reply.type('application/json; charset=utf-8');
-    const total = result.array.data.length + (result.outputs?.data.length ?? 0);
-    if (total <= JSON_CHUNK_ELEMENTS) return reply.send([...answerJson(result)].join(''));
-    return reply.send(Readable.from(answerJson(result), { objectMode: false }));
+    if (jsonSize(result) <= JSON_CHUNK_ELEMENTS) return reply.send([...objectJson(result.fields)].join(''));
+    return reply.send(Readable.from(objectJson(result.fields), { objectMode: false }));
   }
-  const { data, shape } = result.array;
   for (const h of ANSWER_HEADERS) {
+    if (rep === 'npz' && (h.name === 'X-Array-Shape' || h.name === 'X-Array-Name')) continue;
     const v = h.value(result);
-    if (v !== undefined) reply.header(h.name.toLowerCase(), String(v));
+    if (v !== undefined) reply.header(h.name.toLowerCase(), v);
   }
-  const prefix = rep === 'npy' ? npyHeader(shape) : undefined;
-  reply.header('content-length', String((prefix?.length ?? 0) + data.byteLength));
   reply.type(MEDIA_TYPES[rep]);
-  return reply.send(float64Stream(data, prefix));
+  if (rep === 'npz') {
+    const { stream, length } = npzStream(npzMembers(result).map((m) => ({ name: m.name, data: m.array.data, shape: m.array.shape })));
+    reply.header('content-length', String(length));
+    return reply.send(stream);
+  }
+  const principal = principalArray(result) as ArrayResult;
+  const prefix = rep === 'npy' ? npyHeader(principal.shape) : undefined;
+  reply.header('content-length', String((prefix?.length ?? 0) + principal.data.byteLength));
+  return reply.send(float64Stream(principal.data, prefix));
 }

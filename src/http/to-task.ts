@@ -1,18 +1,15 @@
 /**
- * The edge's one step from a validated body to a CurvatureTask: the same for JSON and multipart
+ * The edge's helpers from a validated body to a CurvatureTask: the same for JSON and multipart
  * bodies, since both arrive with their arrays dense (DenseArray). Nothing is copied; the arrays'
- * buffers then move to a worker thread with the task.
+ * buffers then move to a worker thread with the task. Each route builds its own task with these.
  */
 import type { z } from 'zod';
-import type { Matrix } from '../core/index.ts';
-import type { CurvatureTask, NetworkData, ProblemData } from '../core/index.ts';
+import type { Matrix, NetworkData, ProblemData } from '../core/index.ts';
 import type { NetworkSchema, ProblemRequest } from '../../schemas/common.ts';
-import type { JacobianRequest } from '../../schemas/jacobian.ts';
-import type { HessianRequest, InverseRequest, VectorProductRequest } from '../../schemas/hessian.ts';
 import type { DenseArray } from './dense.ts';
 
 /** A validated 2-D array as the core's row-major Matrix. */
-function matrix(a: DenseArray): Matrix {
+export function matrix(a: DenseArray): Matrix {
   return { rows: a.shape[0], cols: a.shape[1], data: a.data };
 }
 
@@ -25,20 +22,4 @@ export function network(spec: z.output<typeof NetworkSchema>, parameters?: { lay
 export function problem(body: ProblemRequest): ProblemData {
   const targets = body.labels !== undefined ? { labels: body.labels.data } : matrix(body.targets!);
   return { network: network(body.network, body.parameters), inputs: matrix(body.inputs), targets, loss: body.loss, reduction: body.reduction };
-}
-
-export function jacobianTask(body: JacobianRequest): CurvatureTask {
-  return { endpoint: 'jacobian', network: network(body.network, body.parameters), inputs: matrix(body.inputs), wrt: body.wrt };
-}
-
-export function hessianTask(body: HessianRequest): CurvatureTask {
-  return { endpoint: 'hessian', problem: problem(body), method: body.method };
-}
-
-export function vectorProductTask(body: VectorProductRequest): CurvatureTask {
-  return { endpoint: 'hessian-vector-product', problem: problem(body), vector: body.vector.data };
-}
-
-export function inverseTask(body: InverseRequest): CurvatureTask {
-  return { endpoint: 'hessian-inverse', problem: problem(body), damping: body.damping, method: body.method, hessian: body.hessian };
 }

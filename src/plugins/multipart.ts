@@ -20,7 +20,7 @@ import { parseJsonBody } from '../http/json.ts';
 import { NpyReceiver } from '../http/npy.ts';
 
 /** The fields a .npy part may carry, with their number of dimensions. */
-export const ARRAY_PARTS = { inputs: 2, targets: 2, labels: 1, vector: 1 } as const;
+export const ARRAY_PARTS = { inputs: 2, targets: 2, labels: 1, vector: 1, vectors: 2 } as const;
 /** The parts of integers. */
 const INTEGER_PARTS: ReadonlySet<string> = new Set(['labels']);
 export type ArrayPart = keyof typeof ARRAY_PARTS;
@@ -151,6 +151,7 @@ const PART_DOCS: Record<ArrayPart, string> = {
   targets: 'N × K, as a .npy file (float64 or float32, C order), instead of targets in the request part.',
   labels: 'N class indices, as a 1-D .npy file of integers (int64 or int32), instead of labels in the request part.',
   vector: 'v (W), as a 1-D .npy file (float64 or float32), instead of vector in the request part.',
+  vectors: 'm × W, as a .npy file (float64 or float32, C order), instead of vectors in the request part.',
 };
 
 /**

@@ -17,7 +17,7 @@ function transform(doc: Parameters<typeof jsonSchemaTransform>[0]): ReturnType<t
   const out = jsonSchemaTransform(doc);
   const schema = out.schema as { response?: Record<string, { content?: Record<string, unknown>; headers?: unknown }>; body?: unknown } | undefined;
   const ok = schema?.response?.['200'];
-  if (ok?.content?.[MEDIA_TYPES.npy]) {
+  if (ok?.content?.[MEDIA_TYPES.npy] || ok?.content?.[MEDIA_TYPES.npz]) {
     ok.headers = {
       ...Object.fromEntries(ANSWER_HEADERS.map((h) => [h.name, { type: h.type, description: h.description }])),
       'X-Request-Id': REQUEST_ID_HEADER,

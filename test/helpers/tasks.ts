@@ -2,7 +2,8 @@
 import { HessianRequestSchema, InverseRequestSchema, VectorProductRequestSchema } from '../../schemas/hessian.ts';
 import { JacobianRequestSchema } from '../../schemas/jacobian.ts';
 import { parseJson } from '../../src/http/json.ts';
-import { hessianTask, inverseTask, jacobianTask, vectorProductTask } from '../../src/http/to-task.ts';
+import { hessianTask, inverseTask, vectorProductTask } from '../../routes/hessian.ts';
+import { jacobianTask } from '../../routes/jacobian.ts';
 import type { CurvatureTask } from '../../src/core/index.ts';
 
 const EDGE = {

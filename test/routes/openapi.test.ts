@@ -32,13 +32,19 @@ test('the OpenAPI document is valid OpenAPI 3', async () => {
   assert.match(validator.version, /^3\./);
 });
 
-test('the document lists the four POST endpoints with JSON, .npy and raw answers and their 4xx refusals', () => {
+test('the document lists the POST endpoints with their JSON and binary answers (.npy, raw, .npz) and their 4xx refusals', () => {
   const doc = JSON.parse(readFileSync(committedPath, 'utf8')) as Doc;
-  for (const path of ['/jacobian', '/hessian', '/hessian/vector-product', '/hessian/inverse']) {
+  const single = ['application/json', 'application/octet-stream', 'application/x-npy', 'application/x-npz'];
+  const multi = ['application/json', 'application/x-npz'];
+  const forms: Record<string, string[]> = {
+    '/jacobian': single, '/hessian': single, '/hessian/vector-product': single, '/hessian/inverse': single,
+    '/hessian/inverse-vector-product': single, '/hessian/kfac': multi, '/hessian/eigen': multi,
+  };
+  for (const [path, content] of Object.entries(forms)) {
     const op = doc.paths[path]?.post;
     assert.ok(op, `${path} is documented`);
-    assert.deepEqual(Object.keys(op.responses['200'].content ?? {}).sort(), ['application/json', 'application/octet-stream', 'application/x-npy']);
-    assert.ok(op.responses['200'].headers?.['X-Array-Shape'], `${path} documents X-Array-Shape`);
+    assert.deepEqual(Object.keys(op.responses['200'].content ?? {}).sort(), content, path);
+    assert.ok(op.responses['200'].headers?.['X-Parameter-Count'], `${path} documents its binary answers' headers`);
     for (const status of ['400', '406', '413', '415', '422']) {
       assert.ok(op.responses[status]?.content?.['application/problem+json'], `${path} documents ${status}`);
     }
@@ -59,7 +65,7 @@ test("every endpoint's example body succeeds as it is, as Swagger UI's Try it ou
     assert.equal(r.statusCode, 200, `${path}: ${r.body}`);
     tried++;
   }
-  assert.equal(tried, 4);
+  assert.equal(tried, 7);
 });
 
 test('Swagger UI serves at /docs', async (t) => {

@@ -22,7 +22,7 @@ function problem(d: number, m: number, k: number, n: number): ProblemData {
   };
 }
 const hessian = (method: 'exact' | 'outer-product' | 'diagonal' | 'finite-difference', ...dims: [number, number, number, number]): CurvatureTask =>
-  ({ endpoint: 'hessian', problem: problem(...dims), method });
+  ({ endpoint: 'hessian', problem: problem(...dims), method, structure: 'full' });
 const inverse = (method: 'woodbury' | 'cholesky', ...dims: [number, number, number, number]): CurvatureTask =>
   ({ endpoint: 'hessian-inverse', problem: problem(...dims), method, damping: 1, hessian: 'outer-product' });
 const jacobian = (wrt: 'inputs' | 'parameters', d: number, m: number, k: number, n: number): CurvatureTask => {
@@ -54,7 +54,7 @@ test('an exact Hessian for W = 204,019 parameters is refused, naming 333 GB, the
     assert.ok(err instanceof ServiceError);
     assert.equal(err.code, 'RESULT_TOO_LARGE');
     assert.equal(err.status, 413);
-    assert.match(err.detail, /^the exact Hessian for W = 204,019 parameters needs 333 GB \(310 GiB\); this service allows 4\.29 GB \(4\.00 GiB\) per answer \(MAX_RESULT_BYTES\); use method 'diagonal' or 'diagonal-approximation', or POST \/hessian\/vector-product/);
+    assert.match(err.detail, /^the exact Hessian for W = 204,019 parameters needs 333 GB \(310 GiB\); this service allows 4\.29 GB \(4\.00 GiB\) per answer \(MAX_RESULT_BYTES\); use method 'diagonal' or 'diagonal-approximation', structure 'block-diagonal', parameters: \{layers: \[...\]\} for some layers, rows for a slab, or POST \/hessian\/vector-product, \/hessian\/eigen or \/hessian\/kfac/);
     return true;
   });
 });
