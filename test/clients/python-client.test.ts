@@ -60,12 +60,20 @@ test('the Python client passes its pytest suite against the live service (numpy,
   const keyed = await buildApp({ config: { apiKeys: [apiKey] } });
   t.after(() => keyed.close());
   const keyedUrl = await keyed.listen({ host: '127.0.0.1', port: 0 });
+  // A third with one worker, no queue and a short REQUEST_TIMEOUT_MS: a second request while one
+  // computes gets 503 OVERLOADED (retried by the client), a long computation 503 TIMEOUT (not retried).
+  const busyTimeoutMs = 1500;
+  const busy = await buildApp({ config: { workers: 1, queueLimit: 0, requestTimeoutMs: busyTimeoutMs } });
+  t.after(() => busy.close());
+  const busyUrl = await busy.listen({ host: '127.0.0.1', port: 0 });
   const started = Date.now();
   const { code, output } = await run(chosen.python, ['-m', 'pytest', 'clients/python/tests', '-q', '-rs', '-p', 'no:cacheprovider'], {
     ...process.env,
     CURVATURE_SERVICE_URL: url,
     CURVATURE_KEYED_SERVICE_URL: keyedUrl,
     CURVATURE_API_KEY: apiKey,
+    CURVATURE_BUSY_SERVICE_URL: busyUrl,
+    CURVATURE_BUSY_TIMEOUT_MS: String(busyTimeoutMs),
     PYTHONDONTWRITEBYTECODE: '1',
   }, 540_000);
   const summary = output.trim().split('\n').pop() ?? '';
