@@ -1,8 +1,11 @@
 """The Python client against a live service, checked against the reference cases of test/fixtures
 (PyTorch autograd, float64)."""
+import email.parser
+import email.policy
 import email.utils
 import http.server
 import io
+import json
 import logging
 import os
 import threading
@@ -140,9 +143,11 @@ class _Scripted(http.server.BaseHTTPRequestHandler):
     seen: list = []
     ports: list = []
 
+    bodies: list = []
+
     def do_POST(self):  # noqa: N802
         length = int(self.headers.get("Content-Length", 0))
-        self.rfile.read(length)
+        type(self).bodies.append(self.rfile.read(length))
         type(self).seen.append(dict(self.headers))
         type(self).ports.append(self.client_address[1])
         status, headers, body = type(self).script.pop(0)
@@ -164,6 +169,7 @@ def scripted():
     thread.start()
     _Scripted.seen = []
     _Scripted.ports = []
+    _Scripted.bodies = []
     yield server, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
@@ -308,3 +314,38 @@ def test_the_client_names_what_the_service_documents(service_url):
         assert props["reduction"]["default"] == "sum", path  # the client leaves 'sum' out
         assert "labels" in props and "parameters" in props, path
     assert "parameters" in schema("/jacobian")
+
+
+def multipart_parts(headers, body):
+    """{name: bytes} of a multipart/form-data body, by the standard library's MIME parser."""
+    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {headers['Content-Type']}\r\n\r\n".encode() + body)
+    assert msg.is_multipart()
+    return {part.get_param("name", header="content-disposition"): part.get_payload(decode=True) for part in msg.iter_parts()}
+
+
+def test_the_wire_form_of_labels_reduction_and_parameters(scripted):
+    server, url = scripted
+    net = {"layers": [{"weights": [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], "bias": None, "activation": "identity"}]}
+    x = np.array([[0.1, 0.2], [0.3, 0.4]], dtype=np.float32)
+    ok = (200, {"Content-Type": "application/x-npy"}, _npy(np.zeros((6, 6))))
+    inverse = (200, {"Content-Type": "application/x-npy", "X-Log-Determinant": "-1.5"}, _npy(np.eye(6)))
+    _Scripted.script = [ok, ok, inverse]
+    client = CurvatureClient(url)
+    client.hessian(net, x, labels=np.array([2, 0], dtype=np.int32), loss="softmax-cross-entropy", reduction="mean",
+                   parameters=[-1])
+    client.hessian(net, x, labels=[1.0, 2.0], loss="softmax-cross-entropy")
+    assert client.hessian_inverse(net, x, np.eye(3)[[0, 1]], "softmax-cross-entropy", damping=0.5)[1] == -1.5
+    first, second, third = (multipart_parts(h, b) for h, b in zip(_Scripted.seen, _Scripted.bodies))
+    request = json.loads(first["request"])
+    assert request["reduction"] == "mean" and request["parameters"] == {"layers": [-1]} and request["method"] == "exact"
+    assert request["network"]["layers"][0]["bias"] is None and "targets" not in first and "labels" not in request
+    labels = np.load(io.BytesIO(first["labels"]))
+    assert labels.dtype == np.dtype("<i8") and labels.tolist() == [2, 0]  # int32 sent as int64
+    assert np.load(io.BytesIO(first["inputs"])).dtype == np.float32  # float32 stays float32
+    request = json.loads(second["request"])
+    assert "reduction" not in request and "parameters" not in request  # the service's defaults: sum, every layer
+    assert np.load(io.BytesIO(second["labels"])).dtype == np.float64  # not integers: sent as they are, the service checks them
+    request = json.loads(third["request"])
+    assert request["damping"] == 0.5 and "method" not in request and "hessian" not in request  # the service's defaults
+    assert np.load(io.BytesIO(third["targets"])).shape == (2, 3)

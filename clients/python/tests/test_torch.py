@@ -250,15 +250,23 @@ def test_a_three_class_classifier_trained_on_logits_with_cross_entropy_loss(serv
     last = layer_indices(model, -1)
     close(client.hessian(model, x, parameters=[-1], **kw), h_torch[np.ix_(last, last)])
     close(client.jacobian(model, x, wrt="parameters", parameters=[-1]), jac_torch[:, :, last])
-    # the same Hessian from probability targets (one-hot rows) and with the sum: N times the mean
+    # the same Hessian from one-hot targets; the sum, nn.CrossEntropyLoss(reduction='sum')
     onehot = nn.functional.one_hot(labels, 3).double()
     close(client.hessian(model, x, onehot, "softmax-cross-entropy", reduction="mean"), h_torch)
-    close(client.hessian(model, x, labels=labels, loss="softmax-cross-entropy") / n, h_torch)
+    h_sum, _, _ = autograd_curvature(model, x, lambda logits: nn.CrossEntropyLoss(reduction="sum")(logits, labels))
+    close(client.hessian(model, x, labels=labels, loss="softmax-cross-entropy"), h_sum)
+    close(h_sum / n, h_torch, 1e-12)
+    # probability targets (soft labels), as CrossEntropyLoss takes them too
+    soft = torch.softmax(torch.randn(n, 3), dim=-1)
+    h_soft, g_soft, _ = autograd_curvature(model, x, lambda logits: criterion(logits, soft))
+    close(client.hessian(model, x, soft, "softmax-cross-entropy", reduction="mean"), h_soft)
+    close(client.hessian(model, x, soft, "softmax-cross-entropy", method="outer-product", reduction="mean"), g_soft)
 
 
 def test_bce_with_logits_mean_single_output_and_its_factor_for_several_outputs(service_url):
     """nn.BCEWithLogitsLoss() on one logit is loss='cross-entropy', reduction='mean'. With K logits
-    PyTorch's mean divides by N * K, the service's by N: torch's Hessian is the client's / K."""
+    PyTorch's mean divides by N * K, the service's by N: torch's Hessian is the client's / K. The same
+    for nn.BCELoss() on a Sigmoid output layer."""
     torch.manual_seed(5)
     client = CurvatureClient(service_url)
     for k in (1, 3):
@@ -273,11 +281,17 @@ def test_bce_with_logits_mean_single_output_and_its_factor_for_several_outputs(s
         close(g / k, g_torch)
         h_sum, _, _ = autograd_curvature(model, x, lambda logits: nn.BCEWithLogitsLoss(reduction="sum")(logits, t))
         close(client.hessian(model, x, t, "cross-entropy"), h_sum)
+        # nn.BCELoss() on an explicit Sigmoid output: the same loss, the same 1/K
+        explicit = nn.Sequential(*model, nn.Sigmoid())
+        h_bce, _, _ = autograd_curvature(explicit, x, lambda y: nn.BCELoss()(y, t))
+        close(client.hessian(explicit, x, t, "cross-entropy", reduction="mean") / k, h_bce)
+        close(h_bce, h_torch)
 
 
 def test_mse_loss_is_two_over_k_times_the_services_mean_sum_of_squares(service_url):
     """nn.MSELoss(): (1/(N K)) sum (y - t)^2; the service's mean sum-of-squares: (1/N) 1/2 sum ||y - t||^2.
-    So MSELoss(mean) = (2/K) E_mean, MSELoss(sum) = 2 E_sum, and their Hessians likewise."""
+    So MSELoss(mean) = (2/K) E_mean, MSELoss(sum) = 2 E_sum, and their Hessians likewise; with c = 2/K,
+    (c H + a I)^-1 = (1/c) (H + (a/c) I)^-1 and log det(c H + a I) = W log c + log det(H + (a/c) I)."""
     torch.manual_seed(9)
     n, k = 10, 3
     x = torch.randn(n, 4)
@@ -295,8 +309,10 @@ def test_mse_loss_is_two_over_k_times_the_services_mean_sum_of_squares(service_u
     close(2 * client.hessian(model, x, t, "sum-of-squares"), h_sum)
     # the damping scales too: (H_mse + a I)^-1 = (K/2) (H_mean + (K a / 2) I)^-1
     a = max(0.05, 0.1 - float(np.linalg.eigvalsh(h_torch)[0]))  # enough for a positive definite H_mse + a I
-    inv, _ = client.hessian_inverse(model, x, t, "sum-of-squares", damping=k * a / 2, hessian="exact", reduction="mean")
-    close(k / 2 * inv, np.linalg.inv(h_torch + a * np.eye(len(h_torch))))
+    inv, logdet = client.hessian_inverse(model, x, t, "sum-of-squares", damping=k * a / 2, hessian="exact", reduction="mean")
+    damped = h_torch + a * np.eye(len(h_torch))
+    close(k / 2 * inv, np.linalg.inv(damped))
+    assert logdet + len(h_torch) * np.log(2 / k) == pytest.approx(np.linalg.slogdet(damped)[1], rel=1e-10)
 
 
 def test_the_example_script_fits_and_checks(service_url):
