@@ -6,6 +6,11 @@
  *
  * The Python is CURVATURE_PYTHON if set, else the first of Debian's /usr/bin/python3 and the
  * python3 on PATH that has numpy, requests and pytest, preferring one that also has torch.
+ *
+ * Three services: the default one, one with API keys (the Bearer header), and a busy one (one
+ * worker, no queue, a 1.5 s REQUEST_TIMEOUT_MS) for the client's retry of 503 OVERLOADED and its
+ * refusal to retry 503 TIMEOUT. The suite also pip-installs the client into fresh virtualenvs
+ * (clients/python/tests/test_package.py), offline.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -81,5 +86,7 @@ test('the Python client passes its pytest suite against the live service (numpy,
   console.log(`pytest took ${((Date.now() - started) / 1000).toFixed(1)} s`);
   assert.equal(code, 0, `pytest exited with ${code}:\n${output}`);
   const passed = Number(/(\d+) passed/.exec(summary)?.[1] ?? 0);
-  assert.ok(passed >= 20, `pytest ran ${passed} tests; expected the whole suite: ${summary}`);
+  // 127 tests with torch, of which 24 in test_torch.py (skipped whole without it)
+  const expected = chosen.has.torch ? 120 : 95;
+  assert.ok(passed >= expected, `pytest ran ${passed} tests; expected the whole suite (at least ${expected}): ${summary}`);
 });

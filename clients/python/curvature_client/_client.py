@@ -73,7 +73,7 @@ def _save(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _selection(parameters: Selection) -> Optional[dict]:
+def _selection(parameters: Selection) -> Optional[Dict[str, Any]]:
     """The API's ``parameters`` object: ``{"layers": [...]}`` from a list of layer indices."""
     if parameters is None:
         return None
@@ -96,8 +96,8 @@ def _retry_after(value: Optional[str], attempt: int) -> float:
             except (TypeError, ValueError):
                 when = None
             if when is not None:
-                return max(0.0, when.timestamp() - time.time())
-    return 0.5 * 2 ** attempt
+                return max(0.0, float(when.timestamp()) - time.time())
+    return 0.5 * 2.0 ** attempt
 
 
 class _Progress:
@@ -189,7 +189,7 @@ class CurvatureClient:
         """J[n, k, i] = dy_k/dx_i (N x K x D), or dy_k/dw_i with ``wrt="parameters"`` (N x K x W, the
         columns in the parameter order; with ``parameters=[layers]`` only those layers' W columns).
         With several URLs, the shards' Jacobians are stacked."""
-        body: dict = {"network": as_network(network), "wrt": wrt}
+        body: Dict[str, Any] = {"network": as_network(network), "wrt": wrt}
         sel = _selection(parameters)
         if sel is not None:
             body["parameters"] = sel
@@ -259,8 +259,8 @@ class CurvatureClient:
     # -- internals --
 
     @staticmethod
-    def _body(network: Any, loss: str, reduction: str, parameters: Selection, fields: dict) -> dict:
-        body: dict = {"network": as_network(network), "loss": loss}
+    def _body(network: Any, loss: str, reduction: str, parameters: Selection, fields: Dict[str, Any]) -> Dict[str, Any]:
+        body: Dict[str, Any] = {"network": as_network(network), "loss": loss}
         if reduction != "sum":  # the service's default; left out so that it stays the service's word
             body["reduction"] = reduction
         sel = _selection(parameters)
@@ -284,7 +284,7 @@ class CurvatureClient:
             return [f.result() for f in futures]
 
     def _summed(self, path: str, network: Any, data: _Data, loss: str, reduction: str, parameters: Selection,
-                fields: dict, extra: Optional[Dict[str, bytes]] = None) -> np.ndarray:
+                fields: Dict[str, Any], extra: Optional[Dict[str, bytes]] = None) -> np.ndarray:
         """One request, or one per shard with the answers summed: the error is a sum over data
         points. For the mean over several shards, each shard's sum is asked for and the total
         divided by N (a sum of the shards' means would weigh them wrongly)."""
@@ -305,13 +305,13 @@ class CurvatureClient:
             total /= data.rows
         return total
 
-    def _post(self, url: str, path: str, body: dict, arrays: Mapping[str, bytes]) -> Tuple[np.ndarray, Mapping[str, str]]:
+    def _post(self, url: str, path: str, body: Dict[str, Any], arrays: Mapping[str, bytes]) -> Tuple[np.ndarray, Mapping[str, str]]:
         """POSTs one multipart request (JSON part + .npy parts) and returns the .npy answer and headers.
 
         A 503 with code OVERLOADED is retried after its Retry-After (at most ``max_retries`` times,
         each wait at most ``max_retry_wait`` s), logged at WARNING on the ``curvature_client``
         logger; every other refusal, a 503 TIMEOUT included, raises at once."""
-        files: dict = {"request": (None, json.dumps(body), "application/json")}
+        files: Dict[str, Any] = {"request": (None, json.dumps(body), "application/json")}
         for name, payload in arrays.items():
             files[name] = (f"{name}.npy", payload, NPY)
         # requests encodes the body once; the encoded bytes are reused on every retry.
@@ -347,7 +347,7 @@ class CurvatureClient:
                 if session is not self.session:
                     session.close()
 
-    def _headers(self) -> dict:
+    def _headers(self) -> Dict[str, Any]:
         h = {"Accept": NPY}
         if self.api_key:
             h["Authorization"] = f"Bearer {self.api_key}"
@@ -372,7 +372,7 @@ class CurvatureClient:
     @staticmethod
     def _error(r: requests.Response, url: str) -> CurvatureServiceError:
         text = r.text
-        problem: dict = {}
+        problem: Dict[str, Any] = {}
         if "json" in r.headers.get("Content-Type", ""):
             try:
                 parsed = json.loads(text)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
 
 class CurvatureServiceError(Exception):
@@ -20,7 +20,7 @@ class CurvatureServiceError(Exception):
         self.detail = detail
         self.code = code
         self.url = url
-        self.problem: dict = dict(problem or {})
+        self.problem: Dict[str, Any] = dict(problem or {})
         where = f" from {url}" if url else ""
         tag = f" [{code}]" if code else ""
         super().__init__(f"{status} {title}{tag}{where}: {detail}" if status else f"{title}{where}: {detail}")

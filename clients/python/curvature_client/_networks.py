@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -10,7 +10,7 @@ import numpy as np
 ACTIVATIONS: Tuple[str, ...] = ("identity", "tanh", "sigmoid", "relu", "softplus", "gelu", "silu", "leaky-relu", "elu", "softmax")
 
 
-def _layer(layer: Any, index: int) -> dict:
+def _layer(layer: Any, index: int) -> Dict[str, Any]:
     if isinstance(layer, Mapping):
         weights, bias, activation = layer["weights"], layer.get("bias"), layer.get("activation", "identity")
     else:
@@ -33,7 +33,7 @@ def _layer(layer: Any, index: int) -> dict:
     return {"weights": w.tolist(), "bias": b, "activation": activation}
 
 
-def network_from_layers(layers: Iterable[Any]) -> dict:
+def network_from_layers(layers: Iterable[Any]) -> Dict[str, Any]:
     """The API's network from layers given as dicts ``{"weights", "bias", "activation"}`` or tuples
     ``(weights, bias[, activation])``; weights are out x in (as ``nn.Linear.weight``). A bias of
     ``None`` (or a dict without ``"bias"``) is a layer without bias, ``nn.Linear(bias=False)``."""
@@ -99,7 +99,7 @@ def _modules(model: Any) -> List[Any]:
     return out
 
 
-def network_from_torch(model: Any) -> dict:
+def network_from_torch(model: Any) -> Dict[str, Any]:
     """The API's network from a PyTorch ``nn.Sequential`` (or a single ``nn.Linear``).
 
     Each ``Linear`` (with or without bias) may be followed by one activation: ``Tanh``,
@@ -154,7 +154,7 @@ def network_from_torch(model: Any) -> dict:
     return network_from_layers(out)
 
 
-def as_network(network: Any) -> dict:
+def as_network(network: Any) -> Dict[str, Any]:
     """A network given as the API's dict, a list of layers, or a torch module."""
     if isinstance(network, Mapping) and "layers" in network:
         return network_from_layers(network["layers"])

@@ -12,8 +12,10 @@ Two venvs, from the Python running these tests:
 * clean (no system site-packages): ``pip install ./clients/python`` with the public index replaced
   by a path that does not exist (PIP_INDEX_URL=file:///nonexistent/, no retries), so that pip can
   only use the machine's configured local package sources (pip config: find-links,
-  extra-index-url) for numpy, requests and, in its isolated build, setuptools and wheel. Skipped,
-  with the reason, where pip is configured with no local source.
+  extra-index-url) for numpy, requests and, in its isolated build, setuptools and wheel. There, mypy
+  (from the same sources) type-checks a user's snippet against the installed package: py.typed makes
+  its annotations count. Skipped, with the reason, where pip is configured with no local source or
+  that source lacks one of these.
 """
 import json
 import os
@@ -142,10 +144,10 @@ def test_pip_installs_it_with_its_dependencies_into_a_clean_venv_from_local_sour
                     "requests from offline; the --system-site-packages install covers the package itself")
     # what the clean install needs: the dependencies, and the build backend for pip's isolated build
     probe = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--dest", tmp_path / "probe",
-                            "numpy", "requests", "setuptools>=61", "wheel"],
+                            "numpy", "requests", "setuptools>=61", "wheel", "mypy"],
                            capture_output=True, text=True, env=offline_env(), cwd=tmp_path, timeout=300)
     if probe.returncode != 0:
-        pytest.skip(f"the local package sources ({', '.join(sources)}) do not offer numpy, requests, setuptools and wheel "
+        pytest.skip(f"the local package sources ({', '.join(sources)}) do not offer numpy, requests, setuptools, wheel and mypy "
                     f"offline: {probe.stderr.strip().splitlines()[-1:]}; the --system-site-packages install covers the package")
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", venv])
@@ -154,3 +156,34 @@ def test_pip_installs_it_with_its_dependencies_into_a_clean_venv_from_local_sour
     for dep in ("numpy", "requests"):  # installed into the venv, not the system's
         assert venv.resolve() in pathlib.Path(info[dep][1]).resolve().parents, info[dep]
     print(f"local sources: {', '.join(sources)}")
+    # py.typed: a user's code is type-checked against the installed package's own annotations
+    run([venv / "bin" / "python", "-m", "pip", "install", "mypy"], env=offline_env(), cwd=tmp_path)
+    user = tmp_path / "user.py"
+    user.write_text(USER_CODE)
+    r = subprocess.run([venv / "bin" / "python", "-m", "mypy", "--no-incremental", "--cache-dir", os.devnull, user],
+                       capture_output=True, text=True, env=offline_env(), cwd=tmp_path, timeout=300)
+    notes = re.findall(r'user\.py:(\d+): note: Revealed type is "([^"]+)"', r.stdout)
+    errors = re.findall(r"user\.py:(\d+): error: (.*)", r.stdout)
+    revealed = {int(line): t.replace("builtins.", "") for line, t in notes}
+    assert sorted(revealed) == [6, 8, 10, 12], r.stdout
+    assert revealed[6].startswith("numpy.ndarray") and revealed[8] == "float", r.stdout
+    assert revealed[10].startswith("dict[str, Any]"), r.stdout
+    assert revealed[12] in ("int | None", "Union[int, None]"), r.stdout
+    assert len(errors) == 1 and errors[0][0] == "13" and "ndarray" in errors[0][1], r.stdout  # the deliberate one
+    assert "py.typed" not in r.stdout and "missing library stubs" not in r.stdout, r.stdout
+
+
+USER_CODE = """import numpy as np
+from curvature_client import CurvatureClient, CurvatureServiceError, network_from_layers
+
+client = CurvatureClient("http://127.0.0.1:3000", max_retries=2)
+h = client.hessian([([[1.0]], None, "identity")], [[1.0]], [[0.0]], "sum-of-squares", reduction="mean", parameters=[-1])
+reveal_type(h)
+inv, logdet = client.hessian_inverse({"layers": []}, [[1.0]], labels=[0], loss="softmax-cross-entropy", damping=0.1)
+reveal_type(logdet)
+net = network_from_layers([])
+reveal_type(net)
+err = CurvatureServiceError(422, "t", "d")
+reveal_type(err.status)
+bad: str = client.jacobian(net, [[1.0]])
+"""
