@@ -29,5 +29,5 @@ export {
   type InverseHessian, type InverseMethod, type JacobianWrt, type LayerData, type NetworkData, type ProblemData, type TaskSummary,
 } from './tasks.ts';
 export { denseEigen, lanczosEigen, curvatureEigen, lanczosBasis, EIGEN_WHICH, EIGEN_DENSE_MAX, type EigenWhich, type EigenResult, type LanczosOptions } from './eigen.ts';
-export { kfacFactors, kfacEigen, kfacLogDeterminant, kfacSolve, kfacScratchBytes, type KfacFactor, type KfacEigen } from './kfac.ts';
-export { conjugateGradient, choleskySolve, dampedResiduals, type SolveResult, type CgOptions } from './solve.ts';
+export { kfacFactors, kfacEigen, kfacLogDeterminant, kfacSolve, kfacPreconditioner, kfacScratchBytes, type KfacFactor, type KfacEigen } from './kfac.ts';
+export { conjugateGradient, choleskySolve, dampedResiduals, jacobiPreconditioner, type SolveResult, type CgOptions, type Preconditioner as CgPreconditioner } from './solve.ts';

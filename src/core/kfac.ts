@@ -152,6 +152,14 @@ export function kfacSolve(layers: readonly Layer[], eig: readonly KfacEigen[], d
 }
 
 /**
+ * (K + αI)⁻¹ as a preconditioner for CG on the outer product or the exact Hessian (+ αI): one
+ * kfacSolve per step, O(Σ_l out_l·aug_l·(out_l + aug_l)), after the factors' eigenvectors.
+ */
+export function kfacPreconditioner(layers: readonly Layer[], eig: readonly KfacEigen[], damping: number, w: number): (r: Float64Array, z: Float64Array) => void {
+  return (r, z) => z.set(kfacSolve(layers, eig, damping, r, 1, w));
+}
+
+/**
  * (K + αI) x for each row of `x` (m × W), K block-diagonal with blocks G_l ⊗ A_l: per layer
  * vec(G X A) + α vec X in the augmented layout. For the residuals of the KFAC solve.
  */

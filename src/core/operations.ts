@@ -13,15 +13,15 @@ import { finiteDifferenceHessian, finiteDifferenceScratchBytes } from './finite-
 import { curvatureOperator, hessianVectorProduct, hessianVectorProductScratchBytes } from './r-operator.ts';
 import { choleskyInverse, choleskyScratchBytes, woodburyInverse, woodburyScratchBytes } from './inverse.ts';
 import { denseEigen, EIGEN_DENSE_MAX, lanczosBasis, lanczosEigen } from './eigen.ts';
-import { kfacApply, kfacEigen, kfacFactors, kfacLogDeterminant, kfacScratchBytes, kfacSolve } from './kfac.ts';
-import { choleskySolve, conjugateGradient, type SolveResult } from './solve.ts';
+import { kfacApply, kfacEigen, kfacFactors, kfacLogDeterminant, kfacPreconditioner, kfacScratchBytes, kfacSolve } from './kfac.ts';
+import { choleskySolve, conjugateGradient, jacobiPreconditioner, type Preconditioner as SolvePreconditioner, type SolveResult } from './solve.ts';
 import { passesBytes } from './backprop.ts';
 import { CoreError } from './errors.ts';
 import { assertFinite } from './finite.ts';
 import { buildNetwork, countParameters, makeProblem, selectedLayers, type LayerSize, type Matrix, type Problem } from './network.ts';
 import {
   isArrayResult, resultArrays, taskInputs, taskNetwork,
-  type AnswerObject, type AnswerValue, type ArrayResult, type ComputeResult, type CurvatureTask, type Endpoint, type ProblemData, type TaskSummary,
+  type AnswerObject, type AnswerValue, type ArrayResult, type ComputeResult, type CurvatureTask, type Endpoint, type Preconditioner, type ProblemData, type TaskSummary,
 } from './tasks.ts';
 
 /** What a task will hold, in bytes, and what a refusal over a size says of it. */
@@ -240,8 +240,7 @@ const OPERATIONS: Operations = {
         if (method === 'cholesky') {
           r = choleskySolve(exact ? exactHessian(p) : outerProductHessian(p), w, task.damping, v, m, op);
         } else {
-          const diagonal = task.preconditioner === 'diagonal' ? hessianDiagonal(p, exact) : undefined;
-          r = conjugateGradient(op, task.damping, v, m, { tolerance: task.tolerance, maxIterations: task.maxIterations, diagonal });
+          r = conjugateGradient(op, task.damping, v, m, { tolerance: task.tolerance, maxIterations: task.maxIterations, precondition: preconditioner(p, task.preconditioner, exact, task.damping) });
         }
       }
       return {
@@ -256,17 +255,25 @@ const OPERATIONS: Operations = {
       const m = task.vectors.rows;
       const method = solveMethod(task.hessian, task.method, w);
       const answerDoubles = m * w + 2 * m;
-      if (task.hessian === 'kfac') {
-        let doubles = 0;
-        for (const l of layers) if (l.selected) doubles += (l.in + 1) ** 2 + l.out ** 2;
-        return { answerDoubles, scratchBytes: kfacScratchBytes(layers, n) + 8 * (3 * doubles + m * w), method };
-      }
+      // the factors, their eigenvectors and eigenvalues (3 × Σ aug² + out², generously), and the chunks that form them
+      let factorDoubles = 0;
+      for (const l of layers) if (l.selected) factorDoubles += (l.in + 1) ** 2 + l.out ** 2;
+      const kfacBytes = kfacScratchBytes(layers, n) + 8 * 3 * factorDoubles;
+      if (task.hessian === 'kfac') return { answerDoubles, scratchBytes: kfacBytes + 8 * m * w, method };
       const operator = hessianVectorProductScratchBytes(layers, n, w);
       if (method === 'cholesky') return { answerDoubles, scratchBytes: 8 * w * w + curvatureScratchBytes(layers, n) + operator, method };
-      return { answerDoubles, scratchBytes: 8 * 6 * w + operator, method };
+      const pre = task.preconditioner === 'kfac' ? kfacBytes : task.preconditioner === 'diagonal' ? 8 * w + hessianDiagonalScratchBytes(layers, n) : 0;
+      return { answerDoubles, scratchBytes: 8 * 6 * w + operator + pre, method: task.preconditioner === 'none' ? method : `${method}, ${task.preconditioner} preconditioner` };
     },
   },
 };
+
+/** CG's M⁻¹: none, Jacobi from H's own diagonal, or the KFAC matrix's exact solve. */
+function preconditioner(p: Problem, kind: Preconditioner, exact: boolean, damping: number): SolvePreconditioner | undefined {
+  if (kind === 'diagonal') return jacobiPreconditioner(hessianDiagonal(p, exact), damping);
+  if (kind === 'kfac') return kfacPreconditioner(p.network.layers, kfacEigen(kfacFactors(p)), damping, p.network.parameterCount);
+  return undefined;
+}
 
 /** The eigensolver auto picks: dense up to EIGEN_DENSE_MAX parameters, Lanczos beyond. */
 function eigenMethod(method: 'auto' | 'lanczos' | 'dense', w: number): 'lanczos' | 'dense' {

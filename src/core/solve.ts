@@ -19,8 +19,19 @@ export interface SolveResult {
 export interface CgOptions {
   readonly tolerance: number;
   readonly maxIterations: number;
-  /** The diagonal of H (W), whose (d + α)⁻¹ preconditions the iteration; absent: none. */
-  readonly diagonal?: Float64Array;
+  /** z = M⁻¹ r for a symmetric positive definite M ≈ H + αI; absent: none (M = I). */
+  readonly precondition?: Preconditioner;
+}
+
+/** z ← M⁻¹ r. */
+export type Preconditioner = (r: Float64Array, z: Float64Array) => void;
+
+/** Jacobi: M = diag(H) + αI, each entry kept ≥ α (an exact Hessian's diagonal can be negative). */
+export function jacobiPreconditioner(diagonal: Float64Array, damping: number): Preconditioner {
+  const inv = Float64Array.from(diagonal, (d) => 1 / Math.max(d + damping, damping));
+  return (r, z) => {
+    for (let i = 0; i < inv.length; i++) z[i] = inv[i] * r[i];
+  };
 }
 
 function dot(a: Float64Array, b: Float64Array): number {
@@ -50,11 +61,7 @@ export function conjugateGradient(op: CurvatureOperator, damping: number, vector
   const solutions = new Float64Array(m * w);
   const iterations = new Float64Array(m);
   const residuals = new Float64Array(m);
-  const pre = options.diagonal ? Float64Array.from(options.diagonal, (d) => 1 / Math.max(d + damping, damping)) : undefined;
-  const precondition = (r: Float64Array, z: Float64Array) => {
-    if (pre) for (let i = 0; i < w; i++) z[i] = pre[i] * r[i];
-    else z.set(r);
-  };
+  const precondition: Preconditioner = options.precondition ?? ((r, z) => z.set(r));
   const q = new Float64Array(w), z = new Float64Array(w), p = new Float64Array(w);
   for (let v = 0; v < m; v++) {
     const b = vectors.subarray(v * w, (v + 1) * w);

@@ -63,7 +63,7 @@ export const SOLVE_HESSIANS = ['outer-product', 'exact', 'kfac'] as const;
 export type SolveHessian = (typeof SOLVE_HESSIANS)[number];
 export const SOLVE_METHODS = ['auto', 'cg', 'cholesky'] as const;
 export type SolveMethod = (typeof SOLVE_METHODS)[number];
-export const PRECONDITIONERS = ['diagonal', 'none'] as const;
+export const PRECONDITIONERS = ['none', 'diagonal', 'kfac'] as const;
 export type Preconditioner = (typeof PRECONDITIONERS)[number];
 
 export type CurvatureTask =

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Matrix, inverse } from 'ml-matrix';
 import { typescriptBackend, openBlasBackend, linalgInfo, type LinalgBackend } from '../../src/core/linalg/index.ts';
+import { openBlasAddon, suggestedCoreType } from '../../src/core/linalg/openblas.ts';
 import { seededRandom } from '../helpers/random.ts';
 
 /** Why the native backend could not load, or undefined when it did. */
@@ -23,6 +24,28 @@ test('the OpenBLAS backend loads, or the reason it does not is shown', (t) => {
     return;
   }
   assert.equal(backends.at(-1)?.name, 'openblas');
+});
+
+test('the kernel set follows the CPU flags Linux reports', () => {
+  const cpu = (flags: string) => `processor\t: 0\nmodel\t\t: 207\nflags\t\t: ${flags}\nbugs\t\t: spectre_v1\n`;
+  assert.equal(suggestedCoreType(cpu('fpu sse sse2 avx avx2 fma avx512f avx512dq avx512bw avx512vl avx512cd')), 'SkylakeX');
+  assert.equal(suggestedCoreType(cpu('fpu sse sse2 avx avx2 fma avx512f')), 'Haswell', 'AVX-512 without BW/DQ/VL is not SkylakeX');
+  assert.equal(suggestedCoreType(cpu('fpu sse sse2 avx avx2')), undefined, 'AVX2 without FMA');
+  assert.equal(suggestedCoreType(cpu('fpu sse sse2 pni ssse3')), undefined);
+  assert.equal(suggestedCoreType('no flags line here'), undefined);
+});
+
+test('OpenBLAS runs the kernels this CPU allows, not an older fallback', (t) => {
+  if (nativeMissing !== undefined) {
+    t.skip(`native backend not tested: ${nativeMissing}`);
+    return;
+  }
+  const wanted = process.env.OPENBLAS_CORETYPE ?? suggestedCoreType();
+  if (wanted === undefined) {
+    t.skip('this CPU reports neither AVX-512 nor AVX2+FMA; OpenBLAS chooses its own kernels');
+    return;
+  }
+  assert.equal(openBlasAddon().corename().toLowerCase(), wanted.toLowerCase());
 });
 
 function naiveGemm(tA: boolean, tB: boolean, m: number, n: number, k: number, alpha: number, a: Float64Array, lda: number, b: Float64Array, ldb: number, beta: number, c: Float64Array, ldc: number): Float64Array {

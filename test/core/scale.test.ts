@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   choleskySolve, conjugateGradient, curvatureBlocks, curvatureOperator, curvatureRows, denseEigen, exactHessian,
-  hessianDiagonal, kfacEigen, kfacFactors, kfacLogDeterminant, kfacSolve, lanczosEigen, outerProductHessian,
+  hessianDiagonal, jacobiPreconditioner, kfacEigen, kfacFactors, kfacLogDeterminant, kfacPreconditioner, kfacSolve, lanczosEigen, outerProductHessian,
   parameterJacobian, hessianVectorProduct, type Problem,
 } from '../../src/core/index.ts';
 import { flat, loadCases, problemOf, relativeError, type ModelCase } from '../helpers/cases.ts';
@@ -114,9 +114,12 @@ for (const c of cases) {
       const cg = conjugateGradient(op, damping, vectors, m, { tolerance: 1e-12, maxIterations: 20 * W });
       close(`${kind} CG`, cg.solutions, want, 1e-9);
       cg.residuals.forEach((r) => assert.ok(r <= 1e-12, `${kind} CG residual ${r}`));
-      const diag = hessianDiagonal(p);
-      const pcg = conjugateGradient(op, damping, vectors, m, { tolerance: 1e-12, maxIterations: 20 * W, diagonal: exact ? diag : undefined });
-      close(`${kind} PCG`, pcg.solutions, want, 1e-9);
+      const preconditioners = { jacobi: jacobiPreconditioner(hessianDiagonal(p, exact), damping), kfac: kfacPreconditioner(p.network.layers, kfacEigen(kfacFactors(p)), damping, W) };
+      for (const [name, precondition] of Object.entries(preconditioners)) {
+        const pcg = conjugateGradient(op, damping, vectors, m, { tolerance: 1e-12, maxIterations: 20 * W, precondition });
+        close(`${kind} PCG (${name})`, pcg.solutions, want, 1e-9);
+        pcg.residuals.forEach((r) => assert.ok(r <= 1e-12, `${kind} PCG (${name}) residual ${r}`));
+      }
       const chol = choleskySolve(exact ? exactHessian(p) : outerProductHessian(p), W, damping, vectors, m, op);
       close(`${kind} Cholesky`, chol.solutions, want, TOL);
       chol.residuals.forEach((r) => assert.ok(r <= 1e-12, `${kind} Cholesky residual ${r}`));

@@ -117,12 +117,13 @@ for (const c of cases) {
       ['outer-product', c.damping, e.inverseVectorProducts.outerProduct], ['exact', c.exactDamping, e.inverseVectorProducts.exact],
       ['kfac', c.damping, e.kfac.inverseVectorProducts],
     ] as const) {
-      for (const method of hessian === 'kfac' ? ['auto'] : ['cg', 'cholesky']) {
-        const r = await app.inject({ method: 'POST', url: '/hessian/inverse-vector-product', payload: { ...c.request, damping, vectors, hessian, method, tolerance: 1e-12 }, headers: { accept: 'application/x-npy' } });
+      const runs = hessian === 'kfac' ? [['auto', 'none']] : [['cg', 'none'], ['cg', 'diagonal'], ['cg', 'kfac'], ['cholesky', 'none']];
+      for (const [method, preconditioner] of runs) {
+        const r = await app.inject({ method: 'POST', url: '/hessian/inverse-vector-product', payload: { ...c.request, damping, vectors, hessian, method, preconditioner, tolerance: 1e-12 }, headers: { accept: 'application/x-npy' } });
         assert.equal(r.statusCode, 200, r.body);
         const x = parseNpy(r.rawPayload);
         assert.deepEqual(x.shape, [vectors.length, W]);
-        close(`${hessian} ${method}`, x.data, want, method === 'cg' ? 1e-9 : TOL);
+        close(`${hessian} ${method} (${preconditioner})`, x.data, want, method === 'cg' ? 1e-9 : TOL);
         const residuals = String(r.headers['x-residuals']).split(',').map(Number);
         assert.equal(residuals.length, vectors.length);
         residuals.forEach((res) => assert.ok(res <= 1e-11, `${hessian} ${method}: residual ${res}`));

@@ -15,7 +15,7 @@
  */
 import type { LinalgBackend } from './types.ts';
 import { typescriptBackend } from './typescript.ts';
-import { openBlasAddon, openBlasBackend } from './openblas.ts';
+import { coreTypeReason, openBlasAddon, openBlasBackend } from './openblas.ts';
 
 export type { LinalgBackend } from './types.ts';
 export { typescriptBackend } from './typescript.ts';
@@ -102,7 +102,7 @@ export function useBackend(backend: LinalgBackend): void {
 export function linalgInfo(): LinalgInfo {
   if (current.name === 'typescript') return { backend: 'typescript', threads: 1, reason };
   const addon = openBlasAddon();
-  return { backend: 'openblas', threads: addon.getNumThreads(), reason, openblas: `${addon.config()} (core ${addon.corename()})` };
+  return { backend: 'openblas', threads: addon.getNumThreads(), reason, openblas: `${addon.config()} (core ${addon.corename()}: ${coreTypeReason()})` };
 }
 
 /**

@@ -4,6 +4,7 @@
  * context-aware, so each worker thread loads its own instance. Its kernels take exactly the
  * arguments of {@link LinalgBackend}; they check argument types and buffer lengths, not shapes.
  */
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { isMainThread } from 'node:worker_threads';
 import type { LinalgBackend, SyevrResult } from './types.ts';
@@ -41,6 +42,39 @@ export interface OpenBlasAddon {
 
 export const ADDON_PACKAGE = 'curvature-openblas';
 
+/**
+ * The kernel set for OpenBLAS to use on this CPU, from the flags Linux reports (only features
+ * the kernel has enabled are listed): SkylakeX where AVX-512 (F, BW, DQ, VL) is there, Haswell
+ * where AVX2 and FMA are, else none (OpenBLAS's own choice). DYNAMIC_ARCH builds pick their
+ * kernels from the CPU's model number, and one older than the CPU falls back to Prescott, its
+ * SSE3 kernels: OpenBLAS 0.3.21 (Debian 12) on a Xeon of model 207 ran dgemm at 21 GFLOP/s that
+ * way, against 150 with SkylakeX (n = 1500, 2 threads, 2026-12-01).
+ */
+export function suggestedCoreType(cpuinfo?: string): string | undefined {
+  let text = cpuinfo;
+  if (text === undefined) {
+    try {
+      text = readFileSync('/proc/cpuinfo', 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+  const line = /^flags\s*:(.*)$/m.exec(text)?.[1];
+  if (!line) return undefined;
+  const flags = new Set(line.trim().split(/\s+/));
+  if (['avx512f', 'avx512bw', 'avx512dq', 'avx512vl'].every((f) => flags.has(f))) return 'SkylakeX';
+  if (flags.has('avx2') && flags.has('fma')) return 'Haswell';
+  return undefined;
+}
+
+/** OPENBLAS_CORETYPE as the service set it (undefined when the operator's or OpenBLAS's own choice stands). */
+let coreTypeSet: string | undefined;
+
+/** Why OpenBLAS runs the kernels it does, for linalgInfo. */
+export function coreTypeReason(): string {
+  return coreTypeSet ? `OPENBLAS_CORETYPE=${coreTypeSet}, set by the service from the CPU's flags` : process.env.OPENBLAS_CORETYPE ? `OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE}, set by the environment` : "OpenBLAS's own choice";
+}
+
 let loaded: { addon: OpenBlasAddon } | { error: Error } | undefined;
 
 /** The addon, loaded once per thread; throws the load error (every time) where it cannot load. */
@@ -50,7 +84,14 @@ export function openBlasAddon(): OpenBlasAddon {
     // the JavaScript between kernel calls needs (measured: W ≈ 9600 outer product 3.7 s spinning,
     // 1.4 s without). It reads this when the library loads, which happens in the main thread
     // first (the app asks for linalgInfo at start-up); a worker's process.env is its own copy.
-    if (isMainThread) process.env.OPENBLAS_THREAD_TIMEOUT ??= '4';
+    if (isMainThread) {
+      process.env.OPENBLAS_THREAD_TIMEOUT ??= '4';
+      // The kernels: where the operator has not chosen, the ones this CPU's flags allow (see suggestedCoreType).
+      if (process.env.OPENBLAS_CORETYPE === undefined) {
+        coreTypeSet = suggestedCoreType();
+        if (coreTypeSet) process.env.OPENBLAS_CORETYPE = coreTypeSet;
+      }
+    }
     try {
       loaded = { addon: createRequire(import.meta.url)(ADDON_PACKAGE) as OpenBlasAddon };
     } catch (e) {
