@@ -81,6 +81,26 @@ export function makeProblem(d: number, m: number, k: number, n: number, seed = 1
   return { d, m, k, n, layers, inputs: matrix(n, d, 1), targets: matrix(n, k, 1) };
 }
 
+/**
+ * An MLP of any depth for the sweep: `sizes` = [D, M_1, …, K], tanh on every hidden layer, identity
+ * outputs, sum-of-squares; weights uniform in ±1/√in, biases in ±0.1, inputs and targets in ±1,
+ * all from one seeded stream, so that every run (and every peer) sees the same float64 numbers.
+ * For two layers the numbers are those of makeProblem(D, M, K, N, seed).
+ */
+export function makeNetwork(sizes: readonly number[], n: number, seed = 1): Problem {
+  if (sizes.length < 2) throw new Error('a network needs an input and an output size');
+  const r = seededRandom(seed);
+  const u = (scale: number) => (2 * r() - 1) * scale;
+  const matrix = (rows: number, cols: number, scale: number) => Array.from({ length: rows }, () => Array.from({ length: cols }, () => u(scale)));
+  const layers: LayerSpec[] = [];
+  for (let l = 1; l < sizes.length; l++) {
+    const [inp, out] = [sizes[l - 1], sizes[l]];
+    layers.push({ weights: matrix(out, inp, 1 / Math.sqrt(inp)), bias: Array.from({ length: out }, () => u(0.1)), activation: l === sizes.length - 1 ? 'identity' : 'tanh' });
+  }
+  const d = sizes[0], k = sizes[sizes.length - 1];
+  return { d, m: sizes.length > 2 ? sizes[1] : 0, k, n, layers, inputs: matrix(n, d, 1), targets: matrix(n, k, 1) };
+}
+
 /** Parameters per layer, W_l = out·(in + 1). */
 export function layerParameterCounts(p: Problem): number[] {
   return p.layers.map((l) => l.weights.length * (l.weights[0].length + 1));
