@@ -6,7 +6,7 @@
  *
  * Service: a fresh `node dist/src/server.js` per shape; after /health, one request of each method
  * on a toy network of the same depth warms the JIT, the pool and the BLAS threads; then per method
- * up to `repeat` timed `Accept: application/x-npy` requests (fewer once 20 s are spent), clocked
+ * up to `repeat` timed `Accept: application/x-npy` requests (fewer once 10 s are spent), clocked
  * from sending to the last byte ("service s", the best) and to the first byte ("compute s", the
  * same request's; the answer's header goes out when the matrix is ready).
  *
@@ -176,7 +176,7 @@ function toyFor(shape: SweepShape) {
 }
 
 /** Seconds of timed service requests after which no more repeats are made. */
-const SERVICE_REPEAT_SECONDS = 20;
+const SERVICE_REPEAT_SECONDS = 10;
 
 async function serviceShape(shape: SweepShape, o: SweepOptions, bodyText: Record<SweepMethod, string>, npy: Record<SweepMethod, string>): Promise<{ timings: Partial<Record<SweepMethod, ServiceTiming>>; peakRss: number; backend: string }> {
   const svc = await startService(o.serviceEnv);
