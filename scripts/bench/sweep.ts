@@ -14,7 +14,7 @@
  * comparing its matrix with the service's .npy; see peers.py for what is timed and how a peer
  * that would exceed the time or memory budget is skipped with a reason.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { freemem } from 'node:os';
 import { join } from 'node:path';
@@ -217,16 +217,36 @@ async function serviceShape(shape: SweepShape, o: SweepOptions, bodyText: Record
   }
 }
 
-function runPeer(o: SweepOptions, peer: Peer, method: SweepMethod, bodyFile: string, serviceNpy: string | undefined, specFile: string): PeerResult {
+/** One peer process, asynchronously (so that the load sampler keeps running), killed past its wall-clock bound. */
+function runPeer(o: SweepOptions, peer: Peer, method: SweepMethod, bodyFile: string, serviceNpy: string | undefined, specFile: string): Promise<PeerResult> {
   writeFileSync(specFile, JSON.stringify({ problem: bodyFile, peer, method, service: serviceNpy ?? null, repeats: o.repeat, budget: o.budget, memory: o.memory, gn: 'auto' }));
   // pilots + a first call + timed calls, each bounded by the budget: a process past this is stuck (e.g. compiling)
   const wallMs = (5 * o.budget + 120) * 1000;
-  const r = spawnSync(o.python!, [PEERS_SCRIPT, 'run', specFile], { encoding: 'utf8', env: peerEnv(o.threads), timeout: wallMs, maxBuffer: 64 * 1024 * 1024, killSignal: 'SIGKILL' });
-  if (r.error && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT') return { skipped: `did not finish within ${(wallMs / 1000).toFixed(0)} s (killed)` };
-  if (r.signal) return { skipped: `killed by ${r.signal}${r.signal === 'SIGKILL' ? ' (out of memory?)' : ''}` };
-  if (r.status !== 0) return { error: (r.stderr || '').trim().split('\n').slice(-3).join(' | ').slice(0, 400) || `exit ${r.status}` };
-  const line = r.stdout.trim().split('\n').pop()!;
-  return JSON.parse(line) as PeerResult;
+  return new Promise((resolve) => {
+    const child = spawn(o.python!, [PEERS_SCRIPT, 'run', specFile], { env: peerEnv(o.threads), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '', timedOut = false;
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr = (stderr + c).slice(-20_000)));
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, wallMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      resolve({ error: err.message });
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (timedOut) return resolve({ skipped: `did not finish within ${(wallMs / 1000).toFixed(0)} s (killed)` });
+      if (signal) return resolve({ skipped: `killed by ${signal}${signal === 'SIGKILL' ? ' (out of memory?)' : ''}` });
+      if (code !== 0) return resolve({ error: stderr.trim().split('\n').slice(-3).join(' | ').slice(0, 400) || `exit ${code}` });
+      try {
+        resolve(JSON.parse(stdout.trim().split('\n').pop()!) as PeerResult);
+      } catch (err) {
+        resolve({ error: `unreadable answer: ${(err as Error).message}` });
+      }
+    });
+  });
 }
 
 /** Runs the sweep and returns its rows (one per shape and method), logging progress to `log`. */
@@ -259,7 +279,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepRow[]> {
       };
       const haveNpy = !t.error && existsSync(npy[m]);
       for (const peer of o.peers) {
-        const r = runPeer(o, peer, m, bodyFile, haveNpy ? npy[m] : undefined, join(o.dir, `spec-${shape.id}-${peer}-${m}.json`));
+        const r = await runPeer(o, peer, m, bodyFile, haveNpy ? npy[m] : undefined, join(o.dir, `spec-${shape.id}-${peer}-${m}.json`));
         row.peers[peer] = r;
         const what = r.seconds !== undefined ? `${r.seconds.toFixed(3)} s${r.gn ? ` (${r.gn})` : ''}${r.chunks && r.chunks > 1 ? `, ${r.chunks} chunks` : ''}, diff ${r.relDiff?.toExponential(1) ?? '–'}` : r.skipped ? `skipped: ${r.skipped}` : `ERROR ${r.error}`;
         o.log(`  ${peer} ${m}: ${what}\n`);
