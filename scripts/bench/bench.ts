@@ -1,63 +1,72 @@
 /**
- * `npm run bench` (issue 4): the service against PyTorch float64, over HTTP, in one run.
+ * `npm run bench`: the service against its peers, over HTTP, in one run. Two groups (--shapes):
  *
- * Each workload runs in a fresh service process (`node dist/src/server.js` on 127.0.0.1, a free
- * port, limits raised by environment only), so the peak RSS reported is that workload's own high-
- * water mark (VmHWM of /proc/<pid>/status, which covers the worker threads). After /health answers,
- * one toy request of the same kind warms the JIT, the worker pool and the BLAS threads; then
- * --repeat=N (default 3) timed requests ask for `Accept: application/x-npy`, the clock running
- * from sending each request to the body's last byte; the table has the best and the first. The
- * peak RSS is read after the first. The first answer is kept as .npy in a temporary folder.
+ * - `benchmark` (issue 4): the 32-64-10 network (W = 2762, N = 1000) through six workloads —
+ *   exact, outer product, Cholesky and Woodbury inverses, the TypeScript backend, and the
+ *   streamed W ≈ 9600 outer product — each in a fresh service process, against PyTorch's
+ *   torch.autograd.functional (scripts/bench/torch_bench.py), judged against the issue's targets.
+ * - `sweep` (issue 13, scripts/bench/sweep.ts): the shapes of workloads.ts's SWEEP, exact and
+ *   outer product, against torch.func and JAX (scripts/bench/peers.py) and against the flop floor
+ *   at the machine's dgemm rate measured in the same run; one table per method.
  *
- * Then, where `/usr/bin/python3` (or $BENCH_PYTHON) imports torch, scripts/bench/torch_bench.py
+ * Issue-4 method: after /health, one toy request of the same kind warms the JIT, the worker pool
+ * and the BLAS threads; then --repeat=N (default 3) timed requests ask for `Accept:
+ * application/x-npy`, the clock running from sending each request to the body's last byte; the
+ * table has the best and the first. The peak RSS is read after the first. Then the peers' Python
  * reads the same request bodies, computes the same matrices in PyTorch float64 (timing only the
- * computation, torch.set_num_threads = cores), and compares them with the service's .npy files:
- * max|a − b| / max(1, max|b|) must be ≤ 1e-8. One table, flop models and PASS/MISS per target are printed at the end.
+ * computation, torch.set_num_threads = --threads), and compares them with the service's .npy:
+ * max|a − b| / max(1, max|b|) must be ≤ 1e-8.
  *
- * Options: --only=name,name (substrings of workload names), --no-torch, --keep (keep the
- * temporary folder), --json=FILE (results as JSON), --cpu-prof=DIR (run each service process
- * under `node --cpu-prof`, one .cpuprofile per thread in DIR). It is a benchmark, not a test.
- * Both the service and PyTorch run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (blasEnv), so
- * that their OpenBLAS picks the same kernels for this CPU, as in the container image, which sets
- * neither. The service inherits the rest of the environment, so e.g.
- * `WORKERS=1 CURVATURE_BLAS_THREADS=2 npm run bench` measures another pool layout.
+ * The peers' Python: $BENCH_PYTHON, else .peers/bin/python (scripts/bench/peers-setup.sh makes
+ * it: PyTorch 2 and JAX), else Debian's /usr/bin/python3 (PyTorch 1.13 with functorch, no JAX).
+ *
+ * Options:
+ *   --shapes=LIST       `benchmark`, `sweep`, or sweep shape ids (workloads.ts), comma-separated;
+ *                       default benchmark,sweep
+ *   --peers=LIST        torch,jax (default: those the Python has) or none
+ *   --methods=LIST      the sweep's methods: exact,outer-product (default both)
+ *   --only=LIST         substrings of the issue-4 workloads' names
+ *   --repeat=N          timed requests/calls per row (default 3)
+ *   --threads=N         BLAS/compute threads of the peers and the dgemm probe (default 2)
+ *   --budget=S          seconds a peer's call may take before it is skipped (default 60)
+ *   --peer-memory=GB    memory a peer may use (default 12, at most 60 % of what is free)
+ *   --service-timeout=S seconds a service request may take in the sweep (default 300)
+ *   --openblas-coretype=NAME  OPENBLAS_CORETYPE for the service and the dgemm probe (default
+ *                       the service's choice from the CPU flags, as in the container)
+ *   --md=FILE|none      write the markdown report there; a full run (default shapes and peers)
+ *                       writes docs/benchmarks.md
+ *   --json=FILE, --keep (keep the temporary folder), --cpu-prof=DIR (issue-4 services under
+ *   `node --cpu-prof`), --no-torch (= --peers=none)
+ *
+ * Both the service and the peers run with OPENBLAS_L2_SIZE unset and OPENBLAS_CORETYPE the kernels
+ * the service picks for this CPU from its flags (blasEnv), as in the container image. The service inherits the rest of the environment, so e.g. `WORKERS=1
+ * CURVATURE_BLAS_THREADS=2 npm run bench` measures another pool layout. It is a benchmark, not a
+ * test; it exits 1 when an answer disagrees with a peer.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
-import { createServer } from 'node:net';
-import { cpus, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { SERVICE_MALLOC_MMAP_THRESHOLD } from '../../src/config.ts';
-import { DAMPING, SIZES, WORKLOADS, blasEnv, flops, makeProblem, parameterCount, request, type Problem, type Workload } from './workloads.ts';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { peakRss, post, ROOT, SERVER, startService, stopService } from './service.ts';
+import { findPeerPython, measureDgemm, peerEnv, peerMemoryCap, runSweep, sweepTables, SWEEP_AGREE, SWEEP_METHODS, type DgemmRates, type Peer, type PeerPython, type SweepMethod, type SweepRow } from './sweep.ts';
+import { DAMPING, SIZES, SWEEP, WORKLOADS, blasEnv, flops, floorFlops, makeProblem, parameterCount, request, shapeLabel, type Problem, type Workload } from './workloads.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SERVER = join(ROOT, 'dist/src/server.js');
 const TORCH_SCRIPT = join(ROOT, 'scripts/bench/torch_bench.py');
 const AGREE = 1e-8;
-/** Timed requests per workload (--repeat=N): the table has the best, and the first. */
-const REPEAT = Math.max(1, Number(process.argv.find((a) => a.startsWith('--repeat='))?.slice(9) ?? 3) || 3);
 const MB = 1e6;
-const MiB = 1024 * 1024;
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(`--${name}`);
 const option = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
-
-/** Limits raised for the benchmark only (the defaults are not touched): 8 GiB answers, 16 GiB tasks, 512 MiB bodies, a 30-minute timeout. */
-const SERVICE_ENV: Record<string, string> = {
-  HOST: '127.0.0.1',
-  LOG_LEVEL: 'warn',
-  MAX_RESULT_BYTES: String(8 * 1024 * MiB),
-  BODY_LIMIT: String(512 * MiB),
-  MAX_TASK_BYTES: String(16 * 1024 * MiB),
-  REQUEST_TIMEOUT_MS: String(30 * 60_000),
-  SHUTDOWN_TIMEOUT_MS: '5000',
-  // as the container image runs it (Dockerfile)
-  MALLOC_MMAP_THRESHOLD_: SERVICE_MALLOC_MMAP_THRESHOLD,
+const list = (name: string) => option(name)?.split(',').map((s) => s.trim()).filter(Boolean);
+const num = (name: string, dflt: number) => {
+  const v = Number(option(name) ?? dflt);
+  return Number.isFinite(v) && v > 0 ? v : dflt;
 };
+
+/** Timed requests per workload (--repeat=N): the table has the best, and the first. */
+const REPEAT = Math.max(1, Math.floor(num('repeat', 3)));
+const THREADS = Math.max(1, Math.floor(num('threads', 2)));
 
 interface ServiceRun {
   workload: Workload;
@@ -84,98 +93,13 @@ interface ServiceRun {
 interface TorchTask { seconds: number; relDiff?: number; logDetDiff?: number }
 interface TorchResults { threads: number; torch: string; blas: string; tasks: Record<string, TorchTask> }
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const port = (srv.address() as { port: number }).port;
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
-
-interface HttpAnswer { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer; seconds: number; firstByteSeconds: number }
-
-/** POSTs `body` and reads the whole answer, timing request → first byte → last byte. */
-function post(port: number, path: string, body: string, accept: string): Promise<HttpAnswer> {
-  return new Promise((resolve, reject) => {
-    const payload = Buffer.from(body);
-    const t0 = performance.now();
-    let tFirst = 0;
-    const req = httpRequest(
-      { host: '127.0.0.1', port, path, method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'content-length': payload.length, accept } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => {
-          if (tFirst === 0) tFirst = performance.now();
-          chunks.push(c);
-        });
-        res.on('end', () => {
-          const t1 = performance.now();
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), seconds: (t1 - t0) / 1000, firstByteSeconds: ((tFirst || t1) - t0) / 1000 });
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
-
-async function getJson(port: number, path: string): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(text)) : reject(new Error(`${path}: ${res.statusCode} ${text}`))));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-function peakRss(pid: number): number {
-  const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : NaN;
-}
-
-async function startService(env: Readonly<Record<string, string>>): Promise<{ child: ChildProcess; port: number; backend: string; workers?: number }> {
-  const port = await freePort();
+function nodeArgs(): string[] {
   const profile = option('cpu-prof');
-  const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : [];
-  const child = spawn(process.execPath, [...nodeArgs, SERVER], { env: { ...blasEnv(), ...SERVICE_ENV, ...env, PORT: String(port) }, stdio: ['ignore', 'inherit', 'inherit'] });
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`the service exited with code ${child.exitCode} before answering /health`);
-    try {
-      const health = (await getJson(port, '/health')) as { linalg?: { backend?: string; threads?: number } | string; pool?: { workers?: number; blasThreads?: number } };
-      const li = health.linalg;
-      const name = typeof li === 'string' ? li : li?.backend ?? 'unknown';
-      const threads = health.pool?.blasThreads ?? (typeof li === 'object' ? li.threads : undefined);
-      const backend = name === 'openblas' && threads !== undefined ? `openblas/${threads}t` : name;
-      return { child, port, backend, workers: health.pool?.workers };
-    } catch (err) {
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new Error(`the service did not answer /health within 60 s: ${(err as Error).message}`);
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  return profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : [];
 }
 
-async function stopService(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-async function runService(w: Workload, p: Problem, dir: string, index: number): Promise<ServiceRun> {
-  const { child, port, backend, workers } = await startService(w.env ?? {});
+async function runService(w: Workload, p: Problem, dir: string, index: number, serviceEnv: Readonly<Record<string, string>>): Promise<ServiceRun> {
+  const { child, port, backend, workers } = await startService({ ...serviceEnv, ...(w.env ?? {}) }, nodeArgs());
   const base = { workload: w, w: parameterCount(p), n: p.n, backend, workers };
   try {
     const toy = request(w.kind, makeProblem(3, 4, 2, 5, 7));
@@ -207,43 +131,28 @@ async function runService(w: Workload, p: Problem, dir: string, index: number): 
   }
 }
 
-function torchPython(): string | undefined {
-  if (flag('no-torch')) return undefined;
-  const py = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
-  if (!existsSync(py)) return undefined;
-  const r = spawnSync(py, ['-c', 'import torch, numpy'], { encoding: 'utf8' });
-  return r.status === 0 ? py : undefined;
-}
-
 const fmt = (x: number | undefined, digits: number) => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(digits));
 const sci = (x: number | undefined) => (x === undefined ? '–' : x === 0 ? '0' : x.toExponential(1));
 
-async function main(): Promise<void> {
-  if (!existsSync(SERVER)) throw new Error(`${SERVER} is missing: run \`npm run build\` first (npm run bench does)`);
+/** The issue-4 table: its markdown lines, the raw runs, and whether every answer agreed. */
+async function issue4Table(dir: string, py: PeerPython | undefined, serviceEnv: Readonly<Record<string, string>>, log: (s: string) => void): Promise<{ lines: string[]; json: unknown; agreed: boolean }> {
   const only = option('only')?.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
   const workloads = WORKLOADS.filter((w) => !only || only.some((o) => w.name.toLowerCase().includes(o)));
-  const dir = mkdtempSync(join(tmpdir(), 'curvature-bench-'));
   const problems = { small: makeProblem(SIZES.small.d, SIZES.small.m, SIZES.small.k, SIZES.small.n, 1), large: makeProblem(SIZES.large.d, SIZES.large.m, SIZES.large.k, SIZES.large.n, 2) };
-  const started = new Date();
-  const load0 = loadavg();
-  let loadMax = load0[0];
-  const sampler = setInterval(() => (loadMax = Math.max(loadMax, loadavg()[0])), 2000);
-  console.log(`# curvature service vs PyTorch, ${started.toISOString()}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load ${load0.map((l) => l.toFixed(2)).join(' ')}`);
-
   const runs: ServiceRun[] = [];
   let workers: number | undefined;
   for (const [i, w] of workloads.entries()) {
     const p = problems[w.problem];
-    process.stderr.write(`service: ${w.name} (W = ${parameterCount(p)}, N = ${p.n}) … `);
-    const run = await runService(w, p, dir, i);
+    log(`service: ${w.name} (W = ${parameterCount(p)}, N = ${p.n}) … `);
+    const run = await runService(w, p, dir, i, serviceEnv);
     workers ??= run.workers;
-    process.stderr.write(run.error ? `ERROR ${run.status}: ${run.error}\n` : `${run.seconds.toFixed(3)} s\n`);
+    log(run.error ? `ERROR ${run.status}: ${run.error}\n` : `${run.seconds.toFixed(3)} s\n`);
     runs.push(run);
   }
 
   let torch: TorchResults | undefined;
-  const py = torchPython();
-  if (py) {
+  const lines: string[] = [];
+  if (py?.peers.includes('torch')) {
     const manifest = {
       damping: DAMPING,
       problems: Object.fromEntries(Object.entries(problems).map(([k, p]) => {
@@ -254,17 +163,18 @@ async function main(): Promise<void> {
       tasks: runs.map((r, i) => ({ id: String(i), problem: r.workload.problem, kind: r.workload.torchKind ?? r.workload.kind, serviceNpy: r.npyPath ?? null, logDeterminant: r.logDeterminant ?? null })),
     };
     writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest));
-    process.stderr.write(`PyTorch (${py}) …\n`);
-    const r = spawnSync(py, [TORCH_SCRIPT, join(dir, 'manifest.json'), join(dir, 'torch.json')], { env: blasEnv(), stdio: ['ignore', 'inherit', 'inherit'] });
+    log(`PyTorch (${py.python}) …\n`);
+    const r = spawnSync(py.python, [TORCH_SCRIPT, join(dir, 'manifest.json'), join(dir, 'torch.json')], { env: peerEnv(THREADS), stdio: ['ignore', 'inherit', 'inherit'] });
     if (r.status === 0) torch = JSON.parse(readFileSync(join(dir, 'torch.json'), 'utf8')) as TorchResults;
-    else console.log(`PyTorch run failed (exit ${r.status}); the table has the service alone`);
+    else lines.push(`PyTorch run failed (exit ${r.status}); the table has the service alone`, '');
   } else {
-    console.log('no Python with torch (/usr/bin/python3 or $BENCH_PYTHON): the table has the service alone');
+    lines.push('no Python with torch (BENCH_PYTHON, .peers/bin/python, /usr/bin/python3), or --peers without torch: the table has the service alone', '');
   }
+  for (const r of runs) if (r.npyPath) rmSync(r.npyPath, { force: true });
 
-  // The table
   const rows: string[][] = [];
   const verdicts: string[] = [];
+  let agreed = true;
   for (const [i, r] of runs.entries()) {
     const w = r.workload;
     const t = torch?.tasks[String(i)];
@@ -273,6 +183,7 @@ async function main(): Promise<void> {
     const streamMBps = r.error ? undefined : r.bytes / MB / (r.seconds - r.firstByteSeconds);
     const endToEndMBps = r.error ? undefined : r.bytes / MB / r.seconds;
     const agrees = t?.relDiff !== undefined ? t.relDiff <= AGREE && (t.logDetDiff === undefined || t.logDetDiff <= AGREE) : undefined;
+    if (agrees === false) agreed = false;
     let verdict = '–';
     const why: string[] = [];
     if (r.error) {
@@ -305,31 +216,160 @@ async function main(): Promise<void> {
   const header = ['workload', 'W', 'N', 'backend', 'service s', 'first byte s', 'first req s', 'PyTorch s', 'ratio', 'GFLOP/s', 'stream MB/s', 'peak RSS MB', 'rel diff', 'target'];
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
   const line = (cells: string[]) => `| ${cells.map((x, c) => (c === 0 || c === 3 ? x.padEnd(widths[c]) : x.padStart(widths[c]))).join(' | ')} |`;
-  console.log('');
-  console.log(line(header));
-  console.log(`|${widths.map((w, c) => (c === 0 || c === 3 ? ':' + '-'.repeat(w + 1) : '-'.repeat(w + 1) + ':')).join('|')}|`);
-  for (const r of rows) console.log(line(r));
-  console.log('');
+  lines.push(line(header));
+  lines.push(`|${widths.map((w, c) => (c === 0 || c === 3 ? ':' + '-'.repeat(w + 1) : '-'.repeat(w + 1) + ':')).join('|')}|`);
+  for (const r of rows) lines.push(line(r));
+  lines.push('');
+  lines.push(`- PyTorch: ${torch ? `${torch.torch}, ${torch.threads} threads, BLAS ${torch.blas}` : 'not run'}; service pool: ${workers ?? '?'} workers.`);
+  lines.push(`- service s: request sent → last byte of the .npy answer over loopback HTTP, best of ${REPEAT} requests in a fresh service process per row after a toy warm-up request;`);
+  lines.push('  first byte s: request sent → first byte of that request (the computation); first req s: the first of those requests (JIT tiering up, fresh memory);');
+  lines.push('  stream MB/s: answer bytes / (last byte − first byte); peak RSS: VmHWM of the service process after its first request.');
+  lines.push('- PyTorch s: the computation alone: exact = autograd.functional.hessian(vectorize=True); outer product = jacobian(vectorize=True) then B.T @ B;');
+  lines.push('  Cholesky = cholesky_inverse(linalg.cholesky(G + αI)) of a precomputed G; the Woodbury row is timed and checked against that same Cholesky inverse.');
+  lines.push(`- GFLOP/s = model flops / service s, W = Σ W_l: exact 2·N·W²; outer product N·(W² + Σ W_l²) (lower block triangle); Cholesky that + W³; Woodbury 4·N·K·W². α = ${DAMPING}.`);
+  lines.push(`- rel diff = max|service − PyTorch| / max(1, max|PyTorch|) (and the same for log det on the inverses), agreement ≤ ${AGREE}.`);
+  lines.push('');
+  for (const v of verdicts) lines.push(`    ${v}`);
+  lines.push('');
+  return { lines, json: { torch, runs: runs.map((r, i) => ({ ...r, workload: r.workload.name, torch: torch?.tasks[String(i)] })) }, agreed };
+}
+
+function describeVersions(py: PeerPython | undefined): string {
+  if (!py) return 'none';
+  const v = py.versions;
+  const parts = [`Python ${v.python} (${py.python})`, `numpy ${v.numpy}`];
+  parts.push(v.torch ? `PyTorch ${v.torch} (${v.torchFunc}, BLAS ${v.torchBlas})` : 'no PyTorch');
+  parts.push(v.jax ? `JAX ${v.jax} (jaxlib ${v.jaxlib})` : 'no JAX');
+  return parts.join(', ');
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(SERVER)) throw new Error(`${SERVER} is missing: run \`npm run build\` first (npm run bench does)`);
+  const shapeArgs = list('shapes') ?? ['benchmark', 'sweep'];
+  const runIssue4 = shapeArgs.includes('benchmark');
+  const sweepIds = shapeArgs.filter((s) => s !== 'benchmark');
+  const unknown = sweepIds.filter((s) => s !== 'sweep' && !SWEEP.some((x) => x.id === s));
+  if (unknown.length) throw new Error(`--shapes: unknown ${unknown.join(', ')}; use benchmark, sweep or a sweep shape: ${SWEEP.map((s) => s.id).join(', ')}`);
+  const shapes = sweepIds.includes('sweep') ? SWEEP : SWEEP.filter((s) => sweepIds.includes(s.id));
+  const methods = (list('methods') ?? [...SWEEP_METHODS]) as SweepMethod[];
+  if (methods.some((m) => !SWEEP_METHODS.includes(m))) throw new Error(`--methods: use ${SWEEP_METHODS.join(', ')}`);
+  const peerArg = flag('no-torch') ? ['none'] : list('peers');
+  const serviceEnv: Record<string, string> = {};
+  const coretype = option('openblas-coretype');
+  if (coretype) serviceEnv.OPENBLAS_CORETYPE = coretype;
+
+  const dir = mkdtempSync(join(tmpdir(), 'curvature-bench-'));
+  const started = new Date();
+  const load0 = loadavg();
+  let loadMax = load0[0];
+  const sampler = setInterval(() => (loadMax = Math.max(loadMax, loadavg()[0])), 2000);
+  const log = (s: string) => process.stderr.write(s);
+  const cpu = cpus()[0]?.model ?? '?';
+  console.log(`# curvature service vs its peers, ${started.toISOString()}, ${cpus().length} cores (${cpu}), load ${load0.map((l) => l.toFixed(2)).join(' ')}`);
+
+  // the peers' Python
+  let py: PeerPython | undefined;
+  let peerNote = '';
+  if (peerArg?.includes('none')) peerNote = 'peers: none (--peers=none)';
+  else {
+    const found = findPeerPython();
+    if ('missing' in found) peerNote = `peers: none found (${found.missing})`;
+    else {
+      py = found;
+      const wanted = (peerArg ?? ['torch', 'jax']) as Peer[];
+      const absent = wanted.filter((p) => !found.peers.includes(p));
+      py = { ...found, peers: found.peers.filter((p) => wanted.includes(p)) };
+      peerNote = `peers: ${describeVersions(found)}${absent.length ? `; not available there, skipped: ${absent.join(', ')}` : ''}`;
+    }
+  }
+  console.log(peerNote);
+
+  const md: string[] = [];
+  let agreed = true;
+  const json: Record<string, unknown> = { started: started.toISOString() };
+
+  if (runIssue4) {
+    const t = await issue4Table(dir, py, serviceEnv, log);
+    agreed &&= t.agreed;
+    json.benchmark = t.json;
+    console.log('');
+    console.log('## The issue-4 workloads (32-64-10, N = 1000; 128-72-4, N = 200)');
+    console.log('');
+    for (const l of t.lines) console.log(l);
+    md.push('## The issue-4 workloads', '', ...t.lines);
+  }
+
+  let rows: SweepRow[] = [];
+  let dgemm: DgemmRates | undefined;
+  let serviceBackend = '';
+  if (shapes.length) {
+    log('dgemm rate … ');
+    dgemm = measureDgemm(THREADS, serviceEnv, py);
+    log(`${dgemm.best.toFixed(1)} GFLOP/s (${dgemm.bestSource})\n`);
+    const svc = await startService(serviceEnv);
+    serviceBackend = `${svc.backend}, ${svc.workers ?? '?'} workers, ${svc.openblas ?? 'no OpenBLAS'}`;
+    await stopService(svc.child);
+    const memory = peerMemoryCap(num('peer-memory', 12) * 1e9);
+    rows = await runSweep({
+      shapes, methods, peers: py?.peers ?? [], python: py?.python, threads: THREADS, repeat: REPEAT,
+      budget: num('budget', 60), memory, serviceTimeoutSeconds: num('service-timeout', 300), serviceEnv, dir, log,
+    });
+    const lines = sweepTables(rows, py?.peers ?? [], dgemm);
+    const bad = rows.filter((r) => r.agrees === false);
+    if (bad.length) agreed = false;
+    const method = [
+      `- **Service**: \`node dist/src/server.js\` (${serviceBackend}), a fresh process per shape; after a toy request of each method (same depth, widths ≤ 3) warms it up, up to ${REPEAT} timed \`Accept: application/x-npy\` requests per method (no more once 10 s are spent). *service s*: request sent → last byte, the best; *compute s*: that request's time to the first byte (the answer's header goes out once the matrix is computed).`,
+      `- **Peers** (float64, CPU, ${THREADS} threads; ${describeVersions(py)}): the computation alone, warm (the first call, with JAX's compilation, excluded), best of up to ${REPEAT} calls (no more once 10 s are spent). Exact: \`torch.func.hessian(E)(θ)\` and \`jax.jit(jax.hessian(E))(θ)\` of the summed loss E = ½ Σ‖y − t‖² w.r.t. the flat parameter vector (a run of ≥ 4 identical layers is one \`jax.lax.scan\` for JAX, whose compile time explodes on hundreds of unrolled layers). Outer product: J (N·K × W) by \`vmap\` over points of \`jacrev\` (torch.func and JAX; faster than \`jacfwd\` whenever K < W, e.g. 2.9 s vs 5.6 s for torch on 32-64-10), then Jᵀ J (L = I: identity outputs, sum-of-squares), jitted for JAX. Pilot runs at 8 and N/8 points predict each call's time and memory: a peer whose call would exceed ${num('budget', 60)} s is skipped with the reason; one that would exceed ${(memory / 1e9).toFixed(1)} GB runs on chunks of the data, the chunks' matrices summed.`,
+      `- **Same data**: every network, input and target is generated from a seeded stream (workloads.ts makeNetwork: tanh hidden layers, identity outputs), sent to the service as JSON and read from the same file by the peers; parameters layer by layer, weights row-major (out × in), then bias.`,
+      `- **worst diff** = max over the peers of max|service − peer| / max|peer|; a row fails (**FAIL**, exit 1) above ${SWEEP_AGREE}.`,
+      `- **dgemm rate**, float64 n = ${dgemm.n}, ${THREADS} threads, best of 5, measured at the start of this run: service's OpenBLAS ${fmt(dgemm.service?.gflops, 1)} GFLOP/s (${dgemm.service?.openblas ?? '?'}), numpy ${fmt(dgemm.numpy, 1)}, torch ${fmt(dgemm.torch, 1)}; the floor uses the fastest, ${dgemm.best.toFixed(1)} GFLOP/s (${dgemm.bestSource}).`,
+      '- **floor s** = the method\'s GEMM flops / that rate. Flops, W_l = out_l·(in_l + 1), P(r) = r(r+1)/2: own blocks from packed symmetric pairs Σ_l 2N·P(out_l)·P(in_l+1); blocks between layers Σ_{l>m} 2N·W_l·W_m; cross terms (exact only, PRML 5.95) Σ_{l>m} 2N·out_l·in_l·W_m. Exact = all three; outer product = the smaller of the first two and N·K·W(W+1) (one SYRK of the Jacobian; the block form is smaller on every row here). *x of floor* = compute s / floor s. *vs faster peer* = the faster peer\'s time / service s (end to end, HTTP and the .npy transfer included).',
+    ];
+    if (dgemm.service && dgemm.service.gflops < 0.5 * dgemm.best) {
+      method.push(`- **Note**: the service's OpenBLAS runs at ${dgemm.service.gflops.toFixed(1)} GFLOP/s here, ${((100 * dgemm.service.gflops) / dgemm.best).toFixed(0)} % of the machine's rate (${dgemm.service.openblas ?? '?'}): OpenBLAS 0.3.21 does not know this CPU and falls back to old kernels. Much of the *x of floor* on the large shapes is that; \`--openblas-coretype=Cooperlake\` (or SkylakeX) runs the service with the AVX-512 kernels.`);
+    }
+    console.log('');
+    console.log(`## The sweep (issue 13)`);
+    console.log('');
+    for (const l of [...method, '', ...lines]) console.log(l);
+    md.push('## The sweep (issue 13)', '', ...method, '', ...lines);
+    json.sweep = { dgemm, rows: rows.map((r) => ({ ...r, shape: r.shape.id, sizes: shapeLabel(r.shape.sizes), floorModel: floorFlops(r.method, r.shape.sizes, r.n) })) };
+    if (bad.length) console.log(`\n*** ${bad.length} row(s) DISAGREE with a peer beyond ${SWEEP_AGREE}: ${bad.map((r) => `${r.label} ${r.method} (${r.worstDiff!.toExponential(2)})`).join(', ')}`);
+  }
+
   clearInterval(sampler);
   const load1 = loadavg();
   loadMax = Math.max(loadMax, load1[0]);
-  console.log(`PyTorch: ${torch ? `${torch.torch}, ${torch.threads} threads, OpenBLAS ${torch.blas}` : 'not run'}; service pool: ${workers ?? '?'} workers.`);
-  console.log(`Load average (1 min) on these ${cpus().length} cores: ${load0[0].toFixed(2)} before, at most ${loadMax.toFixed(2)} during, ${load1[0].toFixed(2)} after.`);
-  console.log(`service s: request sent → last byte of the .npy answer over loopback HTTP, best of ${REPEAT} requests in a fresh service process per row after a toy warm-up request;`);
-  console.log('first byte s: request sent → first byte of that request (the computation); first req s: the first of those requests (JIT tiering up, fresh memory);');
-  console.log('stream MB/s: answer bytes / (last byte − first byte); peak RSS: VmHWM of the service process after its first request.');
-  console.log('PyTorch s: the computation alone: exact = autograd.functional.hessian(vectorize=True); outer product = jacobian(vectorize=True) then B.T @ B;');
-  console.log('Cholesky = cholesky_inverse(linalg.cholesky(G + αI)) of a precomputed G; the Woodbury row is timed and checked against that same Cholesky inverse.');
-  console.log(`GFLOP/s = model flops / service s, W = Σ W_l: exact 2·N·W²; outer product N·(W² + Σ W_l²) (lower block triangle); Cholesky that + W³; Woodbury 4·N·K·W². α = ${DAMPING}.`);
-  console.log(`rel diff = max|service − PyTorch| / max(1, max|PyTorch|) (and the same for log det on the inverses), agreement ≤ ${AGREE}.`);
+  const finished = new Date();
+  const loadLine = `Load average (1 min) on these ${cpus().length} cores: ${load0[0].toFixed(2)} before, at most ${loadMax.toFixed(2)} during, ${load1[0].toFixed(2)} after; the run took ${((finished.getTime() - started.getTime()) / 60000).toFixed(1)} min.`;
   console.log('');
-  for (const v of verdicts) console.log(v);
+  console.log(loadLine);
+  json.load = { before: load0, maxDuring: loadMax, after: load1 };
 
-  const json = option('json');
-  if (json) writeFileSync(json, JSON.stringify({ started: started.toISOString(), load: { before: load0, maxDuring: loadMax, after: load1 }, torch, runs: runs.map((r, i) => ({ ...r, workload: r.workload.name, torch: torch?.tasks[String(i)] })) }, null, 2));
+  const mdOption = option('md');
+  const full = !list('shapes') && !list('peers') && !flag('no-torch') && !option('only') && !list('methods');
+  const mdPath = mdOption === 'none' ? undefined : mdOption ?? (full ? join(ROOT, 'docs/benchmarks.md') : undefined);
+  if (mdPath) {
+    const head = [
+      '# Benchmarks',
+      '',
+      `The latest run of \`npm run bench\`${full ? '' : ` (${args.join(' ')})`}, ${started.toISOString().replace('T', ' ').slice(0, 16)} UTC. Written by scripts/bench/bench.ts; \`npm run bench -- --md=none\` measures without rewriting this file.`,
+      '',
+      `- **Machine**: ${cpus().length} cores (${cpu}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}; shared with other sessions. ${loadLine}`,
+      `- **Service**: ${serviceBackend || '(see the tables)'}${coretype ? `; OPENBLAS_CORETYPE=${coretype}` : `; OPENBLAS_CORETYPE=${blasEnv().OPENBLAS_CORETYPE ?? 'unset'} (the service's choice from the CPU flags, as in the container)`}.`,
+      `- **${peerNote}**`,
+      '- **How to run**: `bash scripts/bench/peers-setup.sh` once (makes .peers/ with PyTorch 2 and JAX from the machine\'s package sources), then `npm run bench` (everything: 19 min at a load of about 4 on these 2 cores, 27 min with other sessions pushing it to 7), or a subset: `npm run bench -- --shapes=benchmark,one-input --peers=torch --methods=exact`, `--peers=none` for the service alone; see the header of scripts/bench/bench.ts.',
+      '',
+    ];
+    mkdirSync(dirname(mdPath), { recursive: true });
+    writeFileSync(mdPath, [...head, ...md].join('\n').replace(/\n+$/, '\n'));
+    console.log(`wrote ${mdPath}`);
+  }
+  const jsonPath = option('json');
+  if (jsonPath) writeFileSync(jsonPath, JSON.stringify(json, null, 2));
   if (flag('keep')) console.log(`kept ${dir}`);
   else rmSync(dir, { recursive: true, force: true });
+  if (!agreed) process.exitCode = 1;
 }
 
 await main();
-

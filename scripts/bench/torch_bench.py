@@ -98,6 +98,9 @@ def toy_problem():
 
 
 def openblas_core():
+    """torch's BLAS: MKL (PyTorch's x86 wheels), else the system OpenBLAS and the kernels it chose (Debian's build)."""
+    if torch.backends.mkl.is_available():
+        return "MKL"
     try:
         lib = ctypes.CDLL("libopenblas.so.0")
         lib.openblas_get_corename.restype = ctypes.c_char_p

@@ -15,6 +15,7 @@
  * packed symmetric pairs, a quarter of that, so its GFLOP/s column overstates the work done.
  */
 import { seededRandom } from '../../test/helpers/random.ts';
+import { suggestedCoreType } from '../../src/core/linalg/openblas.ts';
 
 export interface LayerSpec {
   readonly weights: number[][];
@@ -58,14 +59,17 @@ export type Target =
 export const DAMPING = 0.1;
 
 /**
- * The environment for the service and for numpy/torch: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
- * unset (this machine forces Haswell kernels with them, slower than the AVX-512 ones its OpenBLAS
- * picks for itself), the same for both sides.
+ * The environment for the service and for numpy/torch, the same for both sides: OPENBLAS_L2_SIZE
+ * unset, and OPENBLAS_CORETYPE the kernels the service itself picks from this CPU's flags
+ * (suggestedCoreType; unset where it picks none). A Debian numpy or torch 1.13 on the system
+ * OpenBLAS would otherwise run its Prescott fallback on CPUs newer than OpenBLAS 0.3.21 knows.
  */
 export function blasEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
+  const core = suggestedCoreType();
+  if (core) env.OPENBLAS_CORETYPE = core;
   return env;
 }
 
@@ -79,6 +83,26 @@ export function makeProblem(d: number, m: number, k: number, n: number, seed = 1
     { weights: matrix(k, m, 1 / Math.sqrt(m)), bias: Array.from({ length: k }, () => u(0.1)), activation: 'identity' },
   ];
   return { d, m, k, n, layers, inputs: matrix(n, d, 1), targets: matrix(n, k, 1) };
+}
+
+/**
+ * An MLP of any depth for the sweep: `sizes` = [D, M_1, …, K], tanh on every hidden layer, identity
+ * outputs, sum-of-squares; weights uniform in ±1/√in, biases in ±0.1, inputs and targets in ±1,
+ * all from one seeded stream, so that every run (and every peer) sees the same float64 numbers.
+ * For two layers the numbers are those of makeProblem(D, M, K, N, seed).
+ */
+export function makeNetwork(sizes: readonly number[], n: number, seed = 1): Problem {
+  if (sizes.length < 2) throw new Error('a network needs an input and an output size');
+  const r = seededRandom(seed);
+  const u = (scale: number) => (2 * r() - 1) * scale;
+  const matrix = (rows: number, cols: number, scale: number) => Array.from({ length: rows }, () => Array.from({ length: cols }, () => u(scale)));
+  const layers: LayerSpec[] = [];
+  for (let l = 1; l < sizes.length; l++) {
+    const [inp, out] = [sizes[l - 1], sizes[l]];
+    layers.push({ weights: matrix(out, inp, 1 / Math.sqrt(inp)), bias: Array.from({ length: out }, () => u(0.1)), activation: l === sizes.length - 1 ? 'identity' : 'tanh' });
+  }
+  const d = sizes[0], k = sizes[sizes.length - 1];
+  return { d, m: sizes.length > 2 ? sizes[1] : 0, k, n, layers, inputs: matrix(n, d, 1), targets: matrix(n, k, 1) };
 }
 
 /** Parameters per layer, W_l = out·(in + 1). */
@@ -153,4 +177,91 @@ export function relativeDifference(a: ArrayLike<number>, b: ArrayLike<number>): 
     if (s > scale) scale = s;
   }
   return diff / scale;
+}
+
+/** One network shape of the sweep (issue 13): layer sizes [D, M_1, …, K] and data points N. */
+export interface SweepShape {
+  /** Short id for --shapes=… */
+  readonly id: string;
+  readonly sizes: readonly number[];
+  readonly n: number;
+  /** Why the shape is in the sweep. */
+  readonly note: string;
+}
+
+const ones = (count: number) => Array.from({ length: count }, () => 1);
+
+/**
+ * The sweep: N·K ≪ W to N·K ≫ W, depths (weight layers) 2–5 and deep narrow nets, W from 10² to
+ * 10⁴, K from 1 to 100. The first seven are the issue's named shapes.
+ */
+export const SWEEP: readonly SweepShape[] = [
+  { id: 'benchmark', sizes: [32, 64, 10], n: 1000, note: 'the benchmark shape' },
+  { id: 'deep4', sizes: [20, 30, 30, 30, 5], n: 500, note: 'depth 4' },
+  { id: 'wide', sizes: [128, 72, 4], n: 200, note: 'few points, many parameters' },
+  { id: 'small', sizes: [10, 50, 1], n: 20, note: 'small, N·K ≪ W' },
+  { id: 'one-input', sizes: [1, 965, 1], n: 1000, note: 'one input, one output, a wide layer' },
+  { id: 'narrow200', sizes: [1, ...ones(200), 1], n: 10, note: '200 tanh layers of width 1' },
+  { id: 'narrow1000', sizes: [1, ...ones(1000), 1], n: 10, note: '1000 tanh layers of width 1' },
+  { id: 'tiny-many', sizes: [8, 10, 1], n: 10000, note: 'W ≈ 10², N·K ≫ W' },
+  { id: 'k100-few', sizes: [20, 40, 100], n: 10, note: 'K = 100, N·K ≪ W' },
+  { id: 'k100-many', sizes: [10, 20, 100], n: 1000, note: 'K = 100, N·K ≫ W' },
+  { id: 'deep3-many', sizes: [5, 10, 10, 1], n: 5000, note: 'depth 3, N·K ≫ W' },
+  { id: 'deep5', sizes: [10, 20, 20, 20, 20, 10], n: 200, note: 'depth 5, N·K ≈ W' },
+  { id: 'deep3-10k', sizes: [50, 100, 50, 10], n: 50, note: 'depth 3, W ≈ 10⁴' },
+];
+
+/** A shape as the table prints it: 32-64-10, or 1-(1×200)-1 for runs of equal widths. */
+export function shapeLabel(sizes: readonly number[]): string {
+  const hidden = sizes.slice(1, -1);
+  const parts: string[] = [String(sizes[0])];
+  for (let i = 0; i < hidden.length; ) {
+    let j = i;
+    while (j < hidden.length && hidden[j] === hidden[i]) j++;
+    if (j - i >= 4) parts.push(`(${hidden[i]}×${j - i})`);
+    else for (let r = i; r < j; r++) parts.push(String(hidden[r]));
+    i = j;
+  }
+  parts.push(String(sizes[sizes.length - 1]));
+  return parts.join('-');
+}
+
+/** Weight layers' sizes of a shape: in and out per layer. */
+export function layersOf(sizes: readonly number[]): { in: number; out: number }[] {
+  return sizes.slice(1).map((out, l) => ({ in: sizes[l], out }));
+}
+
+export function shapeParameterCount(sizes: readonly number[]): number {
+  return layersOf(sizes).reduce((s, l) => s + l.out * (l.in + 1), 0);
+}
+
+/** The flop models of the floor (the GEMM work a method needs), and which applies. */
+export interface FloorModel { flops: number; model: string }
+
+/**
+ * The GEMM flops a method needs for N points (src/core/hessian.ts's block form), P(r) = r(r+1)/2,
+ * W_l = out_l·(in_l + 1):
+ * - own blocks, from packed symmetric pairs: Σ_l 2·N·P(out_l)·P(in_l + 1);
+ * - blocks between layers l > m (lower triangle): Σ_{l>m} 2·N·W_l·W_m;
+ * - cross terms of 5.95 (exact only): Σ_{l>m} 2·N·(out_l·in_l)·W_m.
+ * exact = own + lower + cross. outer product = the smaller of own + lower and N·K·W(W+1) (one
+ * SYRK of the N·K × W Jacobian, the way a Jacobian-based peer would form it).
+ */
+export function floorFlops(kind: 'exact' | 'outer-product', sizes: readonly number[], n: number): FloorModel {
+  const layers = layersOf(sizes);
+  const P = (r: number) => (r * (r + 1)) / 2;
+  const ws = layers.map((l) => l.out * (l.in + 1));
+  let own = 0, lower = 0, cross = 0;
+  layers.forEach((l, i) => {
+    own += 2 * n * P(l.out) * P(l.in + 1);
+    for (let m = 0; m < i; m++) {
+      lower += 2 * n * ws[i] * ws[m];
+      cross += 2 * n * l.out * l.in * ws[m];
+    }
+  });
+  if (kind === 'exact') return { flops: own + lower + cross, model: 'blocks' };
+  const W = ws.reduce((a, b) => a + b, 0);
+  const k = sizes[sizes.length - 1];
+  const syrk = n * k * W * (W + 1);
+  return own + lower <= syrk ? { flops: own + lower, model: 'blocks' } : { flops: syrk, model: 'syrk' };
 }
