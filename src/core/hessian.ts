@@ -364,6 +364,12 @@ export function curvatureScratchBytes(layers: readonly LayerSize[], n: number, n
   return 8 * (plan.chunk * plan.perPoint + (plan.chunked ? plan.sumDoubles : 2 * TILE_BUDGET));
 }
 
+/** The chunking an exact or outer-product Hessian (or the blocks `need` picks) will use, for its work estimate. */
+export function curvatureChunking(layers: readonly LayerSize[], n: number, need?: BlockFilter): { chunk: number; chunked: boolean; lowest: number } {
+  const { chunk, chunked, lowest } = curvaturePlan(layers, n, CHUNK_BUDGET, need);
+  return { chunk, chunked, lowest };
+}
+
 /** A built layer's sizes. */
 function sizeOf(l: Layer): Required<LayerSize> {
   return { in: l.in, out: l.out, hasBias: l.bias !== null, selected: l.offset >= 0 };
@@ -539,6 +545,11 @@ function diagonalPerPoint(layers: readonly LayerSize[]): number {
 }
 
 /** Bytes of the exact diagonal's chunks for N points, besides the answer and the passes. */
+/** Points per chunk of the exact diagonal, for its work estimate. */
+export function hessianDiagonalChunk(layers: readonly LayerSize[], n: number): number {
+  return chunkSize(n, diagonalPerPoint(layers));
+}
+
 export function hessianDiagonalScratchBytes(layers: readonly LayerSize[], n: number): number {
   const perPoint = diagonalPerPoint(layers);
   return 8 * chunkSize(n, perPoint) * perPoint;

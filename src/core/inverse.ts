@@ -31,7 +31,8 @@ const WOODBURY_BLOCK = 128;
 const WOODBURY_ROWS_BUDGET = 1 << 22;
 
 /** Points per block of rows, points per chunk of Jacobian rows (a whole number of blocks), rows per block. */
-function woodburyPlan(w: number, k: number, n: number, blockSize: number): { pointsPerBlock: number; chunk: number; kMax: number } {
+/** Points per chunk and rows per block of the Woodbury updates. */
+export function woodburyPlan(w: number, k: number, n: number, blockSize = WOODBURY_BLOCK): { pointsPerBlock: number; chunk: number; kMax: number } {
   const pointsPerBlock = Math.max(1, Math.floor(blockSize / k));
   const fits = chunkSize(n, k * w, WOODBURY_ROWS_BUDGET);
   const chunk = Math.max(pointsPerBlock, fits - (fits % pointsPerBlock));

@@ -204,4 +204,6 @@ export interface TaskSummary {
   readonly k: number;
   /** Parameters. */
   readonly w: number;
+  /** Layers of the network (the depth, which a refusal may name). */
+  readonly layers?: number;
 }
