@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import { defaultMemoryBudget } from './budget.ts';
 
 /**
  * The service's configuration, read once from the environment. Every setting has a default that
@@ -33,6 +34,20 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** Bearer keys of which a computing request must present one; empty = open service. Never logged. */
   readonly apiKeys: readonly string[];
+  /**
+   * Bytes the service may hold for requests at once: bodies being parsed, tasks queued and
+   * running (their whole footprint), answers until their last byte has left (src/budget.ts).
+   * Default: 75 % of the container's memory limit (cgroup), else of the machine's memory.
+   */
+  readonly memoryBudgetBytes: number;
+  /** Tasks estimated at most this many ms (src/cost.ts) are cheap: they have a lane of their own and never wait behind heavy ones. */
+  readonly cheapTaskMs: number;
+  /** Worker threads of the cheap lane, besides WORKERS (which take cheap tasks too when free); 0: no lane of their own. */
+  readonly fastWorkers: number;
+  /** An answer none of whose bytes leave for this long (the client stopped reading) is cut off, in ms; 0 = never. */
+  readonly answerStallMs: number;
+  /** Every cost estimate times this (a slower or faster machine than the rates of src/cost.ts were measured on). */
+  readonly costScale: number;
 }
 
 const MiB = 1024 * 1024;
@@ -66,6 +81,11 @@ export const DEFAULT_CONFIG: Config = {
   requestTimeoutMs: 120_000,
   shutdownTimeoutMs: 25_000,
   apiKeys: [],
+  memoryBudgetBytes: defaultMemoryBudget(),
+  cheapTaskMs: 50,
+  fastWorkers: 1,
+  answerStallMs: 30_000,
+  costScale: 1,
 };
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -79,6 +99,13 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     if (!Number.isInteger(v) || v < min || v > max) {
       throw new Error(`${name}=${raw} is not valid: expected an integer from ${min} to ${max}`);
     }
+    return v;
+  };
+  const positive = (name: string, fallback: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === '') return fallback;
+    const v = Number(raw);
+    if (!(Number.isFinite(v) && v > 0 && v <= 1000)) throw new Error(`${name}=${raw} is not valid: expected a number greater than 0 and at most 1000`);
     return v;
   };
   const logLevel = (env.LOG_LEVEL ?? DEFAULT_CONFIG.logLevel).trim().toLowerCase() || DEFAULT_CONFIG.logLevel;
@@ -104,5 +131,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       ? int('SHUTDOWN_GRACE_MS', DEFAULT_CONFIG.shutdownTimeoutMs, 0)
       : int('SHUTDOWN_TIMEOUT_MS', DEFAULT_CONFIG.shutdownTimeoutMs, 0),
     apiKeys: (env.API_KEYS ?? '').split(',').map((k) => k.trim()).filter((k) => k !== ''),
+    memoryBudgetBytes: int('MEMORY_BUDGET_BYTES', DEFAULT_CONFIG.memoryBudgetBytes, 1024 * 1024),
+    cheapTaskMs: int('CHEAP_TASK_MS', DEFAULT_CONFIG.cheapTaskMs, 0, 60_000),
+    fastWorkers: int('FAST_WORKERS', DEFAULT_CONFIG.fastWorkers, 0, 64),
+    answerStallMs: int('ANSWER_STALL_MS', DEFAULT_CONFIG.answerStallMs, 0),
+    costScale: positive('COST_SCALE', DEFAULT_CONFIG.costScale),
   };
 }

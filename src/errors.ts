@@ -56,7 +56,11 @@ export interface EdgeErrorParams {
     | { readonly reason: 'tooManyParts'; readonly parts: readonly string[] }
     | { readonly reason: 'npy'; readonly field: string; readonly shape: readonly number[]; readonly limit: number };
   readonly RESULT_TOO_LARGE: { readonly task: TaskSummary; readonly bytes: number; readonly limit: number };
-  readonly WORKING_SET_TOO_LARGE: { readonly task: TaskSummary; readonly bytes: number; readonly answerBytes: number; readonly limit: number };
+  readonly WORKING_SET_TOO_LARGE: {
+    readonly task: TaskSummary; readonly bytes: number; readonly answerBytes: number; readonly limit: number;
+    /** The limit's variable: MAX_TASK_BYTES (default) or the memory budget. */
+    readonly variable?: 'MAX_TASK_BYTES' | 'MEMORY_BUDGET_BYTES';
+  };
   readonly LIMIT_EXCEEDED:
     | { readonly reason: 'parameters'; readonly w: number; readonly limit: number }
     | { readonly reason: 'points'; readonly n: number; readonly limit: number }
@@ -67,9 +71,12 @@ export interface EdgeErrorParams {
   readonly CLIENT_CLOSED: Readonly<Record<string, never>>;
   readonly OVERLOADED:
     | { readonly reason: 'busy'; readonly workers: number; readonly queueLimit: number; readonly retryAfter: number }
+    | { readonly reason: 'backlog'; readonly lane: 'cheap' | 'heavy'; readonly seconds: number; readonly limitSeconds: number; readonly retryAfter: number }
+    | { readonly reason: 'memory'; readonly what: 'body' | 'task'; readonly bytes: number; readonly used: number; readonly limit: number; readonly retryAfter: number }
     | { readonly reason: 'shuttingDown'; readonly retryAfter: number }
     | { readonly reason: 'stopped'; readonly retryAfter: number };
-  readonly TIMEOUT: { readonly ms: number };
+  /** The task and its cost estimate (src/cost.ts), when the pool knows them: the detail then names what makes it long. */
+  readonly TIMEOUT: { readonly ms: number; readonly task?: TaskSummary; readonly seconds?: number; readonly driver?: 'points' | 'depth' | 'size' };
   readonly INTERNAL: Readonly<Record<string, never>>;
 }
 
@@ -89,6 +96,15 @@ const mib = (b: number): string => `${(b / MIB).toFixed(1)} MiB`;
 /** At most this much of what a client sent is echoed back in a message. */
 const ECHO = 200;
 const echo = (s: string): string => (s.length <= ECHO ? s : `${s.slice(0, ECHO)}… (${fmt(s.length)} characters)`);
+
+/** "in about 3 s", or "at once" under a second (Retry-After: 0). */
+const retryIn = (s: number): string => (s >= 1 ? `retry in about ${s} s` : 'retry at once');
+/** 0.25 s, 14.2 s, 3 min. */
+function seconds(s: number): string {
+  if (s >= 120) return `${Math.round(s / 60)} min`;
+  if (s >= 10) return `${Math.round(s)} s`;
+  return `${s.toPrecision(2)} s`;
+}
 
 /** 333 GB (310 GiB); small sizes in MiB. */
 export function bytes(b: number): string {
@@ -122,8 +138,24 @@ function subject(t: TaskSummary): string {
   }
 }
 
-/** A cheaper way to the same end, for a refusal over a size. */
-function alternative(t: TaskSummary): string {
+/** Advice for a task whose cost does not shrink with N: what to change in the network instead. */
+function notThePoints(t: TaskSummary): string {
+  const layers = t.layers === undefined ? 'the network' : `the network's ${fmt(t.layers)} layers`;
+  const pairs = t.layers === undefined ? '' : ` (${fmt((t.layers * (t.layers + 1)) / 2)} pairs of layers)`;
+  const hessianLike = t.endpoint !== 'jacobian';
+  return `fewer data points will not help (N = ${fmt(t.n)}): the cost is in ${layers}${hessianLike ? pairs : ''}; ` +
+    (hessianLike
+      ? "select the layers you need with parameters: {layers: [...]}, use structure 'block-diagonal' or method 'diagonal' (no pairs of layers), or send a shallower network"
+      : 'send a shallower network');
+}
+
+/** A cheaper way to the same end, for a refusal over a size; `perPoint` false where the size does not grow with N (fewer data points would not help). */
+function alternative(t: TaskSummary, perPoint = true): string {
+  const advice = alternativeByEndpoint(t);
+  return !perPoint && advice.startsWith('send fewer') ? notThePoints(t) : advice;
+}
+
+function alternativeByEndpoint(t: TaskSummary): string {
   switch (t.endpoint) {
     case 'jacobian':
       return 'send fewer data points per request';
@@ -250,13 +282,16 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
   RESULT_TOO_LARGE: {
     status: 413,
     title: 'Answer too large',
-    message: (p) => `${subject(p.task)} needs ${bytes(p.bytes)}; this service allows ${bytes(p.limit)} per answer (MAX_RESULT_BYTES); ${alternative(p.task)}`,
+    message: (p) => `${subject(p.task)} needs ${bytes(p.bytes)}; this service allows ${bytes(p.limit)} per answer (MAX_RESULT_BYTES); ${alternative(p.task, p.task.n > 1)}`,
   },
   WORKING_SET_TOO_LARGE: {
     status: 413,
     title: 'Computation needs too much memory',
     message: (p) => `${subject(p.task)} with N = ${fmt(p.task.n)} data points needs ${bytes(p.bytes)} of memory while computing (answer ${bytes(p.answerBytes)}); ` +
-      `this service allows ${bytes(p.limit)} per computation (MAX_TASK_BYTES); ${alternative(p.task)}`,
+      (p.variable === 'MEMORY_BUDGET_BYTES'
+        ? `this service's memory budget for everything in flight is ${bytes(p.limit)} (MEMORY_BUDGET_BYTES); `
+        : `this service allows ${bytes(p.limit)} per computation (MAX_TASK_BYTES); `) +
+      alternative(p.task, p.task.n > 1),
   },
   LIMIT_EXCEEDED: {
     status: 413,
@@ -407,7 +442,12 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
     title: 'Service busy',
     message: (p) => {
       switch (p.reason) {
-        case 'busy': return `all ${p.workers} workers are busy and ${p.queueLimit} requests are waiting (QUEUE_LIMIT); retry in about ${p.retryAfter} s`;
+        case 'busy': return `all ${p.workers} workers are busy and ${p.queueLimit} requests are waiting (QUEUE_LIMIT); ${retryIn(p.retryAfter)}`;
+        case 'backlog': return p.lane === 'cheap'
+          ? `the small requests queued ahead of this one need an estimated ${seconds(p.seconds)}, more than a small request may wait (${seconds(p.limitSeconds)}); ${retryIn(p.retryAfter)}`
+          : `the computations queued and running ahead of this one need an estimated ${seconds(p.seconds)} of the workers, more than it may wait (REQUEST_TIMEOUT_MS, ${seconds(p.limitSeconds)}); ${retryIn(p.retryAfter)}`;
+        case 'memory': return `${p.what === 'body' ? 'reading this request body takes' : 'this computation needs'} ${bytes(p.bytes)}, but ${bytes(p.used)} of the memory budget of ${bytes(p.limit)} ` +
+          `(MEMORY_BUDGET_BYTES) is held by the computations, bodies and answers in transit of other requests; ${retryIn(p.retryAfter)}`;
         case 'shuttingDown': return 'the service is shutting down; retry on another instance';
         case 'stopped': return 'the service is shutting down and stopped this computation at the end of its grace period (SHUTDOWN_GRACE_MS); retry on another instance';
       }
@@ -416,8 +456,18 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
   TIMEOUT: {
     status: 503,
     title: 'Computation timed out',
-    message: (p) => `the computation ran past the limit of ${p.ms} ms (REQUEST_TIMEOUT_MS) and was stopped; ` +
-      "send fewer data points per request, or use a cheaper method ('diagonal', 'diagonal-approximation', or POST /hessian/vector-product)",
+    message: (p) => {
+      const head = `the computation ran past the limit of ${p.ms} ms (REQUEST_TIMEOUT_MS) and was stopped`;
+      const cheaper = "use a cheaper method ('diagonal', 'diagonal-approximation', or POST /hessian/vector-product)";
+      if (!p.task || p.seconds === undefined || p.driver === undefined) return `${head}; send fewer data points per request, or ${cheaper}`;
+      const est = `; it was estimated at ${seconds(p.seconds)}`;
+      switch (p.driver) {
+        case 'points': return `${head}${est}, most of it growing with the N = ${fmt(p.task.n)} data points; ` +
+          `send fewer data points per request and add the answers (every gradient and Hessian here is a sum over data points), or ${cheaper}`;
+        case 'depth': return `${head}${est}, whatever N; ${notThePoints(p.task)}; or raise REQUEST_TIMEOUT_MS`;
+        case 'size': return `${head}${est}, most of it in ${subject(p.task)} whatever N; ${alternative(p.task, false)}; or raise REQUEST_TIMEOUT_MS`;
+      }
+    },
   },
   INTERNAL: { status: 500, title: 'Internal error', message: () => 'an internal error occurred; it has been logged with the request id' },
 };

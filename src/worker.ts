@@ -30,11 +30,13 @@ const LARGE_TASK_BYTES = 32 * 1024 * 1024;
 // Workers compute at a lower scheduling priority (Linux nice + 10, this thread only) than the main
 // thread, so that with every core busy computing, the event loop still gets the CPU at once when a
 // request arrives: GET /health and admission answer in milliseconds. Elsewhere this is a no-op.
+// The cheap lane's workers (CURVATURE_WORKER_LANE=fast, src/pool.ts) take + 5: above the heavy
+// workers, whose cores they share for milliseconds at a time, below the event loop.
 // Never in the main thread, should this module be loaded there (the event loop would then be the
 // one starved: seen as a 15 s start and 50 s answers on a loaded machine).
 try {
   const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-  if (!isMainThread && Number.isInteger(tid) && tid > 0) setPriority(tid, Math.min(19, getPriority(tid) + 10));
+  if (!isMainThread && Number.isInteger(tid) && tid > 0) setPriority(tid, Math.min(19, getPriority(tid) + (process.env.CURVATURE_WORKER_LANE === 'fast' ? 5 : 10)));
 } catch {
   // not Linux, or not allowed: keep the default priority
 }
@@ -74,7 +76,13 @@ useBackend(stoppable(linalg()));
 export type WorkerReply =
   | { readonly ok: ComputeResult }
   | { readonly error: CoreErrorData }
-  | { readonly stopped: true };
+  | { readonly stopped: true }
+  | { readonly warm: true };
+
+/** The pool's first message to each worker: load everything, answer at once (the pool is ready when all have). */
+export interface WorkerWarmup {
+  readonly warmup: true;
+}
 
 /** A reply whose buffers piscina transfers: the Transferable interface of Piscina.move. */
 class MovableReply {
@@ -95,7 +103,9 @@ class MovableReply {
   }
 }
 
-export default function run({ task, totalBytes, flags }: WorkerTask): WorkerReply {
+export default function run(message: WorkerTask | WorkerWarmup): WorkerReply {
+  if ('warmup' in message) return { warm: true };
+  const { task, totalBytes, flags } = message;
   let result: ComputeResult;
   Atomics.store(flags, STARTED, 1);
   running = flags;
