@@ -12,6 +12,7 @@ import { DEFAULT_CONFIG, type Config } from './config.ts';
 import type { ComputePool } from './pool.ts';
 import type { ComputeResult, CurvatureTask } from './core/index.ts';
 import { jsonBodyPlugin } from './plugins/json-body.ts';
+import { metricsPlugin } from './plugins/metrics.ts';
 import { poolPlugin } from './plugins/pool.ts';
 import { problemsPlugin } from './plugins/problems.ts';
 import { requestId, requestIdPlugin } from './plugins/request-id.ts';
@@ -59,6 +60,7 @@ export const serviceApp = fp<ServiceAppOptions>(async (app, opts) => {
   await app.register(problemsPlugin, { bodyLimit: config.bodyLimit });
   await app.register(swaggerPlugin, { version });
   await app.register(poolPlugin, { config, runTask: opts.runTask, pool: opts.pool });
+  await app.register(metricsPlugin);
   await app.register(healthRoutes, { version });
   await app.register(computeRoutes, { apiKeys: config.apiKeys, bodyLimit: config.bodyLimit });
 }, { name: 'curvature-service' });
@@ -72,6 +74,10 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     routerOptions: { ignoreTrailingSlash: true },
     requestIdHeader: false,
     genReqId: requestId,
+    // During a shutdown, requests that still arrive on open connections reach the service's own
+    // handlers (Fastify sets Connection: close on them): /health/ready answers 503 with its
+    // reasons and computing routes a problem+json 503 OVERLOADED, rather than Fastify's bare 503.
+    return503OnClosing: false,
   });
   await app.register(serviceApp, { config, runTask: options.runTask, pool: options.pool });
   return app;

@@ -115,6 +115,8 @@ export interface ComputePool {
   ready(): boolean;
   /** Whether the pool is closing (shutdown). */
   closing(): boolean;
+  /** Takes no new task (503 OVERLOADED, shutting down) while those in flight finish: the start of a shutdown. */
+  beginShutdown(): void;
   /** Calls `listener` on every task's end and every refusal for want of room. */
   observe(listener: (event: PoolEvent) => void): void;
   /** Stops taking tasks, waits for those in flight, then ends the workers. */
@@ -245,6 +247,10 @@ abstract class BasePool implements ComputePool {
 
   closing(): boolean {
     return this.isClosing;
+  }
+
+  beginShutdown(): void {
+    this.isClosing = true;
   }
 
   /** Seconds the running tasks of one slot kind still need, by their estimates. */

@@ -8,6 +8,13 @@ import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { asServiceError, CATALOGUE, ServiceError, type ErrorCode } from '../errors.ts';
 import { ANSWER_HEADERS } from './representation.ts';
 
+declare module 'fastify' {
+  interface FastifyReply {
+    /** The catalogue code of the refusal this reply sends, for /metrics' refusal counter (src/plugins/metrics.ts). */
+    problemCode?: string;
+  }
+}
+
 export interface Problem {
   type: string;
   title: string;
@@ -64,6 +71,8 @@ export function sendProblem(reply: FastifyReply, err: ServiceError): FastifyRepl
   if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
   const allow = err.allow;
   if (allow !== undefined) reply.header('allow', allow.join(', '));
+  // counted by code in /metrics (src/plugins/metrics.ts)
+  reply.problemCode = err.code;
   return reply.code(err.status).type('application/problem+json; charset=utf-8').send(JSON.stringify(fromError(err)));
 }
 

@@ -33,6 +33,8 @@ export const poolPlugin = fp<PoolPluginOptions>(async (app, opts) => {
   const pool = opts.pool ?? createPool(opts.config, opts.runTask);
   app.decorate('computePool', pool);
   app.decorate('answers', { stallMs: opts.config.answerStallMs, stalled: 0 });
+  // Shutdown begins: no new task, /health/ready says so, the tasks in flight finish (then onClose).
+  app.addHook('preClose', async () => { pool.beginShutdown(); });
   if (!opts.pool) app.addHook('onClose', async () => pool.close());
   const { workers, fastWorkers, queueLimit, blasThreads, cheapTaskMs, memory } = pool.stats();
   app.log.info({
