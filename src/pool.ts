@@ -167,8 +167,12 @@ const DESTROY_WAIT_MS = 5000;
 const CHEAP_QUEUE_WAIT_FACTOR = 20;
 /** Most cheap tasks that may wait, whatever their estimates (their bodies are in memory). */
 const CHEAP_QUEUE_MAX = 4096;
-/** The rate at which an answer in transit is assumed to leave, for Retry-After (loopback measured 1.1–1.9 GB/s, README's bench). */
-const TRANSIT_BYTES_PER_SECOND = 200e6;
+/**
+ * The rate at which answers in transit are assumed to leave, for Retry-After: well under loopback's
+ * 1.1–1.9 GB/s (README's bench), since clients read over networks and some not at all (those are
+ * cut after ANSWER_STALL_MS). A memory refusal says at least 1 s.
+ */
+const TRANSIT_BYTES_PER_SECOND = 50e6;
 
 /** Retry-After in whole seconds from an estimate: 0 under half a second (a cheap backlog clears in milliseconds), at most an hour. */
 export function retryAfterSeconds(seconds: number): number {
@@ -318,7 +322,7 @@ abstract class BasePool implements ComputePool {
     const hold = this.budget.tryHold('body', bodyBytes);
     if (!hold) {
       this.shed('request', new ServiceError('OVERLOADED', {
-        reason: 'memory', what: 'body', bytes: bodyBytes, used: this.budget.used(), limit: this.budget.limit, retryAfter: retryAfterSeconds(this.memoryWait(bodyBytes)),
+        reason: 'memory', what: 'body', bytes: bodyBytes, used: this.budget.used(), limit: this.budget.limit, retryAfter: Math.max(1, retryAfterSeconds(this.memoryWait(bodyBytes))),
       }));
     }
     return hold;
@@ -349,7 +353,7 @@ abstract class BasePool implements ComputePool {
     const hold = this.budget.tryHold('task', size.totalBytes);
     if (!hold) {
       this.shed(lane, new ServiceError('OVERLOADED', {
-        reason: 'memory', what: 'task', bytes: size.totalBytes, used: this.budget.used(), limit: this.budget.limit, retryAfter: retryAfterSeconds(this.memoryWait(size.totalBytes)),
+        reason: 'memory', what: 'task', bytes: size.totalBytes, used: this.budget.used(), limit: this.budget.limit, retryAfter: Math.max(1, retryAfterSeconds(this.memoryWait(size.totalBytes))),
       }));
     }
     return hold;
