@@ -335,7 +335,8 @@ abstract class BasePool implements ComputePool {
       const general = this.slots('general');
       const waiting = this.queue.filter((e) => e.lane === 'heavy').length;
       if (this.busy.general >= general && waiting >= this.config.queueLimit) {
-        const soonest = Math.min(...this.remaining('general'), Infinity);
+        let soonest = Infinity;
+        for (const r of this.remaining('general')) soonest = Math.min(soonest, r);
         this.shed(lane, new ServiceError('OVERLOADED', { reason: 'busy', workers: general, queueLimit: this.config.queueLimit, retryAfter: retryAfterSeconds(Number.isFinite(soonest) ? Math.max(soonest, 1) : 1) }));
       }
       const wait = this.heavyWait();
