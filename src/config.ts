@@ -44,6 +44,8 @@ export interface Config {
   readonly cheapTaskMs: number;
   /** Worker threads of the cheap lane, besides WORKERS (which take cheap tasks too when free); 0: no lane of their own. */
   readonly fastWorkers: number;
+  /** Tasks estimated at most this many ms (fractions allowed) are computed at once in the main thread, on the TypeScript kernels; 0: never. */
+  readonly inlineTaskMs: number;
   /** An answer none of whose bytes leave for this long (the client stopped reading) is cut off, in ms; 0 = never. */
   readonly answerStallMs: number;
   /** Every cost estimate times this (a slower or faster machine than the rates of src/cost.ts were measured on). */
@@ -84,6 +86,7 @@ export const DEFAULT_CONFIG: Config = {
   memoryBudgetBytes: defaultMemoryBudget(),
   cheapTaskMs: 50,
   fastWorkers: 1,
+  inlineTaskMs: 1,
   answerStallMs: 30_000,
   costScale: 1,
 };
@@ -106,6 +109,13 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     if (raw === undefined || raw.trim() === '') return fallback;
     const v = Number(raw);
     if (!(Number.isFinite(v) && v > 0 && v <= 1000)) throw new Error(`${name}=${raw} is not valid: expected a number greater than 0 and at most 1000`);
+    return v;
+  };
+  const nonNegative = (name: string, fallback: number, max: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === '') return fallback;
+    const v = Number(raw);
+    if (!(Number.isFinite(v) && v >= 0 && v <= max)) throw new Error(`${name}=${raw} is not valid: expected a number from 0 to ${max}`);
     return v;
   };
   const logLevel = (env.LOG_LEVEL ?? DEFAULT_CONFIG.logLevel).trim().toLowerCase() || DEFAULT_CONFIG.logLevel;
@@ -134,6 +144,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     memoryBudgetBytes: int('MEMORY_BUDGET_BYTES', DEFAULT_CONFIG.memoryBudgetBytes, 1024 * 1024),
     cheapTaskMs: int('CHEAP_TASK_MS', DEFAULT_CONFIG.cheapTaskMs, 0, 60_000),
     fastWorkers: int('FAST_WORKERS', DEFAULT_CONFIG.fastWorkers, 0, 64),
+    inlineTaskMs: nonNegative('INLINE_TASK_MS', DEFAULT_CONFIG.inlineTaskMs, 10),
     answerStallMs: int('ANSWER_STALL_MS', DEFAULT_CONFIG.answerStallMs, 0),
     costScale: positive('COST_SCALE', DEFAULT_CONFIG.costScale),
   };

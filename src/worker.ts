@@ -16,7 +16,7 @@ import { runInNewContext } from 'node:vm';
 import { isMainThread } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { compute, CoreError, resultArrays, type ComputeResult, type CoreErrorData, type CurvatureTask } from './core/index.ts';
-import { linalg, useBackend } from './core/linalg/index.ts';
+import { linalg, typescriptBackend, useBackend } from './core/linalg/index.ts';
 import type { LinalgBackend } from './core/linalg/types.ts';
 import { STARTED, STOP } from './stop-flags.ts';
 
@@ -30,13 +30,15 @@ const LARGE_TASK_BYTES = 32 * 1024 * 1024;
 // Workers compute at a lower scheduling priority (Linux nice + 10, this thread only) than the main
 // thread, so that with every core busy computing, the event loop still gets the CPU at once when a
 // request arrives: GET /health and admission answer in milliseconds. Elsewhere this is a no-op.
-// The cheap lane's workers (CURVATURE_WORKER_LANE=fast, src/pool.ts) take + 5: above the heavy
-// workers, whose cores they share for milliseconds at a time, below the event loop.
+// The cheap lane's workers (CURVATURE_WORKER_LANE=fast, src/pool.ts) keep the default priority:
+// each of their tasks is estimated within CHEAP_TASK_MS, so they take a core from the event loop
+// for milliseconds at most, and on a machine shared with other processes a lowered priority would
+// make every cheap request wait for those processes' time slices.
 // Never in the main thread, should this module be loaded there (the event loop would then be the
 // one starved: seen as a 15 s start and 50 s answers on a loaded machine).
 try {
   const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-  if (!isMainThread && Number.isInteger(tid) && tid > 0) setPriority(tid, Math.min(19, getPriority(tid) + (process.env.CURVATURE_WORKER_LANE === 'fast' ? 5 : 10)));
+  if (!isMainThread && Number.isInteger(tid) && tid > 0) setPriority(tid, Math.min(19, getPriority(tid) + (process.env.CURVATURE_WORKER_LANE === 'fast' ? 0 : 10)));
 } catch {
   // not Linux, or not allowed: keep the default priority
 }
@@ -70,7 +72,10 @@ function stoppable(kernels: LinalgBackend): LinalgBackend {
   }
   return wrapped as unknown as LinalgBackend;
 }
-useBackend(stoppable(linalg()));
+// The cheap lane's workers compute on the TypeScript kernels: an OpenBLAS call there would wait
+// for a heavy worker's threaded call to end (the addon lets one run at a time), which can be tens
+// of milliseconds; the pool sizes cheap tasks at the TypeScript kernels' rates (src/pool.ts).
+useBackend(stoppable(process.env.CURVATURE_WORKER_LANE === 'fast' ? typescriptBackend : linalg()));
 
 /** A worker's answer: the result, a core refusal as its code and parameters, or the note that it stopped when asked. */
 export type WorkerReply =
