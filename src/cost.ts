@@ -24,13 +24,16 @@ export interface CostRates {
 }
 
 /**
- * Measured 2026-12 on the 2-core AMD EPYC (24 GiB) these sessions run on, with other sessions
- * busy (load 1.5–3): see docs/admission.md for the run. The TypeScript row refits the flop rate
- * alone (`--flops-only`): its kernels are the only difference.
+ * Measured 2026-12-01 on the 2-core AMD EPYC (24 GiB) these sessions run on, with other sessions
+ * busy (load 0.8–3.7): see docs/admission.md for the runs. The TypeScript row refits the flop rate
+ * alone (`--flops-only`): its kernels are the main difference. The cheap lane judges tasks at the
+ * TypeScript row (src/pool.ts), since cheap tasks run on those kernels.
  */
 export const COST_RATES: { readonly openblas: CostRates; readonly typescript: CostRates } = {
   openblas: { flopsPerSecond: 1.1e11, elementsPerSecond: 4e8, secondsPerCall: 5e-7, secondsPerTask: 1e-4 },
-  typescript: { flopsPerSecond: 3.0e9, elementsPerSecond: 4e8, secondsPerCall: 5e-7, secondsPerTask: 1e-4 },
+  // --flops-only, 2026-12-01 12:44 (load 3–7): 4.2e9; its calls are cheaper than the addon's (deep
+  // narrow networks estimated 3x over here), which errs on the safe side for the cheap lane
+  typescript: { flopsPerSecond: 4.2e9, elementsPerSecond: 4e8, secondsPerCall: 5e-7, secondsPerTask: 1e-4 },
 };
 
 /** Seconds of `work` at `rates`, times `scale`. */
