@@ -33,6 +33,16 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** Bearer keys of which a computing request must present one; empty = open service. Never logged. */
   readonly apiKeys: readonly string[];
+  /** A request's headers must have arrived this long after its first byte, in ms (Node's headersTimeout; 408 after). */
+  readonly headersTimeoutMs: number;
+  /** A whole request, headers and body, must have arrived within this, in ms (Node's requestTimeout; 408 after); 0 = no limit. */
+  readonly receiveTimeoutMs: number;
+  /** Body progress: a body of which no byte arrives for this long is cut with a 408, in ms; 0 = no limit. */
+  readonly bodyTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this, in ms (Node's keepAliveTimeout). */
+  readonly keepAliveTimeoutMs: number;
+  /** A connection on which no byte moves either way for this long is closed, unless its request is being computed, in ms (Fastify's connectionTimeout); 0 = no limit. */
+  readonly connectionTimeoutMs: number;
 }
 
 const MiB = 1024 * 1024;
@@ -66,6 +76,11 @@ export const DEFAULT_CONFIG: Config = {
   requestTimeoutMs: 120_000,
   shutdownTimeoutMs: 25_000,
   apiKeys: [],
+  headersTimeoutMs: 60_000,
+  receiveTimeoutMs: 300_000,
+  bodyTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 72_000,
+  connectionTimeoutMs: 300_000,
 };
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -104,5 +119,22 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       ? int('SHUTDOWN_GRACE_MS', DEFAULT_CONFIG.shutdownTimeoutMs, 0)
       : int('SHUTDOWN_TIMEOUT_MS', DEFAULT_CONFIG.shutdownTimeoutMs, 0),
     apiKeys: (env.API_KEYS ?? '').split(',').map((k) => k.trim()).filter((k) => k !== ''),
+    ...socketTimeouts(int),
+  };
+}
+
+/** The socket timeouts; Node wants headersTimeout ≤ requestTimeout, so HEADERS_TIMEOUT_MS ≤ RECEIVE_TIMEOUT_MS (unless the latter is 0). */
+function socketTimeouts(int: (name: string, fallback: number, min: number, max?: number) => number) {
+  const headersTimeoutMs = int('HEADERS_TIMEOUT_MS', DEFAULT_CONFIG.headersTimeoutMs, 1);
+  const receiveTimeoutMs = int('RECEIVE_TIMEOUT_MS', DEFAULT_CONFIG.receiveTimeoutMs, 0);
+  if (receiveTimeoutMs > 0 && headersTimeoutMs > receiveTimeoutMs) {
+    throw new Error(`HEADERS_TIMEOUT_MS=${headersTimeoutMs} is not valid: it must not exceed RECEIVE_TIMEOUT_MS=${receiveTimeoutMs} (the whole request's limit includes its headers)`);
+  }
+  return {
+    headersTimeoutMs,
+    receiveTimeoutMs,
+    bodyTimeoutMs: int('BODY_TIMEOUT_MS', DEFAULT_CONFIG.bodyTimeoutMs, 0),
+    keepAliveTimeoutMs: int('KEEP_ALIVE_TIMEOUT_MS', DEFAULT_CONFIG.keepAliveTimeoutMs, 1),
+    connectionTimeoutMs: int('CONNECTION_TIMEOUT_MS', DEFAULT_CONFIG.connectionTimeoutMs, 0),
   };
 }

@@ -24,6 +24,9 @@ export interface EdgeErrorParams {
     | { readonly reason: 'framing'; readonly message: string }
     | { readonly reason: 'protoPart'; readonly parts: readonly string[] }
     | { readonly reason: 'unknownPart'; readonly part: string; readonly url: string; readonly parts: readonly string[] }
+    | { readonly reason: 'namelessPart'; readonly parts: readonly string[] }
+    | { readonly reason: 'noBoundary' }
+    | { readonly reason: 'boundary'; readonly boundary: string }
     | { readonly reason: 'duplicatePart'; readonly part: string }
     | { readonly reason: 'noRequestPart'; readonly parts: readonly string[] }
     | { readonly reason: 'givenTwice'; readonly field: string };
@@ -45,10 +48,15 @@ export interface EdgeErrorParams {
     | (Npy & { readonly reason: 'truncatedPreamble'; readonly bytes: number })
     | (Npy & { readonly reason: 'truncatedData'; readonly bytes: number; readonly need: number; readonly shape: readonly number[]; readonly descr: string })
     | (Npy & { readonly reason: 'notFinite'; readonly index: readonly number[]; readonly value: number });
+  readonly MALFORMED_HTTP: { readonly reason: string; readonly message: string };
   readonly UNAUTHORIZED: { readonly reason: 'missing' | 'malformed' | 'invalid' };
   readonly NOT_FOUND: { readonly method: string; readonly path: string; readonly endpoints: readonly string[] };
   readonly METHOD_NOT_ALLOWED: { readonly method: string; readonly path: string; readonly allow: readonly string[] };
   readonly NOT_ACCEPTABLE: { readonly accept: string; readonly offered: readonly string[] };
+  readonly REQUEST_TIMEOUT:
+    | { readonly reason: 'bodyStalled'; readonly ms: number; readonly received: number }
+    | { readonly reason: 'receive'; readonly ms: number }
+    | { readonly reason: 'headers'; readonly ms: number };
   readonly PAYLOAD_TOO_LARGE:
     | { readonly reason: 'body'; readonly limit: number; readonly bytes?: number }
     | { readonly reason: 'parts'; readonly limit: number }
@@ -64,12 +72,14 @@ export interface EdgeErrorParams {
     | { readonly reason: 'arrayLength'; readonly path: string; readonly limit: number }
     | { readonly reason: 'values'; readonly path: string; readonly limit: number };
   readonly UNSUPPORTED_MEDIA_TYPE: { readonly contentType: string };
+  readonly HEADERS_TOO_LARGE: { readonly limit: number };
   readonly CLIENT_CLOSED: Readonly<Record<string, never>>;
   readonly OVERLOADED:
     | { readonly reason: 'busy'; readonly workers: number; readonly queueLimit: number; readonly retryAfter: number }
     | { readonly reason: 'shuttingDown'; readonly retryAfter: number }
     | { readonly reason: 'stopped'; readonly retryAfter: number };
   readonly TIMEOUT: { readonly ms: number };
+  readonly WORKER_FAILED: { readonly reason: 'crashed' | 'noWorker'; readonly message: string; readonly retryAfter: number };
   readonly INTERNAL: Readonly<Record<string, never>>;
 }
 
@@ -89,6 +99,28 @@ const mib = (b: number): string => `${(b / MIB).toFixed(1)} MiB`;
 /** At most this much of what a client sent is echoed back in a message. */
 const ECHO = 200;
 const echo = (s: string): string => (s.length <= ECHO ? s : `${s.slice(0, ECHO)}… (${fmt(s.length)} characters)`);
+
+/**
+ * What each refusal of Node's HTTP parser (llhttp's error codes, seen in a 'clientError') means
+ * for the sender; another code is quoted with llhttp's own words.
+ */
+const HTTP_PARSER_TEXT: Readonly<Record<string, string>> = {
+  HPE_INVALID_METHOD: 'the request line does not start with a method (POST, GET, ...); send METHOD /path HTTP/1.1',
+  HPE_INVALID_URL: 'the request target is not a path (/hessian) or a URL; percent-encode spaces and control characters',
+  HPE_INVALID_VERSION: 'the request line does not end in HTTP/1.1 or HTTP/1.0',
+  HPE_INVALID_CONSTANT: 'the request line is not METHOD /path HTTP/1.1',
+  HPE_LF_EXPECTED: 'a line ends in a bare CR or LF; every line of the request line and headers, and the empty line after them, ends in CRLF (\\r\\n)',
+  HPE_CR_EXPECTED: 'a line ends in a bare LF; every line of the request line and headers, and the empty line after them, ends in CRLF (\\r\\n)',
+  HPE_UNEXPECTED_CONTENT_LENGTH: 'the request has both Content-Length and Transfer-Encoding; send one of them (RFC 9112 §6.3), Content-Length for a body of known size',
+  HPE_INVALID_CONTENT_LENGTH: 'Content-Length is not one decimal number; give the body\'s size in bytes once',
+  HPE_INVALID_TRANSFER_ENCODING: 'Transfer-Encoding is not chunked; send chunked, or the body with a Content-Length',
+  HPE_INVALID_CHUNK_SIZE: 'a chunk of the chunked body does not start with its size in hexadecimal and CRLF',
+  HPE_INVALID_HEADER_TOKEN: 'a header line is not Name: value (a name of letters, digits and -, then a colon)',
+  HPE_INVALID_EOF_STATE: 'the connection ended in the middle of the request',
+};
+
+/** The smallest positive normal float64, 2^−1022 (checkDamping's bound). */
+const MIN_NORMAL = 2 ** -1022;
 
 /** 333 GB (310 GiB); small sizes in MiB. */
 export function bytes(b: number): string {
@@ -157,6 +189,10 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
         case 'multipart': return `the multipart/form-data body could not be read: ${p.message}`;
         case 'framing': return `the request could not be read: ${echo(p.message)}`;
         case 'protoPart': return `a multipart part is named after a prototype property; use the names ${p.parts.join(', ')}`;
+        case 'namelessPart': return `a part of the multipart body has no name; give each part a Content-Disposition: form-data; name="..." header, with the names ${quoted(p.parts)}`;
+        case 'noBoundary': return 'the Content-Type multipart/form-data has no boundary parameter; let the HTTP client build the body and its Content-Type together (requests\' files=, curl -F, FormData)';
+        case 'boundary': return `no part of the multipart body starts with the boundary its Content-Type names (boundary=${echo(p.boundary)}): each part must begin with a line --${echo(p.boundary)} and the body end with --${echo(p.boundary)}--; ` +
+          "let the HTTP client build the body and its Content-Type together (requests' files=, curl -F, FormData)";
         case 'unknownPart': return `the multipart body has a part '${echo(p.part)}'; ${p.url} takes ${p.parts.length > 1 ? `'request' (the JSON request) and ${quoted(p.parts.slice(1))} as .npy files` : "'request' (the JSON request)"}`;
         case 'duplicatePart': return `the multipart body has two parts named '${echo(p.part)}'; send each part once`;
         case 'noRequestPart': return `the multipart body has no part 'request'; send the JSON request (network, loss, ...) in a part named 'request'${p.parts.length ? `, with ${quoted(p.parts)} in it or as .npy parts` : ''}`;
@@ -203,6 +239,11 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
       }
     },
   },
+  MALFORMED_HTTP: {
+    status: 400,
+    title: 'Malformed HTTP request',
+    message: (p) => `the request is not valid HTTP/1.1: ${HTTP_PARSER_TEXT[p.reason] ?? echo(p.message)}`,
+  },
   UNAUTHORIZED: {
     status: 401,
     title: 'Unauthorized',
@@ -226,6 +267,17 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
     status: 406,
     title: 'Not acceptable',
     message: (p) => `Accept: ${echo(p.accept)} matches none of the answer's forms; ask for ${p.offered.join(', ')}`,
+  },
+  REQUEST_TIMEOUT: {
+    status: 408,
+    title: 'Request timeout',
+    message: (p) => {
+      switch (p.reason) {
+        case 'bodyStalled': return `no byte of the request body arrived for ${fmt(p.ms)} ms (BODY_TIMEOUT_MS) after ${fmt(p.received)} bytes; the body was cut off: send it without pauses, or raise BODY_TIMEOUT_MS`;
+        case 'receive': return `the request was not received in full within ${fmt(p.ms)} ms (RECEIVE_TIMEOUT_MS); send a smaller body (or .npy parts, a quarter of the JSON's bytes), or raise RECEIVE_TIMEOUT_MS`;
+        case 'headers': return `the request's headers were not received in full within ${fmt(p.ms)} ms (HEADERS_TIMEOUT_MS); send the request line and headers at once`;
+      }
+    },
   },
   PAYLOAD_TOO_LARGE: {
     status: 413,
@@ -281,6 +333,11 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
     title: 'Unsupported media type',
     message: (p) => `Unsupported Media Type: ${echo(p.contentType)}; send the body as JSON with Content-Type: application/json, or as multipart/form-data with the JSON in a part 'request' and arrays as .npy parts`,
   },
+  HEADERS_TOO_LARGE: {
+    status: 431,
+    title: 'Request header fields too large',
+    message: (p) => `the request's headers are over ${fmt(p.limit)} bytes (Node's --max-http-header-size); send fewer or shorter headers (a long Cookie or Authorization header is the usual cause)`,
+  },
   SHAPE_MISMATCH: {
     status: 422,
     title: 'Sizes do not fit together',
@@ -334,7 +391,10 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
   INVALID_DAMPING: {
     status: 422,
     title: 'Invalid damping',
-    message: (p) => `damping is ${p.damping}; it must be a finite number greater than 0 (the inverse is of H + damping·I)`,
+    message: (p) => (p.reason === 'subnormal'
+      ? `damping is ${p.damping}, a subnormal number (below ${MIN_NORMAL.toPrecision(5)}, the smallest normal float64): 1/damping overflows and adding it to the Hessian changes nothing; ` +
+        'give a damping that is meaningful next to the Hessian\'s entries, e.g. 1e-8 × its largest diagonal entry'
+      : `damping is ${p.damping}; it must be a finite number greater than 0 (the inverse is of H + damping·I)`),
   },
   INVALID_SELECTION: {
     status: 422,
@@ -418,6 +478,13 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
     title: 'Computation timed out',
     message: (p) => `the computation ran past the limit of ${p.ms} ms (REQUEST_TIMEOUT_MS) and was stopped; ` +
       "send fewer data points per request, or use a cheaper method ('diagonal', 'diagonal-approximation', or POST /hessian/vector-product)",
+  },
+  WORKER_FAILED: {
+    status: 503,
+    title: 'Worker failed',
+    message: (p) => (p.reason === 'crashed'
+      ? `the worker thread computing this request failed (${echo(p.message)}); it has been logged and the worker replaced: retry in about ${p.retryAfter} s`
+      : `no worker thread could be started (${echo(p.message)}); it has been logged and the service keeps trying: retry in about ${p.retryAfter} s`),
   },
   INTERNAL: { status: 500, title: 'Internal error', message: () => 'an internal error occurred; it has been logged with the request id' },
 };

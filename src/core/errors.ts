@@ -43,7 +43,7 @@ export interface CoreErrorParams {
   readonly SOFTMAX_NOT_AT_OUTPUT: { readonly layer: number; readonly layers: number };
   readonly UNSUPPORTED_PAIRING: { readonly loss: string; readonly activation: string; readonly needs: readonly string[]; readonly losses: readonly string[] };
   readonly TARGET_OUT_OF_DOMAIN: TargetOutOfDomain;
-  readonly INVALID_DAMPING: { readonly damping: number };
+  readonly INVALID_DAMPING: { readonly damping: number; readonly reason: 'notPositive' | 'subnormal' };
   readonly INVALID_SELECTION: { readonly reason: 'range' | 'duplicate'; readonly index: number; readonly layers: number };
   readonly UNSUPPORTED_METHOD:
     | { readonly reason: 'woodburyExact' | 'rowsStructure' }

@@ -11,7 +11,7 @@ import {
 import { diagonalApproximation, diagonalApproximationScratchBytes } from './diagonal-approximation.ts';
 import { finiteDifferenceHessian, finiteDifferenceScratchBytes } from './finite-difference.ts';
 import { curvatureOperator, hessianVectorProduct, hessianVectorProductScratchBytes } from './r-operator.ts';
-import { choleskyInverse, choleskyScratchBytes, woodburyInverse, woodburyScratchBytes } from './inverse.ts';
+import { checkDamping, choleskyInverse, choleskyScratchBytes, woodburyInverse, woodburyScratchBytes } from './inverse.ts';
 import { denseEigen, EIGEN_DENSE_MAX, lanczosBasis, lanczosEigen } from './eigen.ts';
 import { kfacApply, kfacEigen, kfacFactors, kfacLogDeterminant, kfacPreconditioner, kfacScratchBytes, kfacSolve } from './kfac.ts';
 import { choleskySolve, conjugateGradient, jacobiPreconditioner, type Preconditioner as SolvePreconditioner, type SolveResult } from './solve.ts';
@@ -165,6 +165,7 @@ const OPERATIONS: Operations = {
   },
   'hessian-kfac': {
     run(task): ComputeResult {
+      if (task.damping !== undefined) checkDamping(task.damping);
       const p = problem(task.problem);
       const factors = kfacFactors(p);
       const layers = factors.map((f) => ({
@@ -224,6 +225,7 @@ const OPERATIONS: Operations = {
       let r: SolveResult;
       const method = solveMethod(task.hessian, task.method, w);
       if (task.hessian === 'kfac') {
+        checkDamping(task.damping);
         const factors = kfacFactors(p);
         const solutions = kfacSolve(p.network.layers, kfacEigen(factors), task.damping, v, m, w);
         const applied = kfacApply(p.network.layers, factors, task.damping, solutions, m, w);

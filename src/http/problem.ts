@@ -27,6 +27,11 @@ function fromError(err: ServiceError): Problem {
   return { type: problemType(err.code), title: CATALOGUE[err.code].title, status: err.status, detail: err.detail, code: err.code };
 }
 
+/** The problem+json text of a refusal. */
+export function problemBody(err: ServiceError): string {
+  return JSON.stringify(fromError(err));
+}
+
 /** `/network/layers/0/weights` → `network.layers[0].weights`. */
 function fieldPath(instancePath: string, context: string | undefined): string {
   const parts = instancePath.split('/').filter((p) => p !== '');
@@ -64,7 +69,7 @@ export function sendProblem(reply: FastifyReply, err: ServiceError): FastifyRepl
   if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
   const allow = err.allow;
   if (allow !== undefined) reply.header('allow', allow.join(', '));
-  return reply.code(err.status).type('application/problem+json; charset=utf-8').send(JSON.stringify(fromError(err)));
+  return reply.code(err.status).type('application/problem+json; charset=utf-8').send(problemBody(err));
 }
 
 /** The app's error handler; `bodyLimit` is quoted in the 413 of a body over it. */
