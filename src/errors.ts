@@ -101,22 +101,39 @@ const ECHO = 200;
 const echo = (s: string): string => (s.length <= ECHO ? s : `${s.slice(0, ECHO)}… (${fmt(s.length)} characters)`);
 
 /**
- * What each refusal of Node's HTTP parser (llhttp's error codes, seen in a 'clientError') means
- * for the sender; another code is quoted with llhttp's own words.
+ * What each refusal of Node's HTTP parser (llhttp, seen in a 'clientError') means for the sender:
+ * by llhttp's own words where one code covers several faults (the order of Content-Length and
+ * Transfer-Encoding decides which of the two is blamed), else by its HPE_ code. The parser's words
+ * follow in parentheses.
  */
-const HTTP_PARSER_TEXT: Readonly<Record<string, string>> = {
+const BARE_LF = 'a line ends in a bare LF (or CR); every line of the request line and headers, and the empty line after them, ends in CRLF (\\r\\n)';
+const CL_AND_TE = 'the request has both Content-Length and Transfer-Encoding; send one of them (RFC 9112 §6.3), Content-Length for a body of known size';
+const HTTP_PARSER_REASONS: Readonly<Record<string, string>> = {
+  'Expected CRLF after version': BARE_LF,
+  'Missing expected CR after header value': BARE_LF,
+  'Missing expected LF after header value': BARE_LF,
+  'Missing expected CR after response line': BARE_LF,
+  "Transfer-Encoding can't be present with Content-Length": CL_AND_TE,
+  "Content-Length can't be present with Transfer-Encoding": CL_AND_TE,
+  'Duplicate Content-Length': 'Content-Length is given twice; give the body\'s size once',
+  'Invalid header value char': 'a header value holds a control character; percent-encode or leave out such bytes',
+  'Invalid header field char': 'a header name holds a character not allowed in a token, or the empty line after the headers is a bare LF, not CRLF',
+};
+const HTTP_PARSER_CODES: Readonly<Record<string, string>> = {
   HPE_INVALID_METHOD: 'the request line does not start with a method (POST, GET, ...); send METHOD /path HTTP/1.1',
   HPE_INVALID_URL: 'the request target is not a path (/hessian) or a URL; percent-encode spaces and control characters',
   HPE_INVALID_VERSION: 'the request line does not end in HTTP/1.1 or HTTP/1.0',
-  HPE_INVALID_CONSTANT: 'the request line is not METHOD /path HTTP/1.1',
-  HPE_LF_EXPECTED: 'a line ends in a bare CR or LF; every line of the request line and headers, and the empty line after them, ends in CRLF (\\r\\n)',
-  HPE_CR_EXPECTED: 'a line ends in a bare LF; every line of the request line and headers, and the empty line after them, ends in CRLF (\\r\\n)',
-  HPE_UNEXPECTED_CONTENT_LENGTH: 'the request has both Content-Length and Transfer-Encoding; send one of them (RFC 9112 §6.3), Content-Length for a body of known size',
-  HPE_INVALID_CONTENT_LENGTH: 'Content-Length is not one decimal number; give the body\'s size in bytes once',
+  HPE_INVALID_CONSTANT: 'the request line is not METHOD /path HTTP/1.1 (a space in the path must be percent-encoded as %20)',
+  HPE_LF_EXPECTED: BARE_LF,
+  HPE_CR_EXPECTED: BARE_LF,
+  HPE_UNEXPECTED_CONTENT_LENGTH: CL_AND_TE,
+  HPE_INVALID_CONTENT_LENGTH: 'Content-Length is not one decimal number; give the body\'s size in bytes, once',
   HPE_INVALID_TRANSFER_ENCODING: 'Transfer-Encoding is not chunked; send chunked, or the body with a Content-Length',
   HPE_INVALID_CHUNK_SIZE: 'a chunk of the chunked body does not start with its size in hexadecimal and CRLF',
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: 'a chunk size line carries extensions over 16 KiB; send chunks without extensions',
   HPE_INVALID_HEADER_TOKEN: 'a header line is not Name: value (a name of letters, digits and -, then a colon)',
   HPE_INVALID_EOF_STATE: 'the connection ended in the middle of the request',
+  NO_HOST: 'an HTTP/1.1 request needs a Host header (RFC 9112 §3.2); send Host: <the service\'s host and port>',
 };
 
 /** The smallest positive normal float64, 2^−1022 (checkDamping's bound). */
@@ -242,7 +259,7 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
   MALFORMED_HTTP: {
     status: 400,
     title: 'Malformed HTTP request',
-    message: (p) => `the request is not valid HTTP/1.1: ${HTTP_PARSER_TEXT[p.reason] ?? echo(p.message)}`,
+    message: (p) => `the request is not valid HTTP/1.1: ${HTTP_PARSER_REASONS[p.message] ?? HTTP_PARSER_CODES[p.reason] ?? 'Node\'s HTTP parser refused it'} (${echo(p.message)}, ${echo(p.reason)})`,
   },
   UNAUTHORIZED: {
     status: 401,

@@ -67,6 +67,8 @@ export function watchBody(payload: Readable, ms: number): Readable {
       callback();
     },
   });
+  // its reader (Fastify's) listens for errors; until it does, or if nobody reads, an error must not go unheard
+  watched.on('error', noop);
   stall.failed.catch((err: unknown) => watched.destroy(err as Error));
   watched.on('close', () => stall.stop());
   payload.on('error', (err) => watched.destroy(err));
