@@ -25,6 +25,7 @@ export const HealthResponseSchema = z.object({
       timedOutTasks: z.number().int().describe('Computations aborted after REQUEST_TIMEOUT_MS.'),
       rejectedTasks: z.number().int().describe('Requests refused with 503 because the queue was full.'),
       terminatedWorkers: z.number().int().describe('Workers terminated and replaced because an aborted computation did not stop within the grace period (it stops at its next kernel call otherwise, and its worker stays).'),
+      failedWorkers: z.number().int().describe('Workers that failed: did not start (e.g. EMFILE while loading) or died while computing; each is logged, its request answered 503 WORKER_FAILED, and the worker replaced.'),
     })
     .describe('The compute pool: its size, load and counters.'),
 });

@@ -500,7 +500,7 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
     status: 503,
     title: 'Worker failed',
     message: (p) => (p.reason === 'crashed'
-      ? `the worker thread computing this request failed (${echo(p.message)}); it has been logged and the worker replaced: retry in about ${p.retryAfter} s`
+      ? `the worker thread given this request failed (${echo(p.message)}); it has been logged and the worker replaced: retry in about ${p.retryAfter} s`
       : `no worker thread could be started (${echo(p.message)}); it has been logged and the service keeps trying: retry in about ${p.retryAfter} s`),
   },
   INTERNAL: { status: 500, title: 'Internal error', message: () => 'an internal error occurred; it has been logged with the request id' },

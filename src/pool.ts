@@ -9,7 +9,11 @@
  *   a queued one leaves the queue; a running one is asked to stop through a flag it shares with
  *   its worker (src/worker.ts), which ends it at the next kernel call and keeps the worker warm;
  *   only a task that does not stop within STOP_GRACE_MS has its worker terminated (and replaced);
- * - counters for GET /health: workers, busy, queued, completed, aborted, timed out, shed.
+ * - worker faults: a worker that fails to start or dies while computing (EMFILE while it loads its
+ *   modules, an exit, an uncaught error) is logged, its task answered 503 WORKER_FAILED with
+ *   Retry-After, and the pool starts workers again, backing off while they keep failing; the
+ *   process never exits on it (piscina's 'error' event is handled);
+ * - counters for GET /health: workers, busy, queued, completed, aborted, timed out, shed, failed.
  *
  * OpenBLAS keeps one thread pool per process, shared by all workers; unless CURVATURE_BLAS_THREADS
  * is set, every kernel call may use every core (see blasThreadsFor).
@@ -23,7 +27,7 @@ import { checkTaskSize } from './sizing.ts';
 import { setBlasThreads } from './core/linalg/index.ts';
 import { STARTED, STOP, stopFlags } from './stop-flags.ts';
 // types only: the worker module must not load in the main thread (it lowers its thread's priority)
-import type { WorkerReply, WorkerTask } from './worker.ts';
+import type { WorkerMessage, WorkerReply, WorkerTask } from './worker.ts';
 
 export interface PoolStats {
   /** Worker threads (0: computing in the main thread). */
@@ -45,7 +49,27 @@ export interface PoolStats {
   readonly rejectedTasks: number;
   /** Workers terminated (and replaced) because a stopped task did not end within the grace period. */
   readonly terminatedWorkers: number;
+  /** Workers that failed: did not start, or died while computing (each logged; replaced). */
+  readonly failedWorkers: number;
 }
+
+/** Where the pool reports worker faults: the app's pino logger, or any logger of that shape. */
+export interface PoolLog {
+  error(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+}
+
+export interface PoolOptions {
+  /** Default: warnings on the process (process.emitWarning). */
+  readonly log?: PoolLog;
+  /** The worker module; default src/worker.ts (worker.js in dist/). Tests give a module around it that fails on demand. */
+  readonly workerFile?: string;
+}
+
+const warningLog: PoolLog = {
+  error: (obj, msg) => process.emitWarning(`${msg} ${JSON.stringify(obj, (_key, v: unknown) => (v instanceof Error ? v.message : v))}`),
+  info: () => {},
+};
 
 export interface ComputePool {
   /** Sizes, admits and runs a task; `signal` aborts it (the caller disconnected). */
@@ -99,10 +123,16 @@ const DESTROY_WAIT_MS = 5000;
 
 /** Why a task was aborted, kept on the controller's reason so the rejection can be told apart. */
 class TaskAborted extends Error {
-  constructor(readonly why: 'client' | 'timeout' | 'closing') {
+  constructor(readonly why: 'client' | 'timeout' | 'closing' | 'noWorker', readonly detail = '') {
     super(why);
   }
 }
+
+/** The worker faults in a row (no task or ping succeeding between them) after which, with no worker alive, tasks waiting for one are answered at once. */
+const NO_WORKER_FAULTS = 3;
+/** The first wait before starting workers again after a fault, doubling per fault in a row up to HEAL_MAX_MS. */
+const HEAL_FIRST_MS = 100;
+const HEAL_MAX_MS = 5000;
 
 /** Counters and admission shared by the threaded and the in-thread pools. */
 abstract class BasePool implements ComputePool {
@@ -112,6 +142,7 @@ abstract class BasePool implements ComputePool {
   protected timedOut = 0;
   protected rejected = 0;
   protected terminated = 0;
+  protected failed = 0;
   protected closing = false;
   /** Mean task time in ms (exponentially weighted), for Retry-After. */
   private meanMs = 1000;
@@ -155,6 +186,7 @@ abstract class BasePool implements ComputePool {
         throw new ServiceError('CLIENT_CLOSED', {});
       }
       if (why === 'closing') throw new ServiceError('OVERLOADED', { reason: 'stopped', retryAfter: 1 });
+      if (why === 'noWorker') throw new ServiceError('WORKER_FAILED', { reason: 'noWorker', message: (controller.signal.reason as TaskAborted).detail, retryAfter: NO_WORKER_RETRY_S });
       throw asServiceError(err) ?? err;
     } finally {
       this.controllers.delete(controller);
@@ -188,6 +220,7 @@ abstract class BasePool implements ComputePool {
       timedOutTasks: this.timedOut,
       rejectedTasks: this.rejected,
       terminatedWorkers: this.terminated,
+      failedWorkers: this.failed,
     };
   }
 
@@ -208,6 +241,23 @@ abstract class BasePool implements ComputePool {
     for (const c of this.controllers) c.abort(new TaskAborted('closing'));
     return n;
   }
+
+  /** Answers every task in flight 503 WORKER_FAILED (none is running: no worker is alive). */
+  protected failWaiting(why: string): void {
+    for (const c of this.controllers) c.abort(new TaskAborted('noWorker', why));
+  }
+}
+
+/** Retry-After of a 503 WORKER_FAILED, in seconds. */
+const NO_WORKER_RETRY_S = 1;
+
+/** An exception a worker caught in the core, rethrown here with the worker's stack (a bug: 500 INTERNAL). */
+class WorkerBug extends Error {
+  constructor(failed: { name: string; message: string; stack?: string }) {
+    super(failed.message);
+    this.name = failed.name;
+    if (failed.stack) this.stack = failed.stack;
+  }
 }
 
 /** Turns a worker's reply into a result, or rethrows its refusal as the same catalogued error. */
@@ -215,18 +265,29 @@ function unwrap(reply: WorkerReply): ComputeResult {
   if ('error' in reply) throw ServiceError.fromCore(reply.error);
   // the pool asked it to stop, and answers the caller itself (run's catch)
   if ('stopped' in reply) throw new Error('stopped at the pool\'s request');
+  if ('failed' in reply) throw new WorkerBug(reply.failed);
+  if ('pong' in reply) throw new Error('a ping answered a task');
   return reply.ok;
 }
 
+const noop = (): void => {};
+
 class ThreadPool extends BasePool {
   private readonly piscina: Piscina;
+  private readonly log: PoolLog;
+  /** Faults since the last task or ping a worker finished: the back-off, and whether to give up on waiting tasks. */
+  private faultsInARow = 0;
+  private healTimer: NodeJS.Timeout | undefined;
+  /** The ping that has piscina start a worker, while one is pending. */
+  private kick: AbortController | undefined;
 
-  constructor(config: PoolConfig) {
+  constructor(config: PoolConfig, options: PoolOptions = {}) {
     const blas = blasThreadsFor();
     super(config, config.workers, blas);
+    this.log = options.log ?? warningLog;
     setBlasThreads(blas);
     this.piscina = new Piscina({
-      filename: workerFile(),
+      filename: options.workerFile ?? workerFile(),
       minThreads: config.workers,
       maxThreads: config.workers,
       // admission is ours (BasePool.run); piscina's own queue never refuses
@@ -236,6 +297,61 @@ class ThreadPool extends BasePool {
       concurrentTasksPerWorker: 1,
       env: { ...process.env, CURVATURE_BLAS_THREADS: String(blas) },
     });
+    // A worker that fails with no task on it (most often while loading its modules: EMFILE when the
+    // process is out of descriptors) is reported here; unheard, this event would end the process.
+    this.piscina.on('error', (err: unknown) => this.fault(err, undefined));
+  }
+
+  /**
+   * A worker failed: while computing a task (`task` set: the caller gets 503 WORKER_FAILED) or with
+   * none. Logged; piscina has dropped the worker, and starts another at once only the first time;
+   * heal starts them again after a back-off. With no worker alive after NO_WORKER_FAULTS faults in a
+   * row, the tasks waiting for one are answered 503 at once rather than at REQUEST_TIMEOUT_MS.
+   */
+  private fault(err: unknown, task: CurvatureTask | undefined): void {
+    this.failed++;
+    this.faultsInARow++;
+    const alive = this.piscina.threads.length;
+    const e = err as { message?: string; code?: string };
+    this.log.error({ err, code: e.code, endpoint: task?.endpoint, workersAlive: alive, workers: this.workers, faultsInARow: this.faultsInARow },
+      task ? 'a worker failed while computing; the request is answered 503 WORKER_FAILED and the worker replaced' : 'a worker failed to start; starting workers again');
+    if (this.closing) return;
+    if (alive === 0 && this.faultsInARow >= NO_WORKER_FAULTS) this.failWaiting(String(e.message ?? err));
+    this.scheduleHeal();
+  }
+
+  private scheduleHeal(): void {
+    if (this.healTimer !== undefined || this.closing) return;
+    const delay = Math.min(HEAL_MAX_MS, HEAL_FIRST_MS * 2 ** Math.min(16, this.faultsInARow - 1));
+    this.healTimer = setTimeout(() => { this.healTimer = undefined; this.heal(); }, delay);
+    this.healTimer.unref();
+  }
+
+  /**
+   * Has piscina start a worker where one is needed: when none is alive, or tasks wait while fewer
+   * than WORKERS are (with some alive and nothing waiting, piscina starts more itself once tasks
+   * queue). piscina has no call for that but a task, so the pool sends a ping; a new ping replaces
+   * one still waiting.
+   */
+  private heal(): void {
+    if (this.closing) return;
+    const alive = this.piscina.threads.length;
+    if (alive >= this.workers || (alive > 0 && this.piscina.queueSize === 0)) return;
+    this.kick?.abort();
+    const kick = new AbortController();
+    this.kick = kick;
+    const ping: WorkerMessage = { ping: true };
+    this.piscina.run(ping, { signal: kick.signal }).then(() => {
+      if (this.kick === kick) this.kick = undefined;
+      this.recovered();
+    }, noop);
+  }
+
+  /** A worker finished a task or a ping: the faults in a row are over. */
+  private recovered(): void {
+    if (this.faultsInARow === 0) return;
+    this.log.info({ workersAlive: this.piscina.threads.length, workers: this.workers, faultsInARow: this.faultsInARow }, 'a worker started again after a fault');
+    this.faultsInARow = 0;
   }
 
   protected async execute(task: CurvatureTask, size: TaskFootprint, signal: AbortSignal): Promise<ComputeResult> {
@@ -255,8 +371,18 @@ class ThreadPool extends BasePool {
     signal.addEventListener('abort', stop, { once: true });
     try {
       const message: WorkerTask = { task, totalBytes: size.totalBytes, flags };
-      // the task's buffers move to the worker (the edge built them for it alone)
-      return unwrap(await this.piscina.run(message, { signal: hard.signal, transferList: taskBuffers(task) }) as WorkerReply);
+      let reply: WorkerReply;
+      try {
+        // the task's buffers move to the worker (the edge built them for it alone)
+        reply = await this.piscina.run(message, { signal: hard.signal, transferList: taskBuffers(task) }) as WorkerReply;
+      } catch (err) {
+        // aborted: run's catch answers (TIMEOUT, CLIENT_CLOSED, ...); otherwise the worker failed under this task
+        if (signal.aborted) throw err;
+        this.fault(err, task);
+        throw new ServiceError('WORKER_FAILED', { reason: 'crashed', message: (err as Error).message ?? String(err), retryAfter: NO_WORKER_RETRY_S });
+      }
+      this.recovered();
+      return unwrap(reply);
     } finally {
       clearTimeout(grace);
       signal.removeEventListener('abort', stop);
@@ -268,6 +394,8 @@ class ThreadPool extends BasePool {
   }
 
   protected async endWorkers(): Promise<void> {
+    clearTimeout(this.healTimer);
+    this.kick?.abort();
     // A worker terminated by an abort may report its exit only after the pool is destroyed, and
     // piscina then starts a replacement to keep minThreads, which would keep the process alive:
     // with minThreads 0 nothing is started again.
@@ -301,8 +429,8 @@ class InlinePool extends BasePool {
 }
 
 /** A pool of `config.workers` threads, or the main thread when that is 0 (or `runner` is given). */
-export function createPool(config: PoolConfig, runner?: (task: CurvatureTask) => Promise<ComputeResult>): ComputePool {
+export function createPool(config: PoolConfig, runner?: (task: CurvatureTask) => Promise<ComputeResult>, options: PoolOptions = {}): ComputePool {
   if (runner) return new InlinePool(config, runner);
   if (config.workers === 0) return new InlinePool(config, async (task) => compute(task));
-  return new ThreadPool(config);
+  return new ThreadPool(config, options);
 }

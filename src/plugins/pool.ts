@@ -23,7 +23,7 @@ export interface PoolPluginOptions {
 }
 
 export const poolPlugin = fp<PoolPluginOptions>(async (app, opts) => {
-  const pool = opts.pool ?? createPool(opts.config, opts.runTask);
+  const pool = opts.pool ?? createPool(opts.config, opts.runTask, { log: app.log });
   app.decorate('computePool', pool);
   if (!opts.pool) app.addHook('onClose', async () => pool.close());
   const { workers, queueLimit, blasThreads } = pool.stats();
