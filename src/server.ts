@@ -7,6 +7,7 @@
  */
 import { buildApp } from './app.ts';
 import { loadConfig, type Config } from './config.ts';
+import { loggerOptions } from './logging.ts';
 import { STOP_GRACE_MS } from './pool.ts';
 
 let config: Config;
@@ -17,9 +18,8 @@ try {
   process.exit(2);
 }
 
-// API keys never reach the logs, whichever serializer logs the headers.
-const redact = { paths: ['req.headers.authorization', 'headers.authorization', 'request.headers.authorization'], censor: '[redacted]' };
-const app = await buildApp({ config, logger: { level: config.logLevel, redact } });
+// nothing secret in the logs: Authorization headers and query values censored (src/logging.ts)
+const app = await buildApp({ config, logger: loggerOptions(config.logLevel) });
 
 /**
  * How long before the end of the shutdown grace period the computations still running are
