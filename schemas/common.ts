@@ -178,10 +178,11 @@ export function errorResponses() {
     400: problem('Malformed body: invalid JSON, a missing or mistyped field (named in detail), a non-finite number; in a multipart body, a missing request part, an unknown part, or a .npy part that is not a float64/float32 C-order array of the right dimensions.'),
     401: problem('The service runs with API keys (API_KEYS) and the request has no valid Authorization: Bearer <key>; comes with WWW-Authenticate: Bearer.'),
     406: problem('The Accept header asks for none of application/json, application/x-npy, application/octet-stream.'),
+    408: problem('The body stopped arriving for BODY_TIMEOUT_MS (or the whole request took longer than RECEIVE_TIMEOUT_MS); the connection is closed after this answer.'),
     413: problem('Over a size limit, refused before any work: the body over BODY_LIMIT, the answer over MAX_RESULT_BYTES, the computation over MAX_TASK_BYTES, N over MAX_POINTS, W over MAX_PARAMETERS, or a finite-difference Hessian over MAX_FINITE_DIFFERENCE_COST; detail names the sizes and a cheaper method.'),
     415: problem('The request body is neither application/json nor multipart/form-data.'),
     422: problem('Well-formed but cannot be computed: sizes that do not fit, an unsupported loss/output pairing, targets outside their domain, a matrix that is not positive definite, a non-finite result.'),
-    503: problem('Busy: every worker is computing and the queue (QUEUE_LIMIT) is full, or the service is shutting down (with Retry-After, in seconds); or the computation ran past REQUEST_TIMEOUT_MS and was stopped.'),
+    503: problem('Busy: every worker is computing and the queue (QUEUE_LIMIT) is full, or the service is shutting down (with Retry-After, in seconds); the computation ran past REQUEST_TIMEOUT_MS and was stopped; or its worker thread failed (WORKER_FAILED, with Retry-After: logged, the worker replaced).'),
   } as const;
 }
 

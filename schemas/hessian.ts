@@ -39,6 +39,7 @@ export const HessianResponseSchema = z.object({
   blocks: z.array(z.object({ layer: z.number().int(), hessian: JsonMatrix })).optional().describe("structure 'block-diagonal': one W_l × W_l block per selected layer, in layer order."),
   rowStart: z.number().int().optional().describe('With rows: the slab\'s first row.'),
   rowEnd: z.number().int().optional().describe('With rows: one past its last row.'),
+  warnings: z.array(z.string()).optional().describe("Notes on reading this answer, when there are any: with finite-difference, the columns whose differences cross the kink of relu or leaky-relu at 0 (meaningless there; use 'exact'). Binary answers name their codes in X-Warnings."),
 });
 
 export const VectorProductRequestSchema = z

@@ -57,7 +57,7 @@ export const serviceApp = fp<ServiceAppOptions>(async (app, opts) => {
   app.setSerializerCompiler(serializerCompiler);
   await app.register(requestIdPlugin);
   await app.register(connectionsPlugin, { config });
-  await app.register(jsonBodyPlugin);
+  await app.register(jsonBodyPlugin, { bodyLimit: config.bodyLimit });
   await app.register(problemsPlugin, { bodyLimit: config.bodyLimit });
   await app.register(swaggerPlugin, { version });
   await app.register(poolPlugin, { config, runTask: opts.runTask, pool: opts.pool });

@@ -6,7 +6,7 @@
  * worker's refusal from its code and parameters; one error handler (src/http/problem.ts) turns
  * them all into application/problem+json.
  */
-import { CoreError, type CoreErrorCode, type CoreErrorData, type CoreErrorParams } from './core/errors.ts';
+import { CoreError, type CoreErrorCode, type CoreErrorData, type CoreErrorParams, type CoreWarning, type CoreWarningCode, type CoreWarningParams } from './core/errors.ts';
 import type { TaskSummary } from './core/index.ts';
 
 /** The parts a .npy part's refusal can name. */
@@ -505,6 +505,23 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
   },
   INTERNAL: { status: 500, title: 'Internal error', message: () => 'an internal error occurred; it has been logged with the request id' },
 };
+
+/**
+ * The texts of the core's warnings: notes on an answer that is still given (in its JSON
+ * `warnings`; binary answers name the codes in X-Warnings). One per code.
+ */
+export const WARNINGS: { readonly [C in CoreWarningCode]: (p: CoreWarningParams[C]) => string } = {
+  FINITE_DIFFERENCE_KINK: (p) => `${fmt(p.count)} of the W = ${fmt(p.w)} columns (and rows, the matrix being symmetrised) of this finite-difference Hessian ` +
+    `(${p.count > p.columns.length ? `the first ${p.columns.length}: ` : ''}${p.columns.length === 1 ? 'column' : 'columns'} ${p.columns.join(', ')}) ` +
+    `difference gradients across the kink of '${p.activation}' at 0: a pre-activation changes sign between w ± εe_i (ε = ${p.step.toExponential()}), where ${p.activation}′ jumps, ` +
+    `so those entries are about the jump over 2ε (up to ${fmt(1 / (2 * p.step))} times it) and mean nothing; ${p.activation} has no second derivative there. ` +
+    "Method 'exact' gives the Hessian of the side the pre-activation is on (the second derivative 0 almost everywhere, as PyTorch's autograd does)",
+};
+
+/** A core warning's text. */
+export function warningText(w: CoreWarning): string {
+  return (WARNINGS[w.code] as (p: unknown) => string)(w.params);
+}
 
 /** Every code, in the catalogue's order (the OpenAPI document's enum of ProblemSchema.code). */
 export const ERROR_CODES = Object.keys(CATALOGUE) as ErrorCode[];

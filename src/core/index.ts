@@ -5,7 +5,7 @@
  */
 export { ACTIVATIONS, ACTIVATION_NAMES, type ActivationName } from './activations.ts';
 export { LOSSES, LOSS_NAMES, REDUCTIONS, type LossName, type Reduction } from './losses.ts';
-export { CoreError, type CoreErrorCode, type CoreErrorData, type CoreErrorParams } from './errors.ts';
+export { CoreError, type CoreErrorCode, type CoreErrorData, type CoreErrorParams, type CoreWarning, type CoreWarningCode, type CoreWarningParams } from './errors.ts';
 export {
   buildNetwork, makeProblem, checkInputs, forward, parameterVector, withParameters, countParameters, selectedLayers,
   type Matrix, type Network, type NetworkSpec, type Problem, type Layer, type LayerSize, type Targets,
@@ -17,7 +17,7 @@ export {
   layerSizes, slabFilter, type BlockFilter, type CurvatureBudgets,
 } from './hessian.ts';
 export { diagonalApproximation, diagonalApproximationScratchBytes } from './diagonal-approximation.ts';
-export { finiteDifferenceHessian, finiteDifferenceScratchBytes, FINITE_DIFFERENCE_STEP } from './finite-difference.ts';
+export { finiteDifferenceHessian, finiteDifferenceKinks, finiteDifferenceScratchBytes, FINITE_DIFFERENCE_STEP } from './finite-difference.ts';
 export { hessianVectorProduct, hessianVectorProductScratchBytes, curvatureOperator, type CurvatureOperator } from './r-operator.ts';
 export { woodburyInverse, woodburyScratchBytes, choleskyInverse, choleskyScratchBytes, checkDamping, type InverseResult } from './inverse.ts';
 export { assertFinite } from './finite.ts';

@@ -9,7 +9,7 @@ import {
   slabFilter, type BlockFilter,
 } from './hessian.ts';
 import { diagonalApproximation, diagonalApproximationScratchBytes } from './diagonal-approximation.ts';
-import { finiteDifferenceHessian, finiteDifferenceScratchBytes } from './finite-difference.ts';
+import { finiteDifferenceHessian, finiteDifferenceKinks, finiteDifferenceScratchBytes } from './finite-difference.ts';
 import { curvatureOperator, hessianVectorProduct, hessianVectorProductScratchBytes } from './r-operator.ts';
 import { checkDamping, choleskyInverse, choleskyScratchBytes, woodburyInverse, woodburyScratchBytes } from './inverse.ts';
 import { denseEigen, EIGEN_DENSE_MAX, lanczosBasis, lanczosEigen } from './eigen.ts';
@@ -85,8 +85,14 @@ const OPERATIONS: Operations = {
         }
         case 'diagonal-approximation':
           return { fields: { parameterCount: w, diagonal: array(diagonalApproximation(p), [w]) }, principal: 'diagonal' };
-        case 'finite-difference':
-          return { fields: { parameterCount: w, hessian: array(finiteDifferenceHessian(p), [w, w]) }, principal: 'hessian' };
+        case 'finite-difference': {
+          const kinks = finiteDifferenceKinks(p);
+          return {
+            fields: { parameterCount: w, hessian: array(finiteDifferenceHessian(p), [w, w]) },
+            principal: 'hessian',
+            warnings: kinks ? [{ code: 'FINITE_DIFFERENCE_KINK', params: kinks }] : undefined,
+          };
+        }
         case 'exact':
         case 'outer-product': {
           const exact = task.method === 'exact';

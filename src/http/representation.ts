@@ -6,7 +6,7 @@
  */
 import { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
-import { ServiceError } from '../errors.ts';
+import { ServiceError, warningText } from '../errors.ts';
 import { isArrayResult, npzMembers, principalArray, type AnswerObject, type AnswerValue, type ArrayResult, type ComputeResult } from '../core/index.ts';
 import { float64Stream, npyHeader } from './npy.ts';
 import { npzStream } from './npz.ts';
@@ -54,6 +54,7 @@ export const ANSWER_HEADERS: readonly {
   { name: 'X-Method', type: 'string', description: 'Binary answers of /hessian/eigen and /hessian/inverse-vector-product: the method used (auto resolved).', value: (r) => headerValue(r.fields.method) },
   { name: 'X-Iterations', type: 'string', description: 'Binary answers of /hessian/eigen and /hessian/inverse-vector-product: curvature-vector products used (one per vector, comma-separated, for the latter).', value: (r) => headerValue(r.fields.iterations) },
   { name: 'X-Residuals', type: 'string', description: 'Binary answers of /hessian/eigen and /hessian/inverse-vector-product: the residuals reached, comma-separated (up to 1000 of them).', value: (r) => headerValue(r.fields.residuals) },
+  { name: 'X-Warnings', type: 'string', description: "Binary answers with notes on how to read them: the codes, comma-separated (FINITE_DIFFERENCE_KINK); the JSON answer's warnings has their texts.", value: (r) => (r.warnings?.length ? r.warnings.map((w) => w.code).join(',') : undefined) },
 ];
 
 /**
@@ -151,14 +152,21 @@ function* valueJson(v: AnswerValue): Generator<string> {
   yield JSON.stringify(v);
 }
 
-function* objectJson(o: AnswerObject): Generator<string> {
+/** `o` as JSON text in chunks; `extra`: members already as JSON text ("name":value), appended. */
+function* objectJson(o: AnswerObject, extra?: string): Generator<string> {
   let first = true;
   for (const [k, v] of Object.entries(o)) {
     yield `${first ? '{' : ','}${JSON.stringify(k)}:`;
     first = false;
     yield* valueJson(v);
   }
+  if (extra !== undefined) { yield `${first ? '{' : ','}${extra}`; first = false; }
   yield first ? '{}' : '}';
+}
+
+/** The answer's warnings as a JSON member, or undefined. */
+function warningsJson(result: ComputeResult): string | undefined {
+  return result.warnings?.length ? `"warnings":${JSON.stringify(result.warnings.map(warningText))}` : undefined;
 }
 
 /** Numbers an answer's JSON holds (its arrays' entries). */
@@ -177,8 +185,9 @@ export function sendResult(reply: FastifyReply, result: ComputeResult, rep: Repr
   reply.header('vary', 'Accept');
   if (rep === 'json') {
     reply.type('application/json; charset=utf-8');
-    if (jsonSize(result) <= JSON_CHUNK_ELEMENTS) return reply.send([...objectJson(result.fields)].join(''));
-    return reply.send(Readable.from(objectJson(result.fields), { objectMode: false }));
+    const extra = warningsJson(result);
+    if (jsonSize(result) <= JSON_CHUNK_ELEMENTS) return reply.send([...objectJson(result.fields, extra)].join(''));
+    return reply.send(Readable.from(objectJson(result.fields, extra), { objectMode: false }));
   }
   for (const h of ANSWER_HEADERS) {
     if (rep === 'npz' && (h.name === 'X-Array-Shape' || h.name === 'X-Array-Name')) continue;

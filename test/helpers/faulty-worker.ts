@@ -9,6 +9,8 @@
  *   one whose first input is CORE_BUG reaches the real worker without its network (a bug in the core).
  */
 import { existsSync } from 'node:fs';
+// this module is itself a worker module, loaded only in the pool's worker threads (workerFile), never in the main thread
+// eslint-disable-next-line @typescript-eslint/no-restricted-imports
 import run, { type WorkerMessage, type WorkerReply } from '../../src/worker.ts';
 
 export const CRASH_EXIT = 666;
