@@ -42,7 +42,8 @@ then bias (absent for ``bias=False``): the order of ``torch.nn.utils.parameters_
 
 from ._client import HESSIAN_METHODS, LOSSES, REDUCTIONS, CurvatureClient, invert_damped
 from ._errors import CurvatureServiceError
-from ._networks import ACTIVATIONS, network_from_layers, network_from_torch
+from ._networks import ACTIVATIONS, Selection, network_from_layers, network_from_torch, parameter_count, selected_layers
+from ._results import Eigenpairs, InverseVectorProduct, Kfac, KfacFactor, SlabAssembly
 
 __version__ = "0.2.0"
 
@@ -53,6 +54,14 @@ __all__ = [
     "network_from_layers",
     "network_from_torch",
     "invert_damped",
+    "parameter_count",
+    "selected_layers",
+    "Selection",
+    "Eigenpairs",
+    "Kfac",
+    "KfacFactor",
+    "InverseVectorProduct",
+    "SlabAssembly",
     "ACTIVATIONS",
     "HESSIAN_METHODS",
     "LOSSES",
