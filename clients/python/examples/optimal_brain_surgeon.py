@@ -45,8 +45,8 @@ print(f"fitted: F = {f0:.6f}, training accuracy {accuracy(network):.3f}, W = {le
 # so the answer also says that w is a minimum).
 h_inv, _ = client.hessian_inverse(network, x, labels=labels, loss="softmax-cross-entropy", damping=alpha,
                                   hessian="exact", method="cholesky")
-h_dense = client.hessian(network, x, labels=labels, loss="softmax-cross-entropy") + alpha * np.eye(len(w))
-check(relative_error(h_inv, np.linalg.inv(h_dense)) < 1e-9, "(H + alpha I)^-1 from the service equals numpy's inverse of the dense Hessian")
+h_f = client.hessian(network, x, labels=labels, loss="softmax-cross-entropy") + alpha * np.eye(len(w))
+check(relative_error(h_inv, np.linalg.inv(h_f)) < 1e-9, "(H + alpha I)^-1 from the service equals numpy's inverse of the dense Hessian")
 
 # --- Optimal Brain Surgeon ---------------------------------------------------------------------------------
 # Candidates: the connection weights (not the biases), as in Hassibi & Stork; the parameter order is layer by
@@ -60,8 +60,9 @@ column = client.inverse_vector_product(network, x, labels=labels, loss="softmax-
 check(relative_error(column, h_inv[:, q]) < 1e-9, f"H^-1 e_q by conjugate gradients equals column {q} of the inverse")
 dw = -(w[q] / h_inv[q, q]) * h_inv[:, q]
 w_obs = w + dw
-print(f"OBS prunes weight {q} (w_q = {w[q]:+.4f}, the smallest saliency {saliency[q]:.3e}); after the update w_q = {w_obs[q]:.1e}")
-check(abs(w_obs[q]) <= 4 * np.finfo(float).eps * abs(w[q]), "the update takes w_q to 0 up to rounding")
+print(f"OBS prunes weight {q} (w_q = {w[q]:+.4f}, the smallest saliency {saliency[q]:.3e})")
+check(abs(w_obs[q]) <= 4 * np.finfo(float).eps * abs(w[q]),
+      f"the update takes w_q to w_q - (w_q / [H^-1]_qq) [H^-1]_qq = {w_obs[q]:.1e}: 0 up to the rounding of one product")
 w_obs[q] = 0.0  # the weight is removed: exactly 0 from here on
 pruned = with_parameters(network, w_obs)
 increase = objective(pruned) - f0
@@ -75,9 +76,9 @@ w_mag = w.copy()
 w_mag[m] = 0.0
 increase_mag = objective(with_parameters(network, w_mag)) - f0
 print(f"magnitude pruning drops weight {m} (w = {w[m]:+.4f}): F rises by {increase_mag:.6e} "
-      f"(quadratic estimate 1/2 w^2 H_qq = {0.5 * w[m] ** 2 * h_dense[m, m]:.6e}); with OBS's update instead: "
+      f"(quadratic estimate 1/2 w^2 H_qq = {0.5 * w[m] ** 2 * h_f[m, m]:.6e}); with OBS's update instead: "
       f"saliency {saliency[m]:.3e}")
-check(saliency[m] <= 0.5 * w[m] ** 2 * h_dense[m, m], "for the same weight, OBS's saliency is at most the uncorrected cost")
+check(saliency[m] <= 0.5 * w[m] ** 2 * h_f[m, m], "for the same weight, OBS's saliency is at most the uncorrected cost")
 check(increase < increase_mag, "OBS's pruned network has the lower objective")
 
 # --- several weights: the same with the constraints e_s^T (w + dw) = 0 for every s in S ---------------------------
