@@ -439,7 +439,7 @@ class CurvatureClient:
                              f"is {w} x {w} (numpy.lib.format.open_memmap(path, mode='w+', dtype='float64', shape=({w}, {w})))")
         if np.dtype(getattr(out, "dtype", np.float64)).kind != "f":
             raise ValueError(f"out has dtype {out.dtype}; give a floating-point array (float64 keeps every digit)")
-        rows = rows_per_slab or max(1, SLAB_BYTES // (8 * w))
+        rows = max(1, SLAB_BYTES // (8 * w)) if rows_per_slab is None else operator.index(rows_per_slab)
         if rows < 1:
             raise ValueError(f"rows_per_slab must be at least 1; got {rows_per_slab}")
         starts = list(range(0, w, rows))

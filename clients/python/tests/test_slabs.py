@@ -71,6 +71,8 @@ def test_the_assembly_shows_its_progress_and_refuses_a_wrong_array(service_url, 
         CurvatureClient(service_url).assemble_hessian(net, x, out=np.zeros((w, w - 1)), **kw)
     with pytest.raises(ValueError, match="dtype int64"):
         CurvatureClient(service_url).assemble_hessian(net, x, out=np.zeros((w, w), dtype=np.int64), **kw)
+    with pytest.raises(ValueError, match="rows_per_slab must be at least 1; got 0"):
+        CurvatureClient(service_url).assemble_hessian(net, x, out=out, rows_per_slab=0, **kw)
     with pytest.raises(ValueError, match="'exact' or 'outer-product'"):
         CurvatureClient(service_url).assemble_hessian(net, x, method="diagonal", out=out, **kw)
 
