@@ -3,8 +3,10 @@ the service's networks, and a regularised fit to an accurate minimum through the
 
 The Laplace approximation, Optimal Brain Surgeon and influence functions all expand the error
 around a minimum, where the gradient vanishes; torch.optim stops long before that (|grad| ~ 1e-4),
-so the examples fit by Levenberg-Marquardt steps on the Gauss-Newton matrix, then Newton steps on the
-exact Hessian, both solved by the service (POST /hessian/inverse-vector-product): |grad| ~ 1e-12.
+so the examples fit by damped Newton steps on the exact Hessian, solved by the service
+(POST /hessian/inverse-vector-product), to |grad| ~ 1e-10 or below. The networks are numpy arrays in
+the API's form; with PyTorch, each example also rebuilds its network as an nn.Sequential and checks
+the service against torch.autograd.
 """
 import argparse
 import os
@@ -28,12 +30,12 @@ def client_from_arguments(doc: str) -> Tuple[CurvatureClient, Any]:
     args = parser.parse_args()
     torch = None
     if args.no_torch:
-        print("--no-torch: the model is built from numpy arrays and the PyTorch cross-checks are skipped")
+        print("--no-torch: the cross-checks against PyTorch are skipped")
     else:
         try:
             import torch  # type: ignore[no-redef]
         except ImportError:
-            print("PyTorch is not installed: the model is built from numpy arrays and the PyTorch cross-checks are skipped")
+            print("PyTorch is not installed: the cross-checks against PyTorch are skipped (everything else is numpy)")
     return CurvatureClient(args.url, api_key=args.api_key), torch
 
 

@@ -30,7 +30,8 @@ def test_every_example_is_run_by_a_test():
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_the_example_checks_its_numbers_against_the_live_service(service_url, name, torch_available):
     if torch_available and not HAS_TORCH:
-        pytest.skip("PyTorch is not installed here: the example's PyTorch part is run by the numpy-only case's skip path only")
+        pytest.skip("PyTorch is not installed: the examples' cross-checks against it cannot run (their numpy-only runs "
+                    "still check everything else)")
     script = str(FOLDER / name)
     cmd = [sys.executable, script] if torch_available else [sys.executable, "-c", WITHOUT_TORCH, script]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
