@@ -335,26 +335,33 @@ function allSelected(layers: readonly Required<LayerSize>[]): BlockFilter {
  * S, the Khatri–Rao rows), points per chunk, the doubles of the block sums kept when there is
  * more than one chunk, and the lowest layer any needed block reaches.
  */
-function curvaturePlan(layers: readonly LayerSize[], n: number, budget: number, need?: BlockFilter): { chunk: number; chunked: boolean; perPoint: number; sumDoubles: number; lowest: number } {
+function curvaturePlan(layers: readonly LayerSize[], n: number, budget: number, need?: BlockFilter): { chunk: number; chunked: boolean; perPoint: number; sumDoubles: number; lowest: number; tileDoubles: number } {
   const ls = sizes(layers);
   const needed = need ?? allSelected(ls);
   let selfSize = 0;
   let blockSize = 0;
   let sumDoubles = 0;
   let lowest = ls.length;
+  // the largest temporary tile: a block's product (or its cross term's), cut to TILE_BUDGET unless one row is larger
+  let tileDoubles = 0;
   ls.forEach((ll, l) => {
     for (let m = 0; m <= l; m++) {
       if (!needed(l, m)) continue;
       lowest = Math.min(lowest, m);
       const lm = ls[m];
       blockSize = Math.max(blockSize, 2 * ll.out * lm.out + 2 * ll.in * lm.out + (ll.in + 1) * (lm.in + 1) + ll.out * (lm.in + 1));
-      sumDoubles += blockSumLength(ll, lm, m === l);
+      const product = blockSumLength(ll, lm, m === l);
+      sumDoubles += product;
+      const aM = lm.in + (lm.hasBias ? 1 : 0);
+      const cross = m < l ? ll.in * lm.out * ll.out * aM : 0;
+      const row = Math.max(product / ll.out, m < l ? lm.out * ll.out * aM : 0);
+      tileDoubles = Math.max(tileDoubles, Math.min(Math.max(product, cross), Math.max(TILE_BUDGET, row)));
     }
   });
   ls.forEach((ll, l) => { if (l >= lowest) selfSize += ll.out * ll.out + (ll.in + 1); });
   const perPoint = selfSize + blockSize;
   const chunk = chunkSize(n, perPoint, budget);
-  return { chunk, chunked: chunk < n, perPoint, sumDoubles, lowest };
+  return { chunk, chunked: chunk < n, perPoint, sumDoubles, lowest, tileDoubles };
 }
 
 /**
@@ -470,7 +477,7 @@ export function curvatureScratchBytes(layers: readonly LayerSize[], n: number, e
     return columnsScratchBytes(layers, n, w) + (answer === 'blocks' ? 8 * widest * w : 0);
   }
   const plan = curvaturePlan(layers, n, CHUNK_BUDGET, need);
-  return 8 * (plan.chunk * plan.perPoint + (plan.chunked ? plan.sumDoubles : 2 * TILE_BUDGET));
+  return 8 * (plan.chunk * plan.perPoint + (plan.chunked ? plan.sumDoubles : 2 * plan.tileDoubles));
 }
 
 /** A built layer's sizes. */
