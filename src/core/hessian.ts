@@ -36,7 +36,7 @@
 import { linalg } from './linalg/index.ts';
 import { augmentedInputs, backward, chunkSize, outputMatrices, parameterIndexMap, pullBack, thetaIndex, type BackwardPass } from './backprop.ts';
 import { forward, type ForwardPass, type Layer, type LayerSize, type Problem } from './network.ts';
-import { addStackOuterProduct, stackScratchBytes } from './stack.ts';
+import { addStackOuterProduct, exactStackHessian, exactStackKind, exactStackScratchBytes, stackScratchBytes, type ExactStackKind } from './stack.ts';
 import { blocksByProducts, columnsBatch, columnsScratchBytes, hessianByProducts, hessianRowsByProducts } from './columns.ts';
 
 /** Doubles of temporary block product kept at once (32 MB). */
@@ -390,7 +390,12 @@ export interface CurvatureForm {
  *            sees it), doubles N·K·(W + Σ out_l) for the rows and their pull-backs + W² to mirror;
  *   columns: flops ≈ 8·N·D·W for D directions (forward, backward and result GEMMs over all
  *            directions), N·D·Σ(2 out_l + 2 in_l) doubles through in-cache loops a few times,
- *            and a fixed cost per layer and batch of directions (≈ 3L steps of a few GEMM calls).
+ *            the D × W rows through a few passes, and a fixed cost per layer and batch of
+ *            directions (≈ 3L steps of a few GEMM calls);
+ *   exact stack: the outer product's stack, then per layer with a d_k (every hidden layer, the
+ *            output with a residual) 2N·out_k·W_{<k}² for V_kᵀDV_k and 2N·W_k·W_{<k} for its rows
+ *            against the layers below, the cross terms' 2N·W_l·W_{<l−1}, and L(L+1)/2 pull-back
+ *            steps per chunk for the V_k.
  *
  * The rates were fitted to the benchmark sweep's shapes on a 2-core Xeon with OpenBLAS's
  * SkylakeX kernels (2026-12-01, under load from other work, so rough): what matters is the ratio,
@@ -406,7 +411,21 @@ const SECONDS_PER_BLOCK = 5e-6;
 /** Seconds of fixed work per layer step of the columns form (a few GEMM calls and loops). */
 const SECONDS_PER_LAYER_STEP = 2e-5;
 
-export function curvatureForm(layers: readonly LayerSize[], n: number, exact: boolean, need?: BlockFilter, directions?: number): CurvatureForm {
+/** What the cost model is asked about beyond the sizes. */
+export interface FormQuestion {
+  /** The blocks wanted (default: every pair of selected layers, the whole matrix). */
+  readonly need?: BlockFilter;
+  /** The rows the columns form would compute (default W, all of them). */
+  readonly directions?: number;
+  /**
+   * Whether the exact Hessian's stack form applies (the whole matrix, and a head whose L_n − G_n
+   * is diagonal, stack.ts): 'canonical' where L_n = G_n, 'residual' where the diagonal is not zero
+   * (sum-of-squares on an elementwise output other than identity); undefined where it does not.
+   */
+  readonly exactStack?: ExactStackKind;
+}
+
+export function curvatureForm(layers: readonly LayerSize[], n: number, exact: boolean, { need, directions, exactStack }: FormQuestion = {}): CurvatureForm {
   const ls = sizes(layers);
   const needed = need ?? allSelected(ls);
   const plan = curvaturePlan(layers, n, CHUNK_BUDGET, need);
@@ -433,7 +452,26 @@ export function curvatureForm(layers: readonly LayerSize[], n: number, exact: bo
   if (exact) {
     const d = directions ?? w;
     const batches = Math.ceil(d / Math.max(1, columnsBatch(layers, n, w)));
-    columnSeconds = (8 * n * d * w) / GEMM_FLOPS_PER_SECOND + (3 * n * d * through) / CACHED_DOUBLES_PER_SECOND + batches * 3 * ls.length * SECONDS_PER_LAYER_STEP;
+    // and the rows themselves, D × W, through a few passes (the unit directions, their stacks, the products, the mirror)
+    columnSeconds = (8 * n * d * w) / GEMM_FLOPS_PER_SECOND + (3 * n * d * through) / CACHED_DOUBLES_PER_SECOND + (6 * d * w) / MOVED_DOUBLES_PER_SECOND +
+      batches * 3 * ls.length * SECONDS_PER_LAYER_STEP;
+    if (exactStack) {
+      // the outer product's syrk, then per layer V_kᵀDV_k, its (k, <k) rows and the cross terms below k − 1
+      let flops = n * k * w * w, moved = n * k * (w + units) + w * w, below = 0, belowPrevious = 0;
+      ls.forEach((l, i) => {
+        const wl = l.out * (l.in + (l.hasBias ? 1 : 0));
+        // V_kᵀ D V_k and the (k, <k) rows where layer k has a d_k: every hidden layer, the output with a residual
+        const withD = i < ls.length - 1 || exactStack === 'residual';
+        if (withD) flops += 2 * n * l.out * below * below + (l.selected ? 2 * n * wl * below : 0);
+        if (l.selected) flops += 2 * n * wl * belowPrevious;
+        moved += 3 * n * l.out * below;
+        belowPrevious = below;
+        if (l.selected) below += wl;
+      });
+      // each layer's V_k is its own pull-back through the layers below: L(L − 1)/2 steps per chunk
+      const steps = (ls.length * (ls.length + 1)) / 2;
+      stackSeconds = flops / GEMM_FLOPS_PER_SECOND + moved / MOVED_DOUBLES_PER_SECOND + chunks * steps * SECONDS_PER_LAYER_STEP;
+    }
   } else {
     stackSeconds = (n * k * w * w) / GEMM_FLOPS_PER_SECOND + (n * k * (w + units) + w * w) / MOVED_DOUBLES_PER_SECOND;
   }
@@ -463,17 +501,18 @@ function sizeSlabFilter(layers: readonly Required<LayerSize>[], start: number, e
  * passes, in the form the cost model picks: in the block form the per-chunk working arrays and
  * either the block sums (several chunks) or two temporary tiles (one chunk); in the stack form one
  * chunk of rows; in the columns form one batch of directions (and, for blocks, a layer's whole
- * rows, W_l × W, the largest kept at once). For sizing requests before work.
+ * rows, W_l × W, the largest kept at once). `exactStack`: whether the head allows the exact
+ * Hessian's stack form (stack.ts hasExactStack). For sizing requests before work.
  */
-export function curvatureScratchBytes(layers: readonly LayerSize[], n: number, exact: boolean, answer: CurvatureAnswer = 'matrix'): number {
+export function curvatureScratchBytes(layers: readonly LayerSize[], n: number, exact: boolean, answer: CurvatureAnswer = 'matrix', exactStack?: ExactStackKind): number {
   const ls = sizes(layers);
   const need: BlockFilter | undefined = answer === 'blocks' ? (l, m) => l === m && ls[l].selected : answer === 'matrix' ? undefined : sizeSlabFilter(ls, answer[0], answer[1]);
   const directions = typeof answer === 'string' ? undefined : answer[1] - answer[0];
-  const form = curvatureForm(layers, n, exact, need, directions).form;
+  const form = curvatureForm(layers, n, exact, { need, directions, exactStack: answer === 'matrix' ? exactStack : undefined }).form;
   if (form !== 'blocks') {
     let w = 0, widest = 0;
     for (const l of ls) if (l.selected) { const wl = l.out * (l.in + (l.hasBias ? 1 : 0)); w += wl; widest = Math.max(widest, wl); }
-    if (form === 'stack') return stackScratchBytes(layers, n, w);
+    if (form === 'stack') return exact ? exactStackScratchBytes(layers, n, w) : stackScratchBytes(layers, n, w);
     return columnsScratchBytes(layers, n, w) + (answer === 'blocks' ? 8 * widest * w : 0);
   }
   const plan = curvaturePlan(layers, n, CHUNK_BUDGET, need);
@@ -586,8 +625,9 @@ function selectedFilter(p: Problem): BlockFilter {
 
 /** The form for the blocks `need` picks of `p` (directions: the rows the columns form would compute): the caller's, or the cost model's. */
 function formOf(p: Problem, exact: boolean, budgets: CurvatureBudgets, need?: BlockFilter, directions?: number): CurvatureForm['form'] {
-  if (budgets.form === 'stack' && exact) throw new Error('the exact Hessian has no stack form');
-  return budgets.form ?? curvatureForm(layerSizes(p.network.layers), p.inputs.rows, exact, need, directions).form;
+  const exactStack = exact && need === undefined ? exactStackKind(p.head.loss, p.head.activation) : undefined;
+  if (budgets.form === 'stack' && exact && !exactStack) throw new Error('the exact Hessian has a stack form only for the whole matrix, and not for sum-of-squares on softmax outputs');
+  return budgets.form ?? curvatureForm(layerSizes(p.network.layers), p.inputs.rows, exact, { need, directions, exactStack }).form;
 }
 
 /** The whole (selected) matrix, W × W. */
@@ -596,6 +636,7 @@ function curvatureMatrix(p: Problem, exact: boolean, budgets: CurvatureBudgets):
   const h = new Float64Array(W * W);
   const form = formOf(p, exact, budgets);
   if (form === 'stack') {
+    if (exact) return exactStackHessian(p, budgets.chunk);
     addStackOuterProduct(p, { kind: 'matrix', h }, budgets.chunk);
     return h;
   }

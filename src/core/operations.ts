@@ -15,6 +15,7 @@ import { denseEigen, EIGEN_DENSE_MAX, lanczosBasis, lanczosEigen } from './eigen
 import { kfacApply, kfacEigen, kfacFactors, kfacLogDeterminant, kfacPreconditioner, kfacScratchBytes, kfacSolve } from './kfac.ts';
 import { choleskySolve, conjugateGradient, jacobiPreconditioner, type Preconditioner as SolvePreconditioner, type SolveResult } from './solve.ts';
 import { passesBytes } from './backprop.ts';
+import { exactStackKind, type ExactStackKind } from './stack.ts';
 import { CoreError } from './errors.ts';
 import { assertFinite } from './finite.ts';
 import { buildNetwork, countParameters, makeProblem, selectedLayers, type LayerSize, type Matrix, type Problem } from './network.ts';
@@ -127,7 +128,7 @@ const OPERATIONS: Operations = {
             const rows = Math.max(0, Math.min(end, w) - Math.max(0, start));
             return { answerDoubles: rows * w, scratchBytes: curvatureScratchBytes(layers, n, method === 'exact', [start, end]), method: `${method}, rows ${start}–${end}` };
           }
-          return { answerDoubles: w * w, scratchBytes: curvatureScratchBytes(layers, n, method === 'exact'), method };
+          return { answerDoubles: w * w, scratchBytes: curvatureScratchBytes(layers, n, method === 'exact', 'matrix', exactStackOf(task.problem)), method };
         }
       }
     },
@@ -158,7 +159,7 @@ const OPERATIONS: Operations = {
     },
     footprint: (task, { layers, n, k, w }) => ({
       answerDoubles: w * w,
-      scratchBytes: task.method === 'woodbury' ? woodburyScratchBytes(w, k, n) : curvatureScratchBytes(layers, n, task.hessian === 'exact') + choleskyScratchBytes(w),
+      scratchBytes: task.method === 'woodbury' ? woodburyScratchBytes(w, k, n) : curvatureScratchBytes(layers, n, task.hessian === 'exact', 'matrix', exactStackOf(task.problem)) + choleskyScratchBytes(w),
       method: task.method,
     }),
   },
@@ -207,7 +208,7 @@ const OPERATIONS: Operations = {
       const answerDoubles = w * k + 2 * k;
       if (method === 'dense') {
         // the matrix, a copy for the solver and its workspace (up to 2W² for divide and conquer)
-        return { answerDoubles, scratchBytes: 8 * 4 * w * w + curvatureScratchBytes(layers, n, task.hessian === 'exact'), method };
+        return { answerDoubles, scratchBytes: 8 * 4 * w * w + curvatureScratchBytes(layers, n, task.hessian === 'exact', 'matrix', exactStackOf(task.problem)), method };
       }
       const basis = lanczosBasis(k, w);
       return { answerDoubles, scratchBytes: 8 * (2 * basis * w + basis * basis + k * w) + hessianVectorProductScratchBytes(layers, n, w), method };
@@ -260,7 +261,7 @@ const OPERATIONS: Operations = {
       const kfacBytes = kfacScratchBytes(layers, n) + 8 * 3 * factorDoubles;
       if (task.hessian === 'kfac') return { answerDoubles, scratchBytes: kfacBytes + 8 * m * w, method };
       const operator = hessianVectorProductScratchBytes(layers, n, w);
-      if (method === 'cholesky') return { answerDoubles, scratchBytes: 8 * w * w + curvatureScratchBytes(layers, n, task.hessian === 'exact') + operator, method };
+      if (method === 'cholesky') return { answerDoubles, scratchBytes: 8 * w * w + curvatureScratchBytes(layers, n, task.hessian === 'exact', 'matrix', exactStackOf(task.problem)) + operator, method };
       const pre = task.preconditioner === 'kfac' ? kfacBytes : task.preconditioner === 'diagonal' ? 8 * w + hessianDiagonalScratchBytes(layers, n) : 0;
       return { answerDoubles, scratchBytes: 8 * 6 * w + operator + pre, method: task.preconditioner === 'none' ? method : `${method}, ${task.preconditioner} preconditioner` };
     },
@@ -272,6 +273,11 @@ function preconditioner(p: Problem, kind: Preconditioner, exact: boolean, dampin
   if (kind === 'diagonal') return jacobiPreconditioner(hessianDiagonal(p, exact), damping);
   if (kind === 'kfac') return kfacPreconditioner(p.network.layers, kfacEigen(kfacFactors(p)), damping, p.network.parameterCount);
   return undefined;
+}
+
+/** Whether (and how) the exact Hessian of this problem has the stack form (stack.ts), from its loss and output activation. */
+function exactStackOf(problem: ProblemData): ExactStackKind | undefined {
+  return exactStackKind(problem.loss, problem.network.layers[problem.network.layers.length - 1]?.activation ?? '');
 }
 
 /** The eigensolver auto picks: dense up to EIGEN_DENSE_MAX parameters, Lanczos beyond. */

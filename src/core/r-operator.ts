@@ -141,7 +141,10 @@ export function curvatureOperator(p: Problem, gaussNewton: boolean): CurvatureOp
     const rd: Float64Array[] = new Array(L);
     const rOut = work(RD, L - 1, n * m * k);
     const aOut = ra[L - 1];
-    for (let i = 0; i < n; i++) {
+    // per point, (m × K) · L_n (L_n symmetric): one GEMM each where K and m make it worth a call
+    if (k >= 8 && m >= 8) {
+      for (let i = 0; i < n; i++) la.gemm(false, false, m, k, k, 1, aOut.subarray(i * m * k), k, curv.subarray(i * k * k), k, 0, rOut.subarray(i * m * k), k);
+    } else for (let i = 0; i < n; i++) {
       const c = i * k * k;
       for (let j = 0; j < m; j++) {
         const s = (i * m + j) * k;

@@ -37,10 +37,11 @@ for (const c of cases) {
     });
   }
 
-  test(`${c.name}: exact Hessian matches the reference in both forms (blocks, columns by the R-operator)`, () => {
+  test(`${c.name}: exact Hessian matches the reference in each form (blocks, stack, columns by the R-operator)`, () => {
     close('exact Hessian', exactHessian(p), e.hessian);
     close('exact Hessian (blocks)', exactHessian(p, { form: 'blocks' }), e.hessian);
     close('exact Hessian (columns)', exactHessian(p, { form: 'columns' }), e.hessian);
+    if (p.head.loss !== 'sum-of-squares' || p.head.activation !== 'softmax') close('exact Hessian (stack)', exactHessian(p, { form: 'stack' }), e.hessian);
   });
   test(`${c.name}: outer-product Hessian matches the reference in each form (blocks, Jacobian stack, columns)`, () => {
     close('outer product', outerProductHessian(p), e.outerProduct);
