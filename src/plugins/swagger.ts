@@ -118,20 +118,23 @@ function propertyNames(schema: Json | undefined, all: Record<string, Json>, seen
 interface Declared {
   readonly route: string;
   readonly body?: z.ZodType;
-  /** Status → the route's response entry, for the entries this plugin writes. */
+  /** Status → the route's response entry. */
   readonly responses: ReadonlyMap<string, unknown>;
-  /** The statuses @fastify/swagger writes (plain JSON Schema entries). */
-  readonly theirs: readonly string[];
 }
 
-type ContentEntry = { description?: string; content: Record<string, { schema: unknown }> };
+/** A response entry by content type: `{ description, headers?, content: { [type]: { schema } } }` (content may be empty: no body). */
+type ContentEntry = { description?: string; headers?: Record<string, Json>; content: Record<string, { schema: unknown }> };
 const isContentEntry = (v: unknown): v is ContentEntry =>
   typeof v === 'object' && v !== null && 'content' in v && typeof (v as ContentEntry).content === 'object';
 
-/** Writes the response entries a route declared with zod or as a shared refusal; others are @fastify/swagger's. */
-function writes(entry: unknown): boolean {
+/**
+ * Whether a route's response entry is of a form this plugin writes: a shared refusal, a zod schema
+ * (JSON), or an entry by content type whose schemas are all zod. (Plain JSON Schema would not pass
+ * the zod serializer compiler either.)
+ */
+function writable(entry: unknown): boolean {
   if (refusalOf(entry) || isZod(entry)) return true;
-  return isContentEntry(entry) && Object.values(entry.content).some((m) => isZod(m?.schema));
+  return isContentEntry(entry) && Object.values(entry.content).every((m) => isZod(m?.schema));
 }
 
 interface Operation {
@@ -175,15 +178,12 @@ function documentBuilder() {
     const out: Record<string, unknown> = { ...rest };
     for (const [k, v] of Object.entries({ querystring, params, headers })) if (v !== undefined) out[k] = isZod(v) ? inlineSchema(v) : v;
     if (body !== undefined && !isZod(body)) out.body = body;
-    const mine = new Map<string, unknown>();
-    const theirs: Record<string, unknown> = {};
-    for (const [status, entry] of Object.entries((response as Record<string, unknown> | undefined) ?? {})) {
-      if (writes(entry)) mine.set(status, entry);
-      else theirs[status] = entry;
+    const responses = new Map(Object.entries((response as Record<string, unknown> | undefined) ?? {}));
+    if (responses.size === 0) throw new Error(`${name}: declare its responses (schema.response), each with a description`);
+    for (const [status, entry] of responses) {
+      if (!writable(entry)) throw new Error(`${name}: response ${status} is neither a zod schema, { description, content: { [type]: { schema: zod } } } nor a shared refusal (docs/api-conventions.md)`);
     }
-    if (mine.size === 0 && Object.keys(theirs).length === 0) throw new Error(`${name}: declare its responses (schema.response), each with a description`);
-    if (Object.keys(theirs).length > 0) out.response = theirs;
-    declared.set(operationId, { route: name, body: isZod(body) ? body : undefined, responses: mine, theirs: Object.keys(theirs) });
+    declared.set(operationId, { route: name, body: isZod(body) ? body : undefined, responses });
     return { schema: out, url };
   };
 
@@ -209,7 +209,8 @@ function documentBuilder() {
       }
       content[type] = media2;
     }
-    const headers: Json = { [REQUEST_ID_HEADER]: ref('headers', REQUEST_ID_HEADER) };
+    // the route's own headers (Header Objects, e.g. a 202's Location), then the service's
+    const headers: Json = { ...declaredEntry.headers, [REQUEST_ID_HEADER]: ref('headers', REQUEST_ID_HEADER) };
     const binary = Object.keys(content).filter((t) => t !== MEDIA_TYPES.json);
     if (binary.length > 0) {
       const single = binary.includes(MEDIA_TYPES.npy) || binary.includes(MEDIA_TYPES.raw);
@@ -218,7 +219,7 @@ function documentBuilder() {
         if (h.field === undefined ? single : fields.has(h.field)) headers[h.name] = ref('headers', h.name);
       }
     }
-    return { description: declaredEntry.description, headers, content };
+    return Object.keys(content).length > 0 ? { description: declaredEntry.description, headers, content } : { description: declaredEntry.description, headers };
   }
 
   const transformObject = ({ openapiObject }: { openapiObject: unknown }) => {
@@ -235,8 +236,8 @@ function documentBuilder() {
         if (!d) continue;
         const requestExamples = d.body ? componentOf(d.body)?.examples : undefined;
         if (d.body) op.requestBody = requestBody(d.body);
-        // without entries of its own, @fastify/swagger wrote "200: Default Response"
-        const responses: Record<string, unknown> = Object.fromEntries(d.theirs.map((s) => [s, op.responses?.[s]]));
+        // (@fastify/swagger, given none, wrote "200: Default Response")
+        const responses: Record<string, unknown> = {};
         for (const [status, entry] of d.responses) {
           const r = refusalOf(entry);
           responses[status] = r ? ref('responses', r.name) : answer(op.operationId, route, entry, schemas, requestExamples);
