@@ -21,7 +21,7 @@ function nest(data: Float64Array, shape: readonly number[]): unknown {
 }
 
 const r = seededRandom(7);
-const special = [0, -0, 1, -1, 0.1, 1 / 3, 1e-7, 1.5e-7, 123456789012345680000, 1e21, 2.5e21, -1e-300, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 9007199254740993, 0.30000000000000004];
+const special = [0, -0, 1, -1, 0.1, 1 / 3, 1e-7, 1.5e-7, 123456789012345680000, 1e21, 2.5e21, -1e-300, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 9007199254740992 /* 2^53: the literal 2^53 + 1 is this double */, 0.30000000000000004];
 const random = (n: number) => Float64Array.from({ length: n }, (_, i) => (i < special.length ? special[i] : (r() - 0.5) * 10 ** Math.floor(r() * 40 - 20)));
 
 const cases: [string, readonly number[]][] = [
