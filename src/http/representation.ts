@@ -35,26 +35,39 @@ function headerValue(v: AnswerValue | undefined): string | undefined {
   return undefined;
 }
 
+/** A header of a binary answer. */
+export interface AnswerHeader {
+  readonly name: string;
+  readonly type: 'string' | 'integer' | 'number';
+  readonly description: string;
+  /**
+   * The JSON answer's field the header carries: the OpenAPI document lists the header on the answers
+   * whose schema has that field. Absent for the two headers of the principal array, X-Array-Shape and
+   * X-Array-Name (answers with a single-array form: .npy, raw).
+   */
+  readonly field?: string;
+  value(result: ComputeResult): string | undefined;
+}
+
+/** A header that carries the scalar (or short list) field `field` of the JSON answer. */
+const fieldHeader = (name: string, field: string, type: AnswerHeader['type'], description: string): AnswerHeader =>
+  ({ name, field, type, description, value: (r) => headerValue(r.fields[field]) });
+
 /**
  * The headers of a binary answer, one table: the answer sets them (sendResult), a refusal after
  * them removes them (src/http/problem.ts), and the OpenAPI document lists them (src/plugins/swagger.ts).
  */
-export const ANSWER_HEADERS: readonly {
-  readonly name: string;
-  readonly type: 'string' | 'integer' | 'number';
-  readonly description: string;
-  value(result: ComputeResult): string | undefined;
-}[] = [
+export const ANSWER_HEADERS: readonly AnswerHeader[] = [
   { name: 'X-Array-Shape', type: 'string', description: 'Binary answers: the shape of the array, comma-separated (e.g. 13,13).', value: (r) => principalArray(r)?.shape.join(',') },
-  { name: 'X-Array-Name', type: 'string', description: "Binary answers: the array's field name in the JSON answer (jacobian, hessian, diagonal, product, inverse).", value: (r) => (principalArray(r) ? r.principal : undefined) },
-  { name: 'X-Parameter-Count', type: 'integer', description: 'Binary answers: W, where the JSON answer has parameterCount.', value: (r) => headerValue(r.fields.parameterCount) },
-  { name: 'X-Log-Determinant', type: 'number', description: 'Binary answers of /hessian/inverse: log det(H + αI).', value: (r) => headerValue(r.fields.logDeterminant) },
-  { name: 'X-Trace', type: 'number', description: "Binary answers of method 'diagonal': the trace of H, the sum of the exact diagonal.", value: (r) => headerValue(r.fields.trace) },
-  { name: 'X-Row-Start', type: 'integer', description: 'Binary answers of a slab of rows: its first row.', value: (r) => headerValue(r.fields.rowStart) },
-  { name: 'X-Row-End', type: 'integer', description: 'Binary answers of a slab of rows: one past its last row.', value: (r) => headerValue(r.fields.rowEnd) },
-  { name: 'X-Method', type: 'string', description: 'Binary answers of /hessian/eigen and /hessian/inverse-vector-product: the method used (auto resolved).', value: (r) => headerValue(r.fields.method) },
-  { name: 'X-Iterations', type: 'string', description: 'Binary answers of /hessian/eigen and /hessian/inverse-vector-product: curvature-vector products used (one per vector, comma-separated, for the latter).', value: (r) => headerValue(r.fields.iterations) },
-  { name: 'X-Residuals', type: 'string', description: 'Binary answers of /hessian/eigen and /hessian/inverse-vector-product: the residuals reached, comma-separated (up to 1000 of them).', value: (r) => headerValue(r.fields.residuals) },
+  { name: 'X-Array-Name', type: 'string', description: "Binary answers: the array's field name in the JSON answer (jacobian, hessian, diagonal, product, inverse, solutions).", value: (r) => (principalArray(r) ? r.principal : undefined) },
+  fieldHeader('X-Parameter-Count', 'parameterCount', 'integer', 'Binary answers: W, where the JSON answer has parameterCount.'),
+  fieldHeader('X-Log-Determinant', 'logDeterminant', 'number', 'Binary answers of /hessian/inverse (and /hessian/kfac with damping): log det(H + αI).'),
+  fieldHeader('X-Trace', 'trace', 'number', "Binary answers of method 'diagonal': the trace of H, the sum of the exact diagonal."),
+  fieldHeader('X-Row-Start', 'rowStart', 'integer', 'Binary answers of a slab of rows: its first row.'),
+  fieldHeader('X-Row-End', 'rowEnd', 'integer', 'Binary answers of a slab of rows: one past its last row.'),
+  fieldHeader('X-Method', 'method', 'string', 'Binary answers of /hessian/eigen and /hessian/inverse-vector-product: the method used (auto resolved).'),
+  fieldHeader('X-Iterations', 'iterations', 'string', 'Binary answers of /hessian/eigen and /hessian/inverse-vector-product: curvature-vector products used (one per vector, comma-separated, for the latter).'),
+  fieldHeader('X-Residuals', 'residuals', 'string', 'Binary answers of /hessian/eigen and /hessian/inverse-vector-product: the residuals reached, comma-separated (up to 1000 of them).'),
 ];
 
 /**
