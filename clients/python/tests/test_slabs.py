@@ -150,16 +150,18 @@ def test_two_live_services_assemble_a_memmap_equal_to_the_dense_answer_in_little
     dense = CurvatureClient(service_url).hessian(net, x, t, "sum-of-squares")
     assembled = np.load(path, mmap_mode="r")
     diff = float(np.max(np.abs(assembled - dense)))
+    scale = float(np.max(np.abs(dense)))
     bitwise = bool(np.array_equal(assembled, dense))
     mib = 1024 * 1024
     with capsys.disabled():
         print(f"\nassembled {w} x {w} ({matrix / mib:.1f} MiB) from {m['slabs']} slabs over 2 service processes "
               f"({', '.join(str(n) for n in m['by_url'].values())}), {m['in_flight']} in flight, {m['seconds']:.1f} s; "
-              f"{'bitwise equal to' if bitwise else f'max |difference| {diff:.1e} from'} the dense /hessian; client peak: "
+              f"{'bitwise equal to' if bitwise else f'max |difference| {diff:.1e} ({diff / scale:.1e} of max |H|) from'} "
+              f"the dense /hessian; client peak: "
               f"Python/numpy allocations {m['traced'] / mib:.1f} MiB ({100 * m['traced'] / matrix:.0f} % of the matrix), "
               f"anonymous memory +{m['anon'] / mib:.1f} MiB ({100 * m['anon'] / matrix:.0f} %); resident with the "
               f"memmap's page-cache pages +{m['hwm'] / mib:.1f} MiB (of which mapped file {m['file'] / mib:.1f} MiB)")
-    assert diff <= 1e-15 * float(np.max(np.abs(dense))), diff
+    assert diff <= 1e-15 * scale, diff
     # the client holds pieces of slabs (about 1 MiB each, a few in flight), never a slab's worth per
     # request, let alone the matrix: exact for what Python and numpy allocate, sampled for the OS's view
     assert m["traced"] < 0.15 * matrix, m
