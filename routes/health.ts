@@ -8,6 +8,7 @@ export const healthRoutes: FastifyPluginAsync<{ readonly version: string }> = as
   const started = Date.now();
   app.withTypeProvider<ZodTypeProvider>().get('/health', {
     schema: {
+      operationId: 'health',
       tags: ['operations'],
       summary: 'Liveness and readiness',
       description: 'Always open (no API key); answered by the main thread, also while every worker is busy.',

@@ -14,7 +14,7 @@ export { errorValue, gradient, passesBytes } from './backprop.ts';
 export { inputJacobian, parameterJacobian, checkParameterVector, jacobianScratchBytes, type JacobianResult } from './jacobian.ts';
 export {
   exactHessian, outerProductHessian, hessianDiagonal, curvatureScratchBytes, hessianDiagonalScratchBytes, curvatureBlocks, curvatureRows,
-  layerSizes, slabFilter, type BlockFilter, type CurvatureBudgets,
+  layerSizes, slabFilter, curvatureForm, type BlockFilter, type CurvatureBudgets, type CurvatureForm,
 } from './hessian.ts';
 export { diagonalApproximation, diagonalApproximationScratchBytes } from './diagonal-approximation.ts';
 export { finiteDifferenceHessian, finiteDifferenceKinks, finiteDifferenceScratchBytes, FINITE_DIFFERENCE_STEP } from './finite-difference.ts';

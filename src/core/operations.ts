@@ -6,7 +6,6 @@
 import { jacobianScratchBytes, inputJacobian, parameterJacobian } from './jacobian.ts';
 import {
   curvatureBlocks, curvatureRows, curvatureScratchBytes, exactHessian, hessianDiagonal, hessianDiagonalScratchBytes, outerProductHessian,
-  slabFilter, type BlockFilter,
 } from './hessian.ts';
 import { diagonalApproximation, diagonalApproximationScratchBytes } from './diagonal-approximation.ts';
 import { finiteDifferenceHessian, finiteDifferenceKinks, finiteDifferenceScratchBytes } from './finite-difference.ts';
@@ -16,6 +15,7 @@ import { denseEigen, EIGEN_DENSE_MAX, lanczosBasis, lanczosEigen } from './eigen
 import { kfacApply, kfacEigen, kfacFactors, kfacLogDeterminant, kfacPreconditioner, kfacScratchBytes, kfacSolve } from './kfac.ts';
 import { choleskySolve, conjugateGradient, jacobiPreconditioner, type Preconditioner as SolvePreconditioner, type SolveResult } from './solve.ts';
 import { passesBytes } from './backprop.ts';
+import { exactStackKind, type ExactStackKind } from './stack.ts';
 import { CoreError } from './errors.ts';
 import { assertFinite } from './finite.ts';
 import { buildNetwork, countParameters, makeProblem, selectedLayers, type LayerSize, type Matrix, type Problem } from './network.ts';
@@ -127,14 +127,14 @@ const OPERATIONS: Operations = {
           if (task.structure === 'block-diagonal') {
             let doubles = 0;
             for (const l of layers) if (l.selected) doubles += (l.out * (l.in + (l.hasBias ? 1 : 0))) ** 2;
-            return { answerDoubles: doubles, scratchBytes: curvatureScratchBytes(layers, n, (l, m) => l === m && layers[l].selected), method: `${method}, block-diagonal` };
+            return { answerDoubles: doubles, scratchBytes: curvatureScratchBytes(layers, n, method === 'exact', 'blocks'), method: `${method}, block-diagonal` };
           }
           if (task.rows) {
             const [start, end] = task.rows;
             const rows = Math.max(0, Math.min(end, w) - Math.max(0, start));
-            return { answerDoubles: rows * w, scratchBytes: curvatureScratchBytes(layers, n, sizeSlabFilter(layers, start, end)), method: `${method}, rows ${start}–${end}` };
+            return { answerDoubles: rows * w, scratchBytes: curvatureScratchBytes(layers, n, method === 'exact', [start, end]), method: `${method}, rows ${start}–${end}` };
           }
-          return { answerDoubles: w * w, scratchBytes: curvatureScratchBytes(layers, n), method };
+          return { answerDoubles: w * w, scratchBytes: curvatureScratchBytes(layers, n, method === 'exact', 'matrix', exactStackOf(task.problem)), method };
         }
       }
     },
@@ -165,7 +165,7 @@ const OPERATIONS: Operations = {
     },
     footprint: (task, { layers, n, k, w }) => ({
       answerDoubles: w * w,
-      scratchBytes: task.method === 'woodbury' ? woodburyScratchBytes(w, k, n) : curvatureScratchBytes(layers, n) + choleskyScratchBytes(w),
+      scratchBytes: task.method === 'woodbury' ? woodburyScratchBytes(w, k, n) : curvatureScratchBytes(layers, n, task.hessian === 'exact', 'matrix', exactStackOf(task.problem)) + choleskyScratchBytes(w),
       method: task.method,
     }),
   },
@@ -215,7 +215,7 @@ const OPERATIONS: Operations = {
       const answerDoubles = w * k + 2 * k;
       if (method === 'dense') {
         // the matrix, a copy for the solver and its workspace (up to 2W² for divide and conquer)
-        return { answerDoubles, scratchBytes: 8 * 4 * w * w + curvatureScratchBytes(layers, n), method };
+        return { answerDoubles, scratchBytes: 8 * 4 * w * w + curvatureScratchBytes(layers, n, task.hessian === 'exact', 'matrix', exactStackOf(task.problem)), method };
       }
       const basis = lanczosBasis(k, w);
       return { answerDoubles, scratchBytes: 8 * (2 * basis * w + basis * basis + k * w) + hessianVectorProductScratchBytes(layers, n, w), method };
@@ -269,7 +269,7 @@ const OPERATIONS: Operations = {
       const kfacBytes = kfacScratchBytes(layers, n) + 8 * 3 * factorDoubles;
       if (task.hessian === 'kfac') return { answerDoubles, scratchBytes: kfacBytes + 8 * m * w, method };
       const operator = hessianVectorProductScratchBytes(layers, n, w);
-      if (method === 'cholesky') return { answerDoubles, scratchBytes: 8 * w * w + curvatureScratchBytes(layers, n) + operator, method };
+      if (method === 'cholesky') return { answerDoubles, scratchBytes: 8 * w * w + curvatureScratchBytes(layers, n, task.hessian === 'exact', 'matrix', exactStackOf(task.problem)) + operator, method };
       const pre = task.preconditioner === 'kfac' ? kfacBytes : task.preconditioner === 'diagonal' ? 8 * w + hessianDiagonalScratchBytes(layers, n) : 0;
       return { answerDoubles, scratchBytes: 8 * 6 * w + operator + pre, method: task.preconditioner === 'none' ? method : `${method}, ${task.preconditioner} preconditioner` };
     },
@@ -281,6 +281,11 @@ function preconditioner(p: Problem, kind: Preconditioner, exact: boolean, dampin
   if (kind === 'diagonal') return jacobiPreconditioner(hessianDiagonal(p, exact), damping);
   if (kind === 'kfac') return kfacPreconditioner(p.network.layers, kfacEigen(kfacFactors(p)), damping, p.network.parameterCount);
   return undefined;
+}
+
+/** Whether (and how) the exact Hessian of this problem has the stack form (stack.ts), from its loss and output activation. */
+function exactStackOf(problem: ProblemData): ExactStackKind | undefined {
+  return exactStackKind(problem.loss, problem.network.layers[problem.network.layers.length - 1]?.activation ?? '');
 }
 
 /** The eigensolver auto picks: dense up to EIGEN_DENSE_MAX parameters, Lanczos beyond. */
@@ -309,18 +314,6 @@ function checkRows(rows: readonly [number, number], w: number): [number, number]
     throw new CoreError('SHAPE_MISMATCH', { reason: 'rows', start, end, w });
   }
   return [start, end];
-}
-
-/** The blocks a slab needs, from layer sizes alone (for the estimate). */
-function sizeSlabFilter(layers: readonly Required<LayerSize>[], start: number, end: number): BlockFilter {
-  let offset = 0;
-  const placed = layers.map((l) => {
-    const size = l.out * (l.in + (l.hasBias ? 1 : 0));
-    const at = l.selected ? offset : -1;
-    if (l.selected) offset += size;
-    return { offset: at, size };
-  });
-  return slabFilter(placed, start, end);
 }
 
 /** The operation of a task's endpoint (the one cast: a task's endpoint picks its entry). */
