@@ -45,6 +45,13 @@ export interface CurvatureOpenBlas {
   config(): string;
   /** The CPU kernel set OpenBLAS chose, e.g. "Haswell". */
   corename(): string;
+  /**
+   * JSON text of rows rowStart … rowEnd − 1 of a row-major array of rows of `rowLength` numbers,
+   * nested to its shape: `blocks[d]` rows per block of each leading dimension, outermost first
+   * ("," before every row but row 0, "[" per block a row opens, "]" per block it closes).
+   * Numbers in their shortest round-trip form (std::to_chars), −0 as 0.
+   */
+  jsonRows(data: Float64Array, rowLength: number, blocks: Float64Array, rowStart: number, rowEnd: number): Buffer;
 }
 declare const addon: CurvatureOpenBlas;
 export = addon;

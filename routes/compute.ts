@@ -14,13 +14,14 @@ import { scaleRoutes } from './scale.ts';
 export interface ComputeRoutesOptions {
   readonly apiKeys: readonly string[];
   readonly bodyLimit: number;
+  readonly bodyTimeoutMs: number;
 }
 
 export const computeRoutes: FastifyPluginAsync<ComputeRoutesOptions> = async (app, opts) => {
   // authentication before admission: a request without a key is not counted as shed
   await app.register(authPlugin, { apiKeys: opts.apiKeys });
   await app.register(admissionPlugin, { bodyLimit: opts.bodyLimit });
-  await app.register(multipartPlugin, { bodyLimit: opts.bodyLimit });
+  await app.register(multipartPlugin, { bodyLimit: opts.bodyLimit, bodyTimeoutMs: opts.bodyTimeoutMs });
   await app.register(jacobianRoutes);
   await app.register(hessianRoutes);
   await app.register(scaleRoutes);

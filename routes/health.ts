@@ -28,6 +28,7 @@ export const healthRoutes: FastifyPluginAsync<{ readonly version: string }> = as
   const r = app.withTypeProvider<ZodTypeProvider>();
   r.get('/health', {
     schema: {
+      operationId: 'health',
       tags: ['operations'],
       summary: 'The service and its compute pool',
       description: 'Always open (no API key); answered by the main thread, also while every worker is busy. For probes use /health/live and /health/ready.',
@@ -45,6 +46,7 @@ export const healthRoutes: FastifyPluginAsync<{ readonly version: string }> = as
 
   r.get('/health/live', {
     schema: {
+      operationId: 'checkLiveness',
       tags: ['operations'],
       summary: 'Liveness: the process answers',
       description: 'Always 200 while the event loop runs (computations run on worker threads, so a busy service is alive). Kubernetes restarts a pod whose liveness fails.',
@@ -55,6 +57,7 @@ export const healthRoutes: FastifyPluginAsync<{ readonly version: string }> = as
 
   r.get('/health/ready', {
     schema: {
+      operationId: 'checkReadiness',
       tags: ['operations'],
       summary: 'Readiness: send this instance requests',
       description: `200 when ready; 503 while the workers are loading, once shutdown has begun, or while at least ${READY_MEMORY_FRACTION * 100} % of the memory budget is held. ` +

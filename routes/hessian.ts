@@ -29,6 +29,7 @@ export const hessianRoutes: FastifyPluginAsync = async (app) => {
 
   r.post('/hessian', {
     schema: {
+      operationId: 'computeHessian',
       tags: ['hessian'],
       summary: 'Hessian of the error with respect to the parameters (five methods)',
       description: 'H = ∇∇E with E a sum (or mean) over data points; W × W for exact, outer-product and finite-difference, its diagonal (W, and the trace) for the two diagonal methods; ' +
@@ -40,6 +41,7 @@ export const hessianRoutes: FastifyPluginAsync = async (app) => {
 
   r.post('/hessian/vector-product', {
     schema: {
+      operationId: 'hessianVectorProduct',
       tags: ['hessian'],
       summary: 'Hessian-vector product H v by the R-operator',
       description: "Pearlmutter's R-operator (PRML 5.4.6): O(W) memory and O(NW) time, without forming H.",
@@ -50,6 +52,7 @@ export const hessianRoutes: FastifyPluginAsync = async (app) => {
 
   r.post('/hessian/inverse', {
     schema: {
+      operationId: 'inverseHessian',
       tags: ['hessian'],
       summary: 'Inverse of the damped Hessian, (H + αI)⁻¹, and log det(H + αI)',
       description: "'cholesky' (default): a factorisation of the outer-product or exact Hessian plus αI; 'woodbury': sequential rank-k updates of the outer-product Hessian from αI (PRML 5.89).",

@@ -14,6 +14,7 @@ export function jacobianTask(body: JacobianRequest): CurvatureTask {
 export const jacobianRoutes: FastifyPluginAsync = async (app) => {
   app.withTypeProvider<ZodTypeProvider>().post('/jacobian', {
     schema: {
+      operationId: 'computeJacobian',
       tags: ['jacobian'],
       summary: 'Jacobian of the outputs with respect to inputs or parameters',
       description: 'J[n][k][i] = ∂y_k/∂x_i for each data point (PRML 5.3.4, by backpropagation), or ∂y_k/∂w_i with wrt = parameters.',

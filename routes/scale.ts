@@ -30,16 +30,18 @@ export const scaleRoutes: FastifyPluginAsync = async (app) => {
 
   r.post('/hessian/kfac', {
     schema: {
+      operationId: 'kfacFactors',
       tags: ['hessian'],
       summary: 'Kronecker factors A_l, G_l of the outer-product Hessian (KFAC), and log det(K + αI)',
       description: 'Exact output factors (the Gauss–Newton L_n pulled back, no sampling); O(N·Σ_l ((in_l + 1)² + out_l·K)) plus the backward passes, no W² anywhere.',
       body: KfacRequestSchema,
-      response: { 200: multiArrayAnswer(KfacResponseSchema, 'A_<l> and G_<l> for each selected layer l'), ...errorResponses() },
+      response: { 200: multiArrayAnswer(KfacResponseSchema, 'members `A_<l>` and `G_<l>` for each selected layer l'), ...errorResponses() },
     },
   }, async (req, reply) => computeAndSend(req, reply, kfacTask(req.body), MULTI_ARRAY_FORMS));
 
   r.post('/hessian/eigen', {
     schema: {
+      operationId: 'hessianEigen',
       tags: ['hessian'],
       summary: 'A few eigenpairs of the exact or outer-product Hessian (Lanczos or dense)',
       description: 'Matrix-free thick-restart Lanczos on curvature-vector products (O(N·W) a product, never W²), or the dense matrix and LAPACK.',
@@ -50,6 +52,7 @@ export const scaleRoutes: FastifyPluginAsync = async (app) => {
 
   r.post('/hessian/inverse-vector-product', {
     schema: {
+      operationId: 'inverseVectorProduct',
       tags: ['hessian'],
       summary: '(H + αI)⁻¹ applied to m vectors (CG, Cholesky or KFAC)',
       description: 'Conjugate gradients on curvature-vector products (matrix-free), a dense Cholesky solve, or the exact solve of the KFAC matrix; refused as a Cholesky inverse is where H + αI is not positive definite.',

@@ -10,9 +10,11 @@
 import { z } from 'zod';
 import { ACTIVATION_NAMES } from '../src/core/activations.ts';
 import { LOSS_NAMES, REDUCTIONS } from '../src/core/losses.ts';
-import { ERROR_CODES } from '../src/errors.ts';
 import { DenseArray } from '../src/http/dense.ts';
 import { MEDIA_TYPES } from '../src/http/representation.ts';
+import { requestComponent } from './components.ts';
+
+export { ProblemSchema, errorResponses, refusals } from './problem.ts';
 
 /** A JSON value's kind, for a message. */
 function kind(v: unknown): string {
@@ -88,47 +90,47 @@ export const IndexListSchema = VectorSchema.transform((v, ctx) => {
   return out;
 }).meta({ type: 'array', minItems: 1, items: { type: 'integer' } });
 
-export const ActivationSchema = z.enum(ACTIVATION_NAMES).describe(
+export const ActivationSchema = requestComponent('Activation', z.enum(ACTIVATION_NAMES).describe(
   "Activation h applied after the layer's affine map; 'softmax' only on the output layer.",
-);
+));
 
-export const LayerSchema = z.strictObject({
+export const LayerSchema = requestComponent('Layer', z.strictObject({
   weights: MatrixSchema.describe('W, out × in (as torch.nn.Linear.weight): one row per output unit.'),
   bias: VectorSchema.nullable().optional().describe('b, one entry per output unit; null or absent for a layer without bias (nn.Linear(..., bias=False)), whose parameters are its weights alone.'),
   activation: ActivationSchema,
-});
+}).describe('One layer, as torch.nn.Linear followed by its activation: a = W z + b, then h(a).'));
 
-export const NetworkSchema = z
+export const NetworkSchema = requestComponent('Network', z
   .strictObject({
     layers: z.array(LayerSchema).min(1).describe('Layers from input to output; layer l computes a = W z + b, then z′ = h(a).'),
   })
   .describe(
     'A multilayer perceptron. Parameter order everywhere (rows and columns of every Hessian, entries of every vector): ' +
       'layer by layer, weights row-major, then bias — the order of torch.nn.utils.parameters_to_vector.',
-  );
+  ));
 
-export const LossSchema = z
+export const LossSchema = requestComponent('Loss', z
   .enum(LOSS_NAMES)
   .describe(
     "Error function, a sum over data points (or their mean, with reduction 'mean'): 'sum-of-squares' ½‖y − t‖² (any output activation), " +
       "'cross-entropy' (sigmoid outputs, or logits from an identity output layer as torch.nn.BCEWithLogitsLoss; targets in [0, 1]), " +
       "'softmax-cross-entropy' (softmax outputs, or logits from an identity output layer as torch.nn.CrossEntropyLoss; rows of targets summing to 1, or labels).",
-  );
+  ));
 
-export const InputsSchema = MatrixSchema.describe('N × D: one data point a row, D = the first layer’s in.');
-export const TargetsSchema = MatrixSchema.describe('N × K: one target a row, K = the last layer’s out. Give targets or labels, not both.');
-export const LabelsSchema = VectorSchema.describe(
+export const InputsSchema = requestComponent('Inputs', MatrixSchema.describe('N × D: one data point a row, D = the first layer’s in (a multipart body may send them as a .npy part).'));
+export const TargetsSchema = requestComponent('Targets', MatrixSchema.describe('N × K: one target a row, K = the last layer’s out. Give targets or labels, not both (a multipart body may send them as a .npy part).'));
+export const LabelsSchema = requestComponent('Labels', VectorSchema.describe(
   "N class indices in [0, K), for 'softmax-cross-entropy', in place of targets: the one-hot rows they stand for (a multipart body may send them as an integer .npy part).",
-);
-export const ReductionSchema = z
+));
+export const ReductionSchema = requestComponent('Reduction', z
   .enum(REDUCTIONS)
   .default('sum')
-  .describe("'sum' (E = Σ_n E_n) or 'mean' (E / N, PyTorch's default): every gradient, Hessian, product and factor scales by 1/N, inverses are of the scaled Hessian plus αI.");
-export const ParametersSchema = z
+  .describe("'sum' (E = Σ_n E_n) or 'mean' (E / N, PyTorch's default): every gradient, Hessian, product and factor scales by 1/N, inverses are of the scaled Hessian plus αI."));
+export const ParametersSchema = requestComponent('ParameterSelection', z
   .strictObject({
     layers: IndexListSchema.describe('Indices into network.layers, 0-based; negative ones count from the end (−1 is the output layer).'),
   })
-  .describe("The layers whose parameters (weights, then bias) are differentiated, in the network's own order whatever the list's; the others are held fixed. Absent: all.");
+  .describe("The layers whose parameters (weights, then bias) are differentiated, in the network's own order whatever the list's; the others are held fixed. Absent: all."));
 
 /** The fields of every request that computes on a network, data and a loss. */
 export const problemFields = {
@@ -157,33 +159,7 @@ export function checkTargets(v: { targets?: unknown; labels?: unknown; loss: str
   }
 }
 
-/** RFC 9457 problem details, the body of every refusal. */
-export const ProblemSchema = z
-  .object({
-    type: z.string().describe('A URI naming the kind of problem (about:blank or a tag URI with the code).'),
-    title: z.string(),
-    status: z.number().int(),
-    detail: z.string().describe('What is wrong, in words a user can act on.'),
-    code: z.enum(ERROR_CODES).optional().describe('The catalogue code, e.g. SHAPE_MISMATCH.'),
-    instance: z.string().optional(),
-  })
-  .describe('application/problem+json (RFC 9457).');
-
 export const BinaryBodySchema = z.string().meta({ format: 'binary' });
-
-/** The refusals every compute endpoint documents. */
-export function errorResponses() {
-  const problem = (description: string) => ({ description, content: { 'application/problem+json': { schema: ProblemSchema } } });
-  return {
-    400: problem('Malformed body: invalid JSON, a missing or mistyped field (named in detail), a non-finite number; in a multipart body, a missing request part, an unknown part, or a .npy part that is not a float64/float32 C-order array of the right dimensions.'),
-    401: problem('The service runs with API keys (API_KEYS) and the request has no valid Authorization: Bearer <key>; comes with WWW-Authenticate: Bearer.'),
-    406: problem('The Accept header asks for none of application/json, application/x-npy, application/octet-stream.'),
-    413: problem('Over a size limit, refused before any work: the body over BODY_LIMIT, the answer over MAX_RESULT_BYTES, the computation over MAX_TASK_BYTES, N over MAX_POINTS, W over MAX_PARAMETERS, or a finite-difference Hessian over MAX_FINITE_DIFFERENCE_COST; detail names the sizes and a cheaper method.'),
-    415: problem('The request body is neither application/json nor multipart/form-data.'),
-    422: problem('Well-formed but cannot be computed: sizes that do not fit, an unsupported loss/output pairing, targets outside their domain, a matrix that is not positive definite, a non-finite result.'),
-    503: problem('Busy: every worker is computing and the queue (QUEUE_LIMIT) is full, or the service is shutting down (with Retry-After, in seconds); or the computation ran past REQUEST_TIMEOUT_MS and was stopped.'),
-  } as const;
-}
 
 /** The network of the API guide: 2 inputs, 3 tanh units, 1 linear output; W = 13. */
 export const EXAMPLE_NETWORK = {
@@ -196,18 +172,20 @@ export const EXAMPLE_INPUTS = [[0.5, -1.0], [1.5, 0.2], [-0.3, 0.8]];
 export const EXAMPLE_TARGETS = [[0.3], [-0.2], [0.1]];
 
 /**
- * A 200 answer in its three forms: the JSON object, a NumPy .npy file and raw float64 (the
- * binary forms' headers, src/http/representation.ts's ANSWER_HEADERS, are added by src/plugins/swagger.ts).
- * `what` names the principal array and its shape for the description.
+ * A 200 answer in its forms: the JSON object, a NumPy .npy file and raw float64 of its principal
+ * array, and .npz (for answers that come as several arrays, e.g. block-diagonal). The binary forms'
+ * headers (src/http/representation.ts's ANSWER_HEADERS, those whose field the JSON answer has) are
+ * listed by src/plugins/swagger.ts. `what` names the principal array and its shape for the description;
+ * `json` should be an answer component (schemas/components.ts).
  */
 export function arrayAnswer<T extends z.ZodType>(json: T, what: string) {
   return {
     description:
-      `JSON by default. With Accept: ${MEDIA_TYPES.npy}, ${what} as a NumPy .npy file (format 1.0, '<f8', C order), ` +
-      `readable with numpy.load(io.BytesIO(body)). With Accept: ${MEDIA_TYPES.raw}, the same array as raw ` +
+      `JSON by default. With \`Accept: ${MEDIA_TYPES.npy}\`, ${what} as a NumPy .npy file (format 1.0, \`<f8\`, C order), ` +
+      `readable with \`numpy.load(io.BytesIO(body))\`. With \`Accept: ${MEDIA_TYPES.raw}\`, the same array as raw ` +
       'little-endian float64 in C order. Binary answers carry the shape in X-Array-Shape (comma-separated), the ' +
-      "array's JSON field name in X-Array-Name, and the answer's scalar fields in headers (X-Parameter-Count, " +
-      'X-Log-Determinant); they are streamed with an exact Content-Length.',
+      "array's JSON field name in X-Array-Name, and the answer's scalar fields in the headers below; they are " +
+      'streamed with an exact Content-Length.',
     content: {
       [MEDIA_TYPES.json]: { schema: json },
       [MEDIA_TYPES.npy]: { schema: BinaryBodySchema },
@@ -219,13 +197,14 @@ export function arrayAnswer<T extends z.ZodType>(json: T, what: string) {
 
 /**
  * A 200 answer made of several arrays: the JSON object, or a NumPy .npz file (an uncompressed zip
- * of .npy members, readable with numpy.load(io.BytesIO(body))). `members` names them.
+ * of .npy members, readable with numpy.load(io.BytesIO(body))). `members` names them (in code spans:
+ * descriptions are CommonMark, where a bare `<l>` is an HTML tag).
  */
 export function multiArrayAnswer<T extends z.ZodType>(json: T, members: string) {
   return {
     description:
-      `JSON by default. With Accept: ${MEDIA_TYPES.npz}, a NumPy .npz file (an uncompressed zip of .npy members, '<f8', C order; ` +
-      `numpy.load(io.BytesIO(body)) opens it) with ${members}; the answer's scalar fields in headers. Streamed with an exact Content-Length.`,
+      `JSON by default. With \`Accept: ${MEDIA_TYPES.npz}\`, a NumPy .npz file (an uncompressed zip of .npy members, \`<f8\`, C order; ` +
+      `\`numpy.load(io.BytesIO(body))\` opens it) with ${members}; the answer's scalar fields in the headers below. Streamed with an exact Content-Length.`,
     content: {
       [MEDIA_TYPES.json]: { schema: json },
       [MEDIA_TYPES.npz]: { schema: BinaryBodySchema },

@@ -2,8 +2,9 @@
 import { z } from 'zod';
 import { JACOBIAN_WRT } from '../src/core/index.ts';
 import { EXAMPLE_INPUTS, EXAMPLE_NETWORK, InputsSchema, JsonMatrixSchema as JsonMatrix, NetworkSchema, ParametersSchema } from './common.ts';
+import { answerComponent, requestComponent } from './components.ts';
 
-export const JacobianRequestSchema = z
+export const JacobianRequestSchema = requestComponent('JacobianRequest', z
   .strictObject({
     network: NetworkSchema,
     inputs: InputsSchema,
@@ -12,13 +13,30 @@ export const JacobianRequestSchema = z
       .default('inputs')
       .describe("'inputs': J[n][k][i] = ∂y_k/∂x_i (PRML 5.3.4), N × K × D; 'parameters': ∂y_k/∂w_i, N × K × W."),
     parameters: ParametersSchema.optional().describe("With wrt 'parameters': the layers whose parameters are the Jacobian's columns; absent: all."),
-  })
-  .meta({ example: { network: EXAMPLE_NETWORK, inputs: EXAMPLE_INPUTS, wrt: 'inputs' } });
+  }), {
+  inputs: { summary: 'With respect to the inputs, N × K × D', value: { network: EXAMPLE_NETWORK, inputs: EXAMPLE_INPUTS, wrt: 'inputs' } },
+  parameters: { summary: 'With respect to the parameters, N × K × W', value: { network: EXAMPLE_NETWORK, inputs: EXAMPLE_INPUTS, wrt: 'parameters' } },
+});
 
 export type JacobianRequest = z.output<typeof JacobianRequestSchema>;
 
-export const JacobianResponseSchema = z.object({
-  parameterCount: z.number().int().optional().describe('W, with wrt = parameters.'),
-  outputs: JsonMatrix.describe('y, N × K.'),
-  jacobian: z.array(JsonMatrix).describe('N × K × D (wrt inputs) or N × K × W (wrt parameters).'),
-});
+const outputs = JsonMatrix.describe('The network outputs y, N × K.');
+
+export const InputJacobianAnswerSchema = answerComponent('InputJacobianAnswer', z
+  .object({
+    outputs,
+    jacobian: z.array(JsonMatrix).describe('J[n][k][i] = ∂y_k/∂x_i, N × K × D.'),
+  })
+  .describe("wrt 'inputs' (the default)."));
+
+export const ParameterJacobianAnswerSchema = answerComponent('ParameterJacobianAnswer', z
+  .object({
+    parameterCount: z.number().int().min(1).describe('W, the number of (selected) parameters.'),
+    outputs,
+    jacobian: z.array(JsonMatrix).describe('J[n][k][i] = ∂y_k/∂w_i, N × K × W, columns in the parameter order.'),
+  })
+  .describe("wrt 'parameters'."));
+
+export const JacobianResponseSchema = answerComponent('JacobianAnswer', z
+  .xor([InputJacobianAnswerSchema, ParameterJacobianAnswerSchema])
+  .describe("By wrt: with respect to the inputs (N × K × D, no parameterCount) or to the parameters (N × K × W, with parameterCount)."));

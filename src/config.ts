@@ -50,6 +50,16 @@ export interface Config {
   readonly answerStallMs: number;
   /** Every cost estimate times this (a slower or faster machine than the rates of src/cost.ts were measured on). */
   readonly costScale: number;
+  /** A request's headers must have arrived this long after its first byte, in ms (Node's headersTimeout; 408 after). */
+  readonly headersTimeoutMs: number;
+  /** A whole request, headers and body, must have arrived within this, in ms (Node's requestTimeout; 408 after); 0 = no limit. */
+  readonly receiveTimeoutMs: number;
+  /** Body progress: a body of which no byte arrives for this long is cut with a 408, in ms; 0 = no limit. */
+  readonly bodyTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this, in ms (Node's keepAliveTimeout). */
+  readonly keepAliveTimeoutMs: number;
+  /** A connection on which no byte moves either way for this long is closed, unless its request is being computed, in ms (Fastify's connectionTimeout); 0 = no limit. */
+  readonly connectionTimeoutMs: number;
 }
 
 const MiB = 1024 * 1024;
@@ -89,6 +99,11 @@ export const DEFAULT_CONFIG: Config = {
   inlineTaskMs: 1,
   answerStallMs: 30_000,
   costScale: 1,
+  headersTimeoutMs: 60_000,
+  receiveTimeoutMs: 300_000,
+  bodyTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 72_000,
+  connectionTimeoutMs: 300_000,
 };
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -147,5 +162,22 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     inlineTaskMs: nonNegative('INLINE_TASK_MS', DEFAULT_CONFIG.inlineTaskMs, 10),
     answerStallMs: int('ANSWER_STALL_MS', DEFAULT_CONFIG.answerStallMs, 0),
     costScale: positive('COST_SCALE', DEFAULT_CONFIG.costScale),
+    ...socketTimeouts(int),
+  };
+}
+
+/** The socket timeouts; Node wants headersTimeout ≤ requestTimeout, so HEADERS_TIMEOUT_MS ≤ RECEIVE_TIMEOUT_MS (unless the latter is 0). */
+function socketTimeouts(int: (name: string, fallback: number, min: number, max?: number) => number) {
+  const headersTimeoutMs = int('HEADERS_TIMEOUT_MS', DEFAULT_CONFIG.headersTimeoutMs, 1);
+  const receiveTimeoutMs = int('RECEIVE_TIMEOUT_MS', DEFAULT_CONFIG.receiveTimeoutMs, 0);
+  if (receiveTimeoutMs > 0 && headersTimeoutMs > receiveTimeoutMs) {
+    throw new Error(`HEADERS_TIMEOUT_MS=${headersTimeoutMs} is not valid: it must not exceed RECEIVE_TIMEOUT_MS=${receiveTimeoutMs} (the whole request's limit includes its headers)`);
+  }
+  return {
+    headersTimeoutMs,
+    receiveTimeoutMs,
+    bodyTimeoutMs: int('BODY_TIMEOUT_MS', DEFAULT_CONFIG.bodyTimeoutMs, 0),
+    keepAliveTimeoutMs: int('KEEP_ALIVE_TIMEOUT_MS', DEFAULT_CONFIG.keepAliveTimeoutMs, 1),
+    connectionTimeoutMs: int('CONNECTION_TIMEOUT_MS', DEFAULT_CONFIG.connectionTimeoutMs, 0),
   };
 }

@@ -22,8 +22,12 @@
  *   a queued one leaves the queue; a running one is asked to stop through a flag it shares with
  *   its worker (src/worker.ts), which ends it at the next kernel call and keeps the worker warm;
  *   only a task that does not stop within STOP_GRACE_MS has its worker terminated (and replaced);
+ * - worker faults: a worker that fails to start or dies while computing (EMFILE while it loads its
+ *   modules, an exit, an uncaught error) is logged, its task answered 503 WORKER_FAILED with
+ *   Retry-After, and the pool starts workers again (in the lane that lost one), backing off while
+ *   they keep failing; the process never exits on it (piscina's 'error' event is handled);
  * - counters for GET /health and /metrics: workers, busy, queued and their estimated seconds,
- *   memory held, tasks by outcome, the estimates' accuracy.
+ *   memory held, tasks by outcome, failed workers, the estimates' accuracy.
  *
  * OpenBLAS keeps one thread pool per process, shared by all workers; unless CURVATURE_BLAS_THREADS
  * is set, every kernel call may use every core (see blasThreadsFor).
@@ -39,7 +43,7 @@ import { checkTaskSize } from './sizing.ts';
 import { linalgInfo, setBlasThreads, typescriptBackend, withBackend } from './core/linalg/index.ts';
 import { STARTED, STOP, stopFlags } from './stop-flags.ts';
 // types only: the worker module must not load in the main thread (it lowers its thread's priority)
-import type { WorkerReply, WorkerTask } from './worker.ts';
+import type { WorkerMessage, WorkerReply, WorkerTask } from './worker.ts';
 
 export type Lane = 'cheap' | 'heavy';
 
@@ -76,6 +80,8 @@ export interface PoolStats {
   readonly rejectedTasks: number;
   /** Workers terminated (and replaced) because a stopped task did not end within the grace period. */
   readonly terminatedWorkers: number;
+  /** Workers that failed: did not start, or died while computing (each logged; replaced). */
+  readonly failedWorkers: number;
   /** The memory budget and what is held against it, in bytes. */
   readonly memory: {
     readonly budgetBytes: number;
@@ -97,6 +103,24 @@ export interface PoolAnswer {
   readonly result: ComputeResult;
   readonly hold: Hold;
 }
+
+/** Where the pool reports worker faults: the app's pino logger, or any logger of that shape. */
+export interface PoolLog {
+  error(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+}
+
+export interface PoolOptions {
+  /** Default: warnings on the process (process.emitWarning). */
+  readonly log?: PoolLog;
+  /** The worker module; default src/worker.ts (worker.js in dist/). Tests give a module around it that fails on demand. */
+  readonly workerFile?: string;
+}
+
+const warningLog: PoolLog = {
+  error: (obj, msg) => process.emitWarning(`${msg} ${JSON.stringify(obj, (_key, v: unknown) => (v instanceof Error ? v.message : v))}`),
+  info: () => {},
+};
 
 export interface ComputePool {
   /** Sizes, admits and runs a task; `signal` aborts it (the caller disconnected). */
@@ -184,10 +208,18 @@ export function retryAfterSeconds(seconds: number): number {
 
 /** Why a task was aborted, kept on the controller's reason so the rejection can be told apart. */
 class TaskAborted extends Error {
-  constructor(readonly why: 'client' | 'timeout' | 'closing') {
+  constructor(readonly why: 'client' | 'timeout' | 'closing' | 'noWorker', readonly detail = '') {
     super(why);
   }
 }
+
+/** The worker faults in a row (no task or ping succeeding between them) after which, with no worker of a lane alive, tasks waiting for one are answered at once. */
+const NO_WORKER_FAULTS = 3;
+/** The first wait before starting workers again after a fault, doubling per fault in a row up to HEAL_MAX_MS. */
+const HEAL_FIRST_MS = 100;
+const HEAL_MAX_MS = 5000;
+/** Retry-After of a 503 WORKER_FAILED, in seconds. */
+const NO_WORKER_RETRY_S = 1;
 
 type Slot = 'general' | 'fast';
 
@@ -211,6 +243,7 @@ abstract class BasePool implements ComputePool {
   protected timedOut = 0;
   protected rejected = 0;
   protected terminated = 0;
+  protected failed = 0;
   protected isClosing = false;
   readonly budget: MemoryBudget;
   private readonly queue: Entry[] = [];
@@ -432,6 +465,7 @@ abstract class BasePool implements ComputePool {
         outcome = 'stopped';
         throw new ServiceError('OVERLOADED', { reason: 'stopped', retryAfter: 1 });
       }
+      if (why === 'noWorker') throw new ServiceError('WORKER_FAILED', { reason: 'noWorker', message: (controller.signal.reason as TaskAborted).detail, retryAfter: NO_WORKER_RETRY_S });
       const known = asServiceError(err);
       if (known && known.status < 500) outcome = 'refused';
       throw known ?? err;
@@ -514,6 +548,7 @@ abstract class BasePool implements ComputePool {
       timedOutTasks: this.timedOut,
       rejectedTasks: this.rejected,
       terminatedWorkers: this.terminated,
+      failedWorkers: this.failed,
       memory: {
         budgetBytes: b.limit, usedBytes: b.used(), bodyBytes: b.used('body'), taskBytes: b.used('task'), answerBytes: b.used('answer'), answersInTransit: b.count('answer'),
       },
@@ -537,6 +572,26 @@ abstract class BasePool implements ComputePool {
     for (const c of this.controllers) c.abort(new TaskAborted('closing'));
     return n;
   }
+
+  /**
+   * Answers 503 WORKER_FAILED the tasks that wait for a worker of `slot`, none of which is alive:
+   * those handed to it, and, for the general workers, the queued ones no other lane takes (every
+   * one when the cheap lane has no worker alive either, `alsoCheap`).
+   */
+  protected failWaiting(slot: Slot, why: string, alsoCheap: boolean): void {
+    for (const e of this.running) if (e.slot === slot) e.controller.abort(new TaskAborted('noWorker', why));
+    if (slot !== 'general') return;
+    for (const e of [...this.queue]) if (e.lane === 'heavy' || alsoCheap || this.fastWorkers === 0) e.controller.abort(new TaskAborted('noWorker', why));
+  }
+}
+
+/** An exception a worker caught in the core, rethrown here with the worker's stack (a bug: 500 INTERNAL). */
+class WorkerBug extends Error {
+  constructor(failed: { name: string; message: string; stack?: string }) {
+    super(failed.message);
+    this.name = failed.name;
+    if (failed.stack) this.stack = failed.stack;
+  }
 }
 
 /** Turns a worker's reply into a result, or rethrows its refusal as the same catalogued error. */
@@ -545,20 +600,45 @@ function unwrap(reply: WorkerReply): ComputeResult {
   // the pool asked it to stop, and answers the caller itself (run's catch)
   if ('stopped' in reply) throw new Error('stopped at the pool\'s request');
   if ('warm' in reply) throw new Error('a warm-up reply to a task');
+  if ('failed' in reply) throw new WorkerBug(reply.failed);
+  if ('pong' in reply) throw new Error('a ping answered a task');
   return reply.ok;
 }
 
+const noop = (): void => {};
+
+/** One piscina (a lane's threads) and its fault state. */
+interface LaneWorkers {
+  readonly slot: Slot;
+  readonly piscina: Piscina;
+  readonly threads: number;
+  /** Faults since the last task or ping one of its workers finished: the back-off, and whether to give up on waiting tasks. */
+  faultsInARow: number;
+  healTimer: NodeJS.Timeout | undefined;
+  /** The ping that has piscina start a worker, while one is pending. */
+  kick: AbortController | undefined;
+}
+
 class ThreadPool extends BasePool {
-  private readonly pools: Record<Slot, Piscina | undefined>;
+  private readonly pools: Record<Slot, LaneWorkers | undefined>;
+  private readonly log: PoolLog;
   private warm = false;
 
-  constructor(config: PoolConfig) {
+  constructor(config: PoolConfig, options: PoolOptions = {}) {
     const blas = blasThreadsFor();
     const fast = config.fastWorkers ?? DEFAULT_CONFIG.fastWorkers;
     super(config, config.workers, fast, blas);
+    this.log = options.log ?? warningLog;
     setBlasThreads(blas);
-    const piscina = (threads: number, lane: Slot) => new Piscina({
-      filename: workerFile(),
+    const lane = (threads: number, slot: Slot): LaneWorkers => {
+      const l: LaneWorkers = { slot, piscina: piscina(threads, slot), threads, faultsInARow: 0, healTimer: undefined, kick: undefined };
+      // A worker that fails with no task on it (most often while loading its modules: EMFILE when the
+      // process is out of descriptors) is reported here; unheard, this event would end the process.
+      l.piscina.on('error', (err: unknown) => this.fault(l, err, undefined));
+      return l;
+    };
+    const piscina = (threads: number, slot: Slot) => new Piscina({
+      filename: options.workerFile ?? workerFile(),
       minThreads: threads,
       maxThreads: threads,
       // admission and queueing are ours (BasePool): piscina never holds more tasks than threads
@@ -566,15 +646,15 @@ class ThreadPool extends BasePool {
       idleTimeout: Infinity,
       // one task per worker at a time: a worker computes, it never interleaves
       concurrentTasksPerWorker: 1,
-      env: { ...process.env, CURVATURE_BLAS_THREADS: String(blas), CURVATURE_WORKER_LANE: lane },
+      env: { ...process.env, CURVATURE_BLAS_THREADS: String(blas), CURVATURE_WORKER_LANE: slot },
     });
-    this.pools = { general: piscina(config.workers, 'general'), fast: fast > 0 ? piscina(fast, 'fast') : undefined };
+    this.pools = { general: lane(config.workers, 'general'), fast: fast > 0 ? lane(fast, 'fast') : undefined };
     this.inlineSeconds = (config.inlineTaskMs ?? DEFAULT_CONFIG.inlineTaskMs) / 1000;
     // Ready once every worker has loaded its module (the core, the BLAS addon): one warm-up each.
     const warmups: Promise<unknown>[] = [];
     for (const slot of ['general', 'fast'] as const) {
       const p = this.pools[slot];
-      for (let i = 0; p && i < (slot === 'general' ? this.workers : this.fastWorkers); i++) warmups.push(p.run({ warmup: true }));
+      for (let i = 0; p && i < p.threads; i++) warmups.push(p.piscina.run({ warmup: true }));
     }
     Promise.all(warmups).then(() => { this.warm = true; }, () => { this.warm = true; });
   }
@@ -583,8 +663,64 @@ class ThreadPool extends BasePool {
     return this.warm && !this.isClosing;
   }
 
+  /**
+   * A worker of `lane` failed: while computing a task (`task` set: the caller gets 503
+   * WORKER_FAILED) or with none. Logged; piscina has dropped the worker, and starts another at once
+   * only the first time; heal starts them again after a back-off. With none of the lane's workers
+   * alive after NO_WORKER_FAULTS faults in a row, the tasks waiting for one are answered 503 at once
+   * rather than at REQUEST_TIMEOUT_MS.
+   */
+  private fault(lane: LaneWorkers, err: unknown, task: CurvatureTask | undefined): void {
+    this.failed++;
+    lane.faultsInARow++;
+    const alive = lane.piscina.threads.length;
+    const e = err as { message?: string; code?: string };
+    this.log.error({ err, code: e.code, endpoint: task?.endpoint, lane: lane.slot, workersAlive: alive, workers: lane.threads, faultsInARow: lane.faultsInARow },
+      task ? 'a worker failed while computing; the request is answered 503 WORKER_FAILED and the worker replaced' : 'a worker failed to start; starting workers again');
+    if (this.isClosing) return;
+    if (alive === 0 && lane.faultsInARow >= NO_WORKER_FAULTS) {
+      const other = lane.slot === 'general' ? this.pools.fast : this.pools.general;
+      this.failWaiting(lane.slot, String(e.message ?? err), !other || other.piscina.threads.length === 0);
+    }
+    this.scheduleHeal(lane);
+  }
+
+  private scheduleHeal(lane: LaneWorkers): void {
+    if (lane.healTimer !== undefined || this.isClosing) return;
+    const delay = Math.min(HEAL_MAX_MS, HEAL_FIRST_MS * 2 ** Math.min(16, lane.faultsInARow - 1));
+    lane.healTimer = setTimeout(() => { lane.healTimer = undefined; this.heal(lane); }, delay);
+    lane.healTimer.unref();
+  }
+
+  /**
+   * Has piscina start a worker where one is needed: when none of the lane's is alive, or tasks wait
+   * while fewer than its threads are (with some alive and nothing waiting, piscina starts more
+   * itself once tasks queue). piscina has no call for that but a task, so the pool sends a ping; a
+   * new ping replaces one still waiting.
+   */
+  private heal(lane: LaneWorkers): void {
+    if (this.isClosing) return;
+    const alive = lane.piscina.threads.length;
+    if (alive >= lane.threads || (alive > 0 && lane.piscina.queueSize === 0)) return;
+    lane.kick?.abort();
+    const kick = new AbortController();
+    lane.kick = kick;
+    const ping: WorkerMessage = { ping: true };
+    lane.piscina.run(ping, { signal: kick.signal }).then(() => {
+      if (lane.kick === kick) lane.kick = undefined;
+      this.recovered(lane);
+    }, noop);
+  }
+
+  /** A worker of `lane` finished a task or a ping: the faults in a row are over. */
+  private recovered(lane: LaneWorkers): void {
+    if (lane.faultsInARow === 0) return;
+    this.log.info({ lane: lane.slot, workersAlive: lane.piscina.threads.length, workers: lane.threads, faultsInARow: lane.faultsInARow }, 'a worker started again after a fault');
+    lane.faultsInARow = 0;
+  }
+
   protected async execute(task: CurvatureTask, size: TaskFootprint, slot: Slot, signal: AbortSignal): Promise<ComputeResult> {
-    const pool = this.pools[slot]!;
+    const lane = this.pools[slot]!;
     const flags = stopFlags();
     // piscina's own abort: dequeues a waiting task, terminates the worker of a running one
     const hard = new AbortController();
@@ -601,8 +737,18 @@ class ThreadPool extends BasePool {
     signal.addEventListener('abort', stop, { once: true });
     try {
       const message: WorkerTask = { task, totalBytes: size.totalBytes, flags };
-      // the task's buffers move to the worker (the edge built them for it alone)
-      return unwrap(await pool.run(message, { signal: hard.signal, transferList: taskBuffers(task) }) as WorkerReply);
+      let reply: WorkerReply;
+      try {
+        // the task's buffers move to the worker (the edge built them for it alone)
+        reply = await lane.piscina.run(message, { signal: hard.signal, transferList: taskBuffers(task) }) as WorkerReply;
+      } catch (err) {
+        // aborted: run's catch answers (TIMEOUT, CLIENT_CLOSED, ...); otherwise the worker failed under this task
+        if (signal.aborted) throw err;
+        this.fault(lane, err, task);
+        throw new ServiceError('WORKER_FAILED', { reason: 'crashed', message: (err as Error).message ?? String(err), retryAfter: NO_WORKER_RETRY_S });
+      }
+      this.recovered(lane);
+      return unwrap(reply);
     } finally {
       clearTimeout(grace);
       signal.removeEventListener('abort', stop);
@@ -610,7 +756,12 @@ class ThreadPool extends BasePool {
   }
 
   protected async endWorkers(): Promise<void> {
-    await Promise.all([this.pools.general, this.pools.fast].map((p) => (p ? this.endPiscina(p) : undefined)));
+    for (const l of [this.pools.general, this.pools.fast]) {
+      if (!l) continue;
+      clearTimeout(l.healTimer);
+      l.kick?.abort();
+    }
+    await Promise.all([this.pools.general, this.pools.fast].map((l) => (l ? this.endPiscina(l.piscina) : undefined)));
   }
 
   private async endPiscina(piscina: Piscina): Promise<void> {
@@ -647,8 +798,8 @@ class InlinePool extends BasePool {
 }
 
 /** A pool of `config.workers` threads (and `config.fastWorkers` for the cheap lane), or the main thread when that is 0 (or `runner` is given). */
-export function createPool(config: PoolConfig, runner?: (task: CurvatureTask) => Promise<ComputeResult>): ComputePool {
+export function createPool(config: PoolConfig, runner?: (task: CurvatureTask) => Promise<ComputeResult>, options: PoolOptions = {}): ComputePool {
   if (runner) return new InlinePool(config, runner);
   if (config.workers === 0) return new InlinePool(config, async (task) => compute(task));
-  return new ThreadPool(config);
+  return new ThreadPool(config, options);
 }

@@ -77,12 +77,22 @@ function stoppable(kernels: LinalgBackend): LinalgBackend {
 // of milliseconds; the pool sizes cheap tasks at the TypeScript kernels' rates (src/pool.ts).
 useBackend(stoppable(process.env.CURVATURE_WORKER_LANE === 'fast' ? typescriptBackend : linalg()));
 
-/** A worker's answer: the result, a core refusal as its code and parameters, or the note that it stopped when asked. */
+/** A message to the pool's worker: a task, or a ping the pool sends to have piscina start a worker after a fault (src/pool.ts). */
+export type WorkerMessage = WorkerTask | { readonly ping: true };
+
+/**
+ * A worker's answer: the result, a core refusal as its code and parameters, the note that it
+ * stopped when asked, a bug (an exception the core did not mean: 500, with its stack), or a ping's
+ * answer. Every outcome of a task is a reply, so that a rejected piscina.run means the worker
+ * itself failed (it did not start, crashed or exited): a 503 the pool recovers from.
+ */
 export type WorkerReply =
   | { readonly ok: ComputeResult }
   | { readonly error: CoreErrorData }
   | { readonly stopped: true }
-  | { readonly warm: true };
+  | { readonly warm: true }
+  | { readonly failed: { readonly name: string; readonly message: string; readonly stack?: string } }
+  | { readonly pong: true };
 
 /** The pool's first message to each worker: load everything, answer at once (the pool is ready when all have). */
 export interface WorkerWarmup {
@@ -108,8 +118,9 @@ class MovableReply {
   }
 }
 
-export default function run(message: WorkerTask | WorkerWarmup): WorkerReply {
+export default function run(message: WorkerMessage | WorkerWarmup): WorkerReply {
   if ('warmup' in message) return { warm: true };
+  if ('ping' in message) return { pong: true };
   const { task, totalBytes, flags } = message;
   let result: ComputeResult;
   Atomics.store(flags, STARTED, 1);
@@ -121,7 +132,8 @@ export default function run(message: WorkerTask | WorkerWarmup): WorkerReply {
     if (err instanceof CoreError) return { error: err.data() };
     // the pool has already answered the caller (TIMEOUT or CLIENT_CLOSED) and ignores this reply
     if (err instanceof Stopped) return { stopped: true };
-    throw err;
+    const e = err instanceof Error ? err : new Error(String(err));
+    return { failed: { name: e.name, message: e.message, stack: e.stack } };
   } finally {
     running = undefined;
     if (totalBytes > LARGE_TASK_BYTES) collectGarbage();

@@ -26,6 +26,7 @@
 #include <cblas.h>
 #include <lapacke.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -130,6 +131,7 @@ class OpenBlasAddon : public Napi::Addon<OpenBlasAddon> {
                              InstanceMethod("getNumThreads", &OpenBlasAddon::GetNumThreads),
                              InstanceMethod("config", &OpenBlasAddon::Config),
                              InstanceMethod("corename", &OpenBlasAddon::Corename),
+                             InstanceMethod("jsonRows", &OpenBlasAddon::JsonRows),
                          });
   }
 
@@ -448,6 +450,53 @@ class OpenBlasAddon : public Napi::Addon<OpenBlasAddon> {
     Args{info, "config"}.Count(0);
     const char* s = openblas_get_config();
     return Napi::String::New(info.Env(), s ? s : "");
+  }
+
+  // JSON text of rows rowStart … rowEnd − 1 of a row-major array nested to its shape (the rows
+  // of rowLength numbers; blocks[d] = rows per block of leading dimension d, outermost first):
+  // "," before every row but the first, "[" for each block a row opens, the row, "]" for each it
+  // closes. Numbers in the shortest form that reads back to the same double (std::to_chars,
+  // C++17), and −0 as 0, as JavaScript's String(x) writes it. Not BLAS: it lives here because
+  // this is the service's one native module (formatting is where JSON answers spend their time).
+  Napi::Value JsonRows(const Napi::CallbackInfo& info) {
+    const Args g{info, "jsonRows"};
+    g.Count(5);
+    const Napi::Float64Array data = g.F64(0);
+    const int row = g.Dim(1);
+    const Napi::Float64Array blocks = g.F64(2);
+    const int start = g.Dim(3), end = g.Dim(4);
+    if (row < 1 || start > end) g.Fail(1, "a positive row length, with rowStart ≤ rowEnd");
+    const uint64_t need = static_cast<uint64_t>(end) * static_cast<uint64_t>(row);
+    if (data.ElementLength() < need) {
+      throw Napi::RangeError::New(info.Env(), "jsonRows: data holds " + std::to_string(data.ElementLength()) +
+                                                  " elements, the rows need " + std::to_string(need));
+    }
+    const size_t nb = blocks.ElementLength();
+    std::vector<uint64_t> per(nb);
+    for (size_t d = 0; d < nb; d++) {
+      const double v = blocks[d];
+      if (!(v >= 1) || std::floor(v) != v) g.Fail(2, "a Float64Array of positive integers");
+      per[d] = static_cast<uint64_t>(v);
+    }
+    std::string out;
+    out.reserve(static_cast<size_t>(end - start) * (static_cast<size_t>(row) * 24 + nb * 2 + 3));
+    char num[32];
+    const double* x = data.Data();
+    for (uint64_t r = static_cast<uint64_t>(start); r < static_cast<uint64_t>(end); r++) {
+      if (r > 0) out.push_back(',');
+      for (size_t d = 0; d < nb; d++) if (r % per[d] == 0) out.push_back('[');
+      out.push_back('[');
+      const double* v = x + r * static_cast<uint64_t>(row);
+      for (int j = 0; j < row; j++) {
+        if (j > 0) out.push_back(',');
+        const double value = v[j] == 0 ? 0.0 : v[j];
+        const std::to_chars_result res = std::to_chars(num, num + sizeof num, value);
+        out.append(num, res.ptr);
+      }
+      out.push_back(']');
+      for (size_t d = nb; d-- > 0;) if ((r + 1) % per[d] == 0) out.push_back(']');
+    }
+    return Napi::Buffer<char>::Copy(info.Env(), out.data(), out.size());
   }
 
   Napi::Value Corename(const Napi::CallbackInfo& info) {

@@ -36,16 +36,21 @@
 import { linalg } from './linalg/index.ts';
 import { augmentedInputs, backward, chunkSize, outputMatrices, parameterIndexMap, pullBack, thetaIndex, type BackwardPass } from './backprop.ts';
 import { forward, type ForwardPass, type Layer, type LayerSize, type Problem } from './network.ts';
+import { addStackOuterProduct, exactStackChunk, exactStackHessian, exactStackKind, exactStackScratchBytes, stackChunk, stackScratchBytes, type ExactStackKind } from './stack.ts';
+import { columnsWork, curvatureWork, stackWork, type Work } from './work.ts';
+import { blocksByProducts, columnsBatch, columnsScratchBytes, hessianByProducts, hessianRowsByProducts } from './columns.ts';
 
 /** Doubles of temporary block product kept at once (32 MB). */
 const TILE_BUDGET = 1 << 22;
 
-/** Working-memory bounds, in doubles; tests shrink them to exercise the chunked and tiled paths. */
+/** Working-memory bounds, in doubles, and the form; tests shrink the bounds to exercise the chunked and tiled paths, and force each form. */
 export interface CurvatureBudgets {
-  /** Per-chunk working arrays (default 2²⁴, 128 MB). */
+  /** Per-chunk working arrays (default 2²⁴, 128 MB; for the stack form, its chunk of rows). */
   readonly chunk?: number;
   /** One temporary block product (default 2²², 32 MB). */
   readonly tile?: number;
+  /** The form (default: the cost model's choice, `curvatureForm`); the exact Hessian has no stack form. */
+  readonly form?: 'blocks' | 'stack' | 'columns';
 }
 /** Doubles of per-chunk working arrays (128 MB): large chunks keep the GEMMs' inner dimension long. */
 const CHUNK_BUDGET = 1 << 24;
@@ -331,37 +336,216 @@ function allSelected(layers: readonly Required<LayerSize>[]): BlockFilter {
  * S, the Khatri–Rao rows), points per chunk, the doubles of the block sums kept when there is
  * more than one chunk, and the lowest layer any needed block reaches.
  */
-function curvaturePlan(layers: readonly LayerSize[], n: number, budget: number, need?: BlockFilter): { chunk: number; chunked: boolean; perPoint: number; sumDoubles: number; lowest: number } {
+function curvaturePlan(layers: readonly LayerSize[], n: number, budget: number, need?: BlockFilter): { chunk: number; chunked: boolean; perPoint: number; sumDoubles: number; lowest: number; tileDoubles: number } {
   const ls = sizes(layers);
   const needed = need ?? allSelected(ls);
   let selfSize = 0;
   let blockSize = 0;
   let sumDoubles = 0;
   let lowest = ls.length;
+  // the largest temporary tile: a block's product (or its cross term's), cut to TILE_BUDGET unless one row is larger
+  let tileDoubles = 0;
   ls.forEach((ll, l) => {
     for (let m = 0; m <= l; m++) {
       if (!needed(l, m)) continue;
       lowest = Math.min(lowest, m);
       const lm = ls[m];
       blockSize = Math.max(blockSize, 2 * ll.out * lm.out + 2 * ll.in * lm.out + (ll.in + 1) * (lm.in + 1) + ll.out * (lm.in + 1));
-      sumDoubles += blockSumLength(ll, lm, m === l);
+      const product = blockSumLength(ll, lm, m === l);
+      sumDoubles += product;
+      const aM = lm.in + (lm.hasBias ? 1 : 0);
+      const cross = m < l ? ll.in * lm.out * ll.out * aM : 0;
+      const row = Math.max(product / ll.out, m < l ? lm.out * ll.out * aM : 0);
+      tileDoubles = Math.max(tileDoubles, Math.min(Math.max(product, cross), Math.max(TILE_BUDGET, row)));
     }
   });
   ls.forEach((ll, l) => { if (l >= lowest) selfSize += ll.out * ll.out + (ll.in + 1); });
   const perPoint = selfSize + blockSize;
   const chunk = chunkSize(n, perPoint, budget);
-  return { chunk, chunked: chunk < n, perPoint, sumDoubles, lowest };
+  return { chunk, chunked: chunk < n, perPoint, sumDoubles, lowest, tileDoubles };
 }
 
 /**
- * Bytes an exact or outer-product Hessian (or the blocks `need` picks) of a network with these
- * layer sizes needs for N data points besides its answer and the forward/backward passes: the
- * per-chunk working arrays and either the block sums (several chunks) or two temporary tiles
- * (one chunk). For sizing requests before work.
+ * The ways to form a curvature matrix, with their estimated seconds: `blocks` (this module's block
+ * form), `stack` (the outer product as Uᵀ U by syrk, stack.ts) and `columns` (rows H e_j by the
+ * R-operator, m directions at a time, columns.ts). The outer product has blocks and stack; the
+ * exact Hessian blocks and columns.
  */
-export function curvatureScratchBytes(layers: readonly LayerSize[], n: number, need?: BlockFilter): number {
+export interface CurvatureForm {
+  readonly form: 'blocks' | 'stack' | 'columns';
+  readonly blockSeconds: number;
+  readonly stackSeconds: number;
+  readonly columnSeconds: number;
+}
+
+/**
+ * The cost model that picks the form. Each form's time is its BLAS flops at a GEMM rate, plus the
+ * doubles its JavaScript loops and short-inner-dimension GEMMs move at a memory rate, plus fixed
+ * costs per step:
+ *
+ *   blocks:  flops Σ_{(l,m) needed} 2N·W_l·W_m (a quarter for l = m, packed; twice with the
+ *            exact cross terms), doubles moved N·(per-point arrays: the A^{l,m}, their pull-backs,
+ *            the Khatri–Rao rows) + the block products written per chunk and scattered into H
+ *            once, and a fixed cost per block and chunk;
+ *   stack:   flops N·K·W_sel² (syrk: half of N·K·W·(W+1) multiply-adds, counted as the GEMM rate
+ *            sees it), doubles N·K·(W + Σ out_l) for the rows and their pull-backs + W² to mirror;
+ *   columns: flops ≈ 8·N·D·W for D directions (forward, backward and result GEMMs over all
+ *            directions), N·D·Σ(2 out_l + 2 in_l) doubles through in-cache loops a few times,
+ *            the D × W rows through a few passes, and a fixed cost per layer and batch of
+ *            directions (≈ 3L steps of a few GEMM calls);
+ *   exact stack: the outer product's stack, then per layer with a d_k (every hidden layer, the
+ *            output with a residual) 2N·out_k·W_{<k}² for V_kᵀDV_k and 2N·W_k·W_{<k} for its rows
+ *            against the layers below, the cross terms' 2N·W_l·W_{<l−1}, and L(L+1)/2 pull-back
+ *            steps per chunk for the V_k.
+ *
+ * The rates were fitted to the benchmark sweep's shapes on a 2-core Xeon with OpenBLAS's
+ * SkylakeX kernels (2026-12-01, under load from other work, so rough): what matters is the ratio,
+ * which picks the stack where N·K is small against W or a layer is much wider than the output,
+ * and the columns for deep narrow networks (many blocks, little work in each).
+ */
+const GEMM_FLOPS_PER_SECOND = 6e10;
+const MOVED_DOUBLES_PER_SECOND = 1.5e8;
+/** Doubles per second through the columns form's loops, which work on arrays that stay in cache. */
+const CACHED_DOUBLES_PER_SECOND = 1e9;
+/** Seconds of fixed work per block and chunk (its GEMM calls, tiles and loops): 1,000 layers of width 1 have 500,500 blocks. */
+const SECONDS_PER_BLOCK = 5e-6;
+/** Seconds of fixed work per layer step of the columns form (a few GEMM calls and loops). */
+const SECONDS_PER_LAYER_STEP = 2e-5;
+
+/** What the cost model is asked about beyond the sizes. */
+export interface FormQuestion {
+  /** The blocks wanted (default: every pair of selected layers, the whole matrix). */
+  readonly need?: BlockFilter;
+  /** The rows the columns form would compute (default W, all of them). */
+  readonly directions?: number;
+  /**
+   * Whether the exact Hessian's stack form applies (the whole matrix, and a head whose L_n − G_n
+   * is diagonal, stack.ts): 'canonical' where L_n = G_n, 'residual' where the diagonal is not zero
+   * (sum-of-squares on an elementwise output other than identity); undefined where it does not.
+   */
+  readonly exactStack?: ExactStackKind;
+}
+
+export function curvatureForm(layers: readonly LayerSize[], n: number, exact: boolean, { need, directions, exactStack }: FormQuestion = {}): CurvatureForm {
+  const ls = sizes(layers);
+  const needed = need ?? allSelected(ls);
   const plan = curvaturePlan(layers, n, CHUNK_BUDGET, need);
-  return 8 * (plan.chunk * plan.perPoint + (plan.chunked ? plan.sumDoubles : 2 * TILE_BUDGET));
+  const chunks = Math.ceil(n / plan.chunk);
+  let blockFlops = 0;
+  let products = 0;
+  let blocks = 0;
+  ls.forEach((ll, l) => {
+    for (let m = 0; m <= l; m++) {
+      if (!needed(l, m)) continue;
+      const lm = ls[m];
+      const wl = ll.out * (ll.in + (ll.hasBias ? 1 : 0)), wm = lm.out * (lm.in + (lm.hasBias ? 1 : 0));
+      blockFlops += (m === l ? 0.5 : 2) * n * wl * wm * (exact && m < l ? 2 : 1);
+      products += blockSumLength(ll, lm, m === l);
+      blocks++;
+    }
+  });
+  const blockSeconds = blockFlops / GEMM_FLOPS_PER_SECOND + (n * plan.perPoint + (chunks + 1) * products) / MOVED_DOUBLES_PER_SECOND + chunks * blocks * SECONDS_PER_BLOCK;
+  let w = 0, units = 0, through = 0;
+  for (const l of ls) if (l.selected) w += l.out * (l.in + (l.hasBias ? 1 : 0));
+  for (const l of ls) { units += l.out; through += 2 * l.out + 2 * l.in; }
+  const k = ls[ls.length - 1]?.out ?? 0;
+  let stackSeconds = Infinity, columnSeconds = Infinity;
+  if (exact) {
+    const d = directions ?? w;
+    const batches = Math.ceil(d / Math.max(1, columnsBatch(layers, n, w)));
+    // and the rows themselves, D × W, through a few passes (the unit directions, their stacks, the products, the mirror)
+    columnSeconds = (8 * n * d * w) / GEMM_FLOPS_PER_SECOND + (3 * n * d * through) / CACHED_DOUBLES_PER_SECOND + (6 * d * w) / MOVED_DOUBLES_PER_SECOND +
+      batches * 3 * ls.length * SECONDS_PER_LAYER_STEP;
+    if (exactStack) {
+      // the outer product's syrk, then per layer V_kᵀDV_k, its (k, <k) rows and the cross terms below k − 1
+      let flops = n * k * w * w, moved = n * k * (w + units) + w * w, below = 0, belowPrevious = 0;
+      ls.forEach((l, i) => {
+        const wl = l.out * (l.in + (l.hasBias ? 1 : 0));
+        // V_kᵀ D V_k and the (k, <k) rows where layer k has a d_k: every hidden layer, the output with a residual
+        const withD = i < ls.length - 1 || exactStack === 'residual';
+        if (withD) flops += 2 * n * l.out * below * below + (l.selected ? 2 * n * wl * below : 0);
+        if (l.selected) flops += 2 * n * wl * belowPrevious;
+        moved += 3 * n * l.out * below;
+        belowPrevious = below;
+        if (l.selected) below += wl;
+      });
+      // each layer's V_k is its own pull-back through the layers below: L(L − 1)/2 steps per chunk
+      const steps = (ls.length * (ls.length + 1)) / 2;
+      stackSeconds = flops / GEMM_FLOPS_PER_SECOND + moved / MOVED_DOUBLES_PER_SECOND + chunks * steps * SECONDS_PER_LAYER_STEP;
+    }
+  } else {
+    stackSeconds = (n * k * w * w) / GEMM_FLOPS_PER_SECOND + (n * k * (w + units) + w * w) / MOVED_DOUBLES_PER_SECOND;
+  }
+  const best = Math.min(blockSeconds, stackSeconds, columnSeconds);
+  const form = best === blockSeconds ? 'blocks' : best === stackSeconds ? 'stack' : 'columns';
+  return { form, blockSeconds, stackSeconds, columnSeconds };
+}
+
+/** What of a curvature matrix an answer holds: all of it, each selected layer's own block, or rows start … end − 1. */
+export type CurvatureAnswer = 'matrix' | 'blocks' | readonly [number, number];
+
+/** The blocks a row slab needs, from layer sizes alone (for the estimate). */
+function sizeSlabFilter(layers: readonly Required<LayerSize>[], start: number, end: number): BlockFilter {
+  let offset = 0;
+  const placed = layers.map((l) => {
+    const size = l.out * (l.in + (l.hasBias ? 1 : 0));
+    const at = l.selected ? offset : -1;
+    if (l.selected) offset += size;
+    return { offset: at, size };
+  });
+  return slabFilter(placed, start, end);
+}
+
+/**
+ * Bytes an exact or outer-product Hessian (all of it, its blocks or a slab of rows) of a network
+ * with these layer sizes needs for N data points besides its answer and the forward/backward
+ * passes, in the form the cost model picks: in the block form the per-chunk working arrays and
+ * either the block sums (several chunks) or two temporary tiles (one chunk); in the stack form one
+ * chunk of rows; in the columns form one batch of directions (and, for blocks, a layer's whole
+ * rows, W_l × W, the largest kept at once). `exactStack`: whether the head allows the exact
+ * Hessian's stack form (stack.ts hasExactStack). For sizing requests before work.
+ */
+export function curvatureScratchBytes(layers: readonly LayerSize[], n: number, exact: boolean, answer: CurvatureAnswer = 'matrix', exactStack?: ExactStackKind): number {
+  const ls = sizes(layers);
+  const { need, form } = answerForm(ls, n, exact, answer, exactStack);
+  if (form !== 'blocks') {
+    let w = 0, widest = 0;
+    for (const l of ls) if (l.selected) { const wl = l.out * (l.in + (l.hasBias ? 1 : 0)); w += wl; widest = Math.max(widest, wl); }
+    if (form === 'stack') return exact ? exactStackScratchBytes(layers, n, w) : stackScratchBytes(layers, n, w);
+    return columnsScratchBytes(layers, n, w) + (answer === 'blocks' ? 8 * widest * w : 0);
+  }
+  const plan = curvaturePlan(layers, n, CHUNK_BUDGET, need);
+  return 8 * (plan.chunk * plan.perPoint + (plan.chunked ? plan.sumDoubles : 2 * plan.tileDoubles));
+}
+
+/** The blocks an answer needs (undefined: all of them) and the form the cost model picks for it. */
+function answerForm(ls: readonly Required<LayerSize>[], n: number, exact: boolean, answer: CurvatureAnswer, exactStack: ExactStackKind | undefined): { need: BlockFilter | undefined; directions: number | undefined; form: CurvatureForm['form'] } {
+  const need: BlockFilter | undefined = answer === 'blocks' ? (l, m) => l === m && ls[l].selected : answer === 'matrix' ? undefined : sizeSlabFilter(ls, answer[0], answer[1]);
+  const directions = typeof answer === 'string' ? undefined : answer[1] - answer[0];
+  const form = curvatureForm(ls, n, exact, { need, directions, exactStack: answer === 'matrix' ? exactStack : undefined }).form;
+  return { need, directions, form };
+}
+
+/**
+ * The work (src/core/work.ts) of an exact or outer-product Hessian, all of it, its blocks or a
+ * slab of rows, in the form the cost model picks, as curvatureScratchBytes sizes it: the block
+ * form's loops, the stack form's rows and syrk, or the columns form's batches of directions. For
+ * admission's estimate of seconds (src/cost.ts) before work.
+ */
+export function curvatureWorkOf(layers: readonly LayerSize[], n: number, exact: boolean, answer: CurvatureAnswer = 'matrix', exactStack?: ExactStackKind): Work {
+  const ls = sizes(layers);
+  const { need, directions, form } = answerForm(ls, n, exact, answer, exactStack);
+  let w = 0, blockDoubles = 0;
+  for (const l of ls) if (l.selected) { const wl = l.out * (l.in + (l.hasBias ? 1 : 0)); w += wl; blockDoubles += wl * wl; }
+  const answerDoubles = answer === 'matrix' ? w * w : answer === 'blocks' ? blockDoubles : (directions ?? w) * w;
+  if (form === 'stack') {
+    const stack = exact && answer === 'matrix' ? exactStack : undefined;
+    const chunk = stack ? exactStackChunk(ls, n, w) : stackChunk(ls, n, w);
+    return stackWork(ls, n, w, Math.ceil(n / chunk), stack);
+  }
+  if (form === 'columns') return columnsWork(ls, n, w, directions ?? w, columnsBatch(ls, n, w));
+  const filter = need ?? allSelected(ls);
+  return curvatureWork(ls, n, exact, filter, curvatureChunking(ls, n, filter), answerDoubles, answer === 'matrix');
 }
 
 /** The chunking an exact or outer-product Hessian (or the blocks `need` picks) will use, for its work estimate. */
@@ -474,10 +658,24 @@ function selectedFilter(p: Problem): BlockFilter {
   return (l, m) => layers[l].offset >= 0 && layers[m].offset >= 0;
 }
 
+/** The form for the blocks `need` picks of `p` (directions: the rows the columns form would compute): the caller's, or the cost model's. */
+function formOf(p: Problem, exact: boolean, budgets: CurvatureBudgets, need?: BlockFilter, directions?: number): CurvatureForm['form'] {
+  const exactStack = exact && need === undefined ? exactStackKind(p.head.loss, p.head.activation) : undefined;
+  if (budgets.form === 'stack' && exact && !exactStack) throw new Error('the exact Hessian has a stack form only for the whole matrix, and not for sum-of-squares on softmax outputs');
+  return budgets.form ?? curvatureForm(layerSizes(p.network.layers), p.inputs.rows, exact, { need, directions, exactStack }).form;
+}
+
 /** The whole (selected) matrix, W × W. */
 function curvatureMatrix(p: Problem, exact: boolean, budgets: CurvatureBudgets): Float64Array {
   const W = p.network.parameterCount;
   const h = new Float64Array(W * W);
+  const form = formOf(p, exact, budgets);
+  if (form === 'stack') {
+    if (exact) return exactStackHessian(p, budgets.chunk);
+    addStackOuterProduct(p, { kind: 'matrix', h }, budgets.chunk);
+    return h;
+  }
+  if (form === 'columns') return hessianByProducts(p, exact, budgets.chunk);
   addCurvature(p, exact, { data: h, stride: W, rowStart: 0, rowEnd: W, colOffset: 0, mirror: false }, selectedFilter(p), budgets);
   symmetrizeBlocks(h, W, p.network.layers);
   return h;
@@ -512,8 +710,16 @@ export function outerProductHessian(p: Problem, budgets: CurvatureBudgets = {}):
 export function curvatureBlocks(p: Problem, exact: boolean, budgets: CurvatureBudgets = {}): { layer: number; block: Float64Array }[] {
   const layers = p.network.layers;
   const blocks = layers.map((l) => (l.offset >= 0 ? new Float64Array(l.size * l.size) : undefined));
-  const targets = layers.map((l, i) => ({ data: blocks[i] ?? new Float64Array(0), stride: l.size, rowStart: l.offset, rowEnd: l.offset + l.size, colOffset: l.offset, mirror: false }));
-  addCurvature(p, exact, (l) => targets[l], (l, m) => l === m && layers[l].offset >= 0, budgets);
+  const own: BlockFilter = (l, m) => l === m && layers[l].offset >= 0;
+  const form = formOf(p, exact, budgets, own);
+  if (form === 'columns') return blocksByProducts(p, exact, budgets.chunk);
+  if (form === 'stack') {
+    const stacked = layers.flatMap((l, i) => (blocks[i] ? [{ offset: l.offset, size: l.size, block: blocks[i] }] : []));
+    addStackOuterProduct(p, { kind: 'blocks', blocks: stacked }, budgets.chunk);
+  } else {
+    const targets = layers.map((l, i) => ({ data: blocks[i] ?? new Float64Array(0), stride: l.size, rowStart: l.offset, rowEnd: l.offset + l.size, colOffset: l.offset, mirror: false }));
+    addCurvature(p, exact, (l) => targets[l], own, budgets);
+  }
   const out: { layer: number; block: Float64Array }[] = [];
   blocks.forEach((block, layer) => { if (block) out.push({ layer, block }); });
   return out;
@@ -533,7 +739,11 @@ export function slabFilter(layers: readonly { offset: number; size: number }[], 
 export function curvatureRows(p: Problem, exact: boolean, start: number, end: number, budgets: CurvatureBudgets = {}): Float64Array {
   const W = p.network.parameterCount;
   const h = new Float64Array((end - start) * W);
-  addCurvature(p, exact, { data: h, stride: W, rowStart: start, rowEnd: end, colOffset: 0, mirror: true }, slabFilter(p.network.layers, start, end), budgets);
+  const need = slabFilter(p.network.layers, start, end);
+  const form = formOf(p, exact, budgets, need, end - start);
+  if (form === 'stack') addStackOuterProduct(p, { kind: 'rows', h, start, end }, budgets.chunk);
+  else if (form === 'columns') hessianRowsByProducts(p, exact, start, end, h, W, budgets.chunk);
+  else addCurvature(p, exact, { data: h, stride: W, rowStart: start, rowEnd: end, colOffset: 0, mirror: true }, need, budgets);
   return h;
 }
 

@@ -5,7 +5,7 @@
  */
 export { ACTIVATIONS, ACTIVATION_NAMES, type ActivationName } from './activations.ts';
 export { LOSSES, LOSS_NAMES, REDUCTIONS, type LossName, type Reduction } from './losses.ts';
-export { CoreError, type CoreErrorCode, type CoreErrorData, type CoreErrorParams } from './errors.ts';
+export { CoreError, type CoreErrorCode, type CoreErrorData, type CoreErrorParams, type CoreWarning, type CoreWarningCode, type CoreWarningParams } from './errors.ts';
 export {
   buildNetwork, makeProblem, checkInputs, forward, parameterVector, withParameters, countParameters, selectedLayers,
   type Matrix, type Network, type NetworkSpec, type Problem, type Layer, type LayerSize, type Targets,
@@ -14,10 +14,10 @@ export { errorValue, gradient, passesBytes } from './backprop.ts';
 export { inputJacobian, parameterJacobian, checkParameterVector, jacobianScratchBytes, type JacobianResult } from './jacobian.ts';
 export {
   exactHessian, outerProductHessian, hessianDiagonal, curvatureScratchBytes, hessianDiagonalScratchBytes, curvatureBlocks, curvatureRows,
-  layerSizes, slabFilter, type BlockFilter, type CurvatureBudgets,
+  layerSizes, slabFilter, curvatureForm, type BlockFilter, type CurvatureBudgets, type CurvatureForm,
 } from './hessian.ts';
 export { diagonalApproximation, diagonalApproximationScratchBytes } from './diagonal-approximation.ts';
-export { finiteDifferenceHessian, finiteDifferenceScratchBytes, FINITE_DIFFERENCE_STEP } from './finite-difference.ts';
+export { finiteDifferenceHessian, finiteDifferenceKinks, finiteDifferenceScratchBytes, FINITE_DIFFERENCE_STEP } from './finite-difference.ts';
 export { hessianVectorProduct, hessianVectorProductScratchBytes, curvatureOperator, type CurvatureOperator } from './r-operator.ts';
 export { woodburyInverse, woodburyScratchBytes, choleskyInverse, choleskyScratchBytes, checkDamping, type InverseResult } from './inverse.ts';
 export { assertFinite } from './finite.ts';

@@ -19,10 +19,16 @@ export interface InverseResult {
 /** Up to this order a refusal for a matrix that is not positive definite names its smallest eigenvalue. */
 const EIGEN_HINT_MAX = 800;
 
+/**
+ * The damping α of H + αI: positive, finite and a normal float64. A subnormal α (below 2^−1022)
+ * is refused as such: 1/α overflows (the Woodbury start (αI)⁻¹ is infinite) and α vanishes next to
+ * any entry of H, so an answer would be infinite or that of H alone.
+ */
 export function checkDamping(damping: number): void {
   if (!(damping > 0) || !Number.isFinite(damping)) {
-    throw new CoreError('INVALID_DAMPING', { damping });
+    throw new CoreError('INVALID_DAMPING', { damping, reason: 'notPositive' });
   }
+  if (damping < 2 ** -1022) throw new CoreError('INVALID_DAMPING', { damping, reason: 'subnormal' });
 }
 
 /** Jacobian rows per Woodbury update (k of the rank-k form). */

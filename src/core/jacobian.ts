@@ -72,20 +72,26 @@ export function inputJacobian(net: Network, inputs: Matrix): JacobianResult {
 }
 
 /**
- * Rows of a parameter Jacobian for points n0 … n0 + c − 1, (c·K) × W: given per-point
- * K × K matrices C_n (derivatives with respect to a_out), the rows of C_n ∂a_out/∂w, where
- * ∂a_out/∂θ_m[p][q] = R_{out,m}[·][p] z̃_{m−1}[q], for the selected layers (the pull-back stops at
- * the lowest). Cost O(c·K·(W + Σ out_l·out_{l+1})).
+ * Rows of a parameter Jacobian for points n0 … n0 + c − 1, (c·r) × width: given per-point
+ * r × out_top matrices C_n (derivatives with respect to a_top, the last layer's by default), the
+ * rows of C_n ∂a_top/∂w, where ∂a_top/∂θ_m[p][q] = R_{top,m}[·][p] z̃_{m−1}[q], for the selected
+ * layers m ≤ top (m < top without `own`; the pull-back stops at the lowest). Columns are the
+ * parameter indices, of which the first `width` are kept (those of the layers below top when
+ * `own` is false). Cost O(c·r·(W + Σ out_l·out_{l+1})).
  */
-export function jacobianRows(net: Network, f: ForwardPass, start: Float64Array, n0: number, c: number, out?: Float64Array): Float64Array {
-  const k = net.outputSize, W = net.parameterCount, L = net.layers.length;
+export function jacobianRows(
+  net: Network, f: ForwardPass, start: Float64Array, n0: number, c: number, out?: Float64Array,
+  { top = net.layers.length - 1, own = true, width = net.parameterCount }: { top?: number; own?: boolean; width?: number } = {},
+): Float64Array {
+  const k = start.length / (c * net.layers[top].out);
+  const W = width;
   const rows = out ?? new Float64Array(c * k * W);
   const lowest = lowestSelected(net);
   let x = start;
-  for (let m = L - 1; m >= lowest; m--) {
-    if (m < L - 1) x = pullBack(net, f, m, x, c, k, n0);
+  for (let m = top; m >= lowest; m--) {
+    if (m < top) x = pullBack(net, f, m, x, c, k, n0);
     const layer = net.layers[m];
-    if (layer.offset < 0) continue;
+    if (layer.offset < 0 || (m === top && !own)) continue;
     const { out: outM, aug } = layer;
     const zt = augmentedInputs(f, layer, m, n0, c);
     const map = parameterIndexMap(net, m);

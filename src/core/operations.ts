@@ -5,21 +5,22 @@
  */
 import { jacobianScratchBytes, inputJacobian, inputJacobianChunk, parameterJacobian } from './jacobian.ts';
 import {
-  curvatureBlocks, curvatureChunking, curvatureRows, curvatureScratchBytes, exactHessian, hessianDiagonal, hessianDiagonalChunk, hessianDiagonalScratchBytes,
-  outerProductHessian, slabFilter, type BlockFilter,
+  curvatureBlocks, curvatureRows, curvatureScratchBytes, curvatureWorkOf, exactHessian, hessianDiagonal, hessianDiagonalChunk, hessianDiagonalScratchBytes,
+  outerProductHessian,
 } from './hessian.ts';
 import { diagonalApproximation, diagonalApproximationScratchBytes } from './diagonal-approximation.ts';
-import { finiteDifferenceHessian, finiteDifferenceScratchBytes } from './finite-difference.ts';
+import { finiteDifferenceHessian, finiteDifferenceKinks, finiteDifferenceScratchBytes } from './finite-difference.ts';
 import { curvatureOperator, hessianVectorProduct, hessianVectorProductScratchBytes } from './r-operator.ts';
-import { choleskyInverse, choleskyScratchBytes, woodburyInverse, woodburyPlan, woodburyScratchBytes } from './inverse.ts';
+import { checkDamping, choleskyInverse, choleskyScratchBytes, woodburyInverse, woodburyPlan, woodburyScratchBytes } from './inverse.ts';
 import { denseEigen, EIGEN_DENSE_MAX, lanczosBasis, lanczosEigen } from './eigen.ts';
 import { kfacApply, kfacChunk, kfacEigen, kfacFactors, kfacLogDeterminant, kfacPreconditioner, kfacScratchBytes, kfacSolve } from './kfac.ts';
 import {
-  choleskyWork, curvatureOperatorWork, curvatureWork, diagonalApproximationWork, diagonalWork, eigenWork, gradientWork, inputJacobianWork, kfacEigenWork,
+  choleskyWork, curvatureOperatorWork, diagonalApproximationWork, diagonalWork, eigenWork, gradientWork, inputJacobianWork, kfacEigenWork,
   kfacFactorsWork, kfacSolveWork, parameterJacobianWork, WorkMeter, woodburyWork, type Work,
 } from './work.ts';
 import { choleskySolve, conjugateGradient, jacobiPreconditioner, type Preconditioner as SolvePreconditioner, type SolveResult } from './solve.ts';
 import { passesBytes } from './backprop.ts';
+import { exactStackKind, type ExactStackKind } from './stack.ts';
 import { CoreError } from './errors.ts';
 import { assertFinite } from './finite.ts';
 import { buildNetwork, countParameters, makeProblem, selectedLayers, type LayerSize, type Matrix, type Problem } from './network.ts';
@@ -113,8 +114,14 @@ const OPERATIONS: Operations = {
         }
         case 'diagonal-approximation':
           return { fields: { parameterCount: w, diagonal: array(diagonalApproximation(p), [w]) }, principal: 'diagonal' };
-        case 'finite-difference':
-          return { fields: { parameterCount: w, hessian: array(finiteDifferenceHessian(p), [w, w]) }, principal: 'hessian' };
+        case 'finite-difference': {
+          const kinks = finiteDifferenceKinks(p);
+          return {
+            fields: { parameterCount: w, hessian: array(finiteDifferenceHessian(p), [w, w]) },
+            principal: 'hessian',
+            warnings: kinks ? [{ code: 'FINITE_DIFFERENCE_KINK', params: kinks }] : undefined,
+          };
+        }
         case 'exact':
         case 'outer-product': {
           const exact = task.method === 'exact';
@@ -151,16 +158,15 @@ const OPERATIONS: Operations = {
           if (task.structure === 'block-diagonal') {
             let doubles = 0;
             for (const l of layers) if (l.selected) doubles += (l.out * (l.in + (l.hasBias ? 1 : 0))) ** 2;
-            const need: BlockFilter = (l, m) => l === m && layers[l].selected;
-            return { answerDoubles: doubles, scratchBytes: curvatureScratchBytes(layers, n, need), method: `${method}, block-diagonal`, work: curvatureWork(layers, n, exact, need, curvatureChunking(layers, n, need), doubles, false) };
+            return { answerDoubles: doubles, scratchBytes: curvatureScratchBytes(layers, n, exact, 'blocks'), method: `${method}, block-diagonal`, work: curvatureWorkOf(layers, n, exact, 'blocks') };
           }
           if (task.rows) {
             const [start, end] = task.rows;
             const rows = Math.max(0, Math.min(end, w) - Math.max(0, start));
-            const need = sizeSlabFilter(layers, start, end);
-            return { answerDoubles: rows * w, scratchBytes: curvatureScratchBytes(layers, n, need), method: `${method}, rows ${start}–${end}`, work: curvatureWork(layers, n, exact, need, curvatureChunking(layers, n, need), rows * w, false) };
+            return { answerDoubles: rows * w, scratchBytes: curvatureScratchBytes(layers, n, exact, [start, end]), method: `${method}, rows ${start}–${end}`, work: curvatureWorkOf(layers, n, exact, [start, end]) };
           }
-          return { answerDoubles: w * w, scratchBytes: curvatureScratchBytes(layers, n), method, work: fullCurvatureWork(layers, n, exact, w) };
+          const stack = exactStackOf(task.problem);
+          return { answerDoubles: w * w, scratchBytes: curvatureScratchBytes(layers, n, exact, 'matrix', stack), method, work: fullCurvatureWork(layers, n, exact, stack) };
         }
       }
     },
@@ -191,18 +197,20 @@ const OPERATIONS: Operations = {
     },
     footprint: (task, { layers, n, k, w }) => {
       const plan = woodburyPlan(w, k, n);
+      const exact = task.hessian === 'exact', stack = exactStackOf(task.problem);
       return {
         answerDoubles: w * w,
-        scratchBytes: task.method === 'woodbury' ? woodburyScratchBytes(w, k, n) : curvatureScratchBytes(layers, n) + choleskyScratchBytes(w),
+        scratchBytes: task.method === 'woodbury' ? woodburyScratchBytes(w, k, n) : curvatureScratchBytes(layers, n, exact, 'matrix', stack) + choleskyScratchBytes(w),
         method: task.method,
         work: task.method === 'woodbury'
           ? woodburyWork(layers, n, w, k, plan.chunk, plan.kMax)
-          : new WorkMeter().add(fullCurvatureWork(layers, n, task.hessian === 'exact', w)).add(choleskyWork(w)).work(),
+          : new WorkMeter().add(fullCurvatureWork(layers, n, exact, stack)).add(choleskyWork(w)).work(),
       };
     },
   },
   'hessian-kfac': {
     run(task): ComputeResult {
+      if (task.damping !== undefined) checkDamping(task.damping);
       const p = problem(task.problem);
       const factors = kfacFactors(p);
       const layers = factors.map((f) => ({
@@ -249,8 +257,9 @@ const OPERATIONS: Operations = {
       const exact = task.hessian === 'exact';
       if (method === 'dense') {
         // the matrix, a copy for the solver and its workspace (up to 2W² for divide and conquer)
-        const work = new WorkMeter().add(fullCurvatureWork(layers, n, exact, w)).add(eigenWork(w, k)).work();
-        return { answerDoubles, scratchBytes: 8 * 4 * w * w + curvatureScratchBytes(layers, n), method, work };
+        const stack = exactStackOf(task.problem);
+        const work = new WorkMeter().add(fullCurvatureWork(layers, n, exact, stack)).add(eigenWork(w, k)).work();
+        return { answerDoubles, scratchBytes: 8 * 4 * w * w + curvatureScratchBytes(layers, n, exact, 'matrix', stack), method, work };
       }
       const basis = lanczosBasis(k, w);
       // each product, then the full reorthogonalisation against the basis (two passes of V u and Vᵀ c), and per restart T's eigenpairs
@@ -273,6 +282,7 @@ const OPERATIONS: Operations = {
       let r: SolveResult;
       const method = solveMethod(task.hessian, task.method, w);
       if (task.hessian === 'kfac') {
+        checkDamping(task.damping);
         const factors = kfacFactors(p);
         const solutions = kfacSolve(p.network.layers, kfacEigen(factors), task.damping, v, m, w);
         const applied = kfacApply(p.network.layers, factors, task.damping, solutions, m, w);
@@ -317,9 +327,10 @@ const OPERATIONS: Operations = {
       const operator = hessianVectorProductScratchBytes(layers, n, w);
       if (method === 'cholesky') {
         // the matrix, its factorisation (W³/3), two triangular solves per vector, and each solution's residual by a product
-        const work = new WorkMeter().add(fullCurvatureWork(layers, n, exact, w)).kernel(w * w * w / 3, w * w).gemm(w, 2 * m, w)
+        const stack = exactStackOf(task.problem);
+        const work = new WorkMeter().add(fullCurvatureWork(layers, n, exact, stack)).kernel(w * w * w / 3, w * w).gemm(w, 2 * m, w)
           .add(curvatureOperatorWork(layers, n, w, m)).work();
-        return { answerDoubles, scratchBytes: 8 * w * w + curvatureScratchBytes(layers, n) + operator, method, work };
+        return { answerDoubles, scratchBytes: 8 * w * w + curvatureScratchBytes(layers, n, exact, 'matrix', stack) + operator, method, work };
       }
       const pre = task.preconditioner === 'kfac' ? kfacBytes : task.preconditioner === 'diagonal' ? 8 * w + hessianDiagonalScratchBytes(layers, n) : 0;
       const cg = (perVector: number) => {
@@ -342,10 +353,9 @@ function lowestOf(layers: readonly Required<LayerSize>[]): number {
   return l < 0 ? layers.length : l;
 }
 
-/** The whole (selected) exact or outer-product Hessian's work. */
-function fullCurvatureWork(layers: readonly Required<LayerSize>[], n: number, exact: boolean, w: number): Work {
-  const need: BlockFilter = (l, m) => layers[l].selected && layers[m].selected;
-  return curvatureWork(layers, n, exact, need, curvatureChunking(layers, n, need), w * w, true);
+/** The whole (selected) exact or outer-product Hessian's work, in the form it will be computed in. */
+function fullCurvatureWork(layers: readonly Required<LayerSize>[], n: number, exact: boolean, exactStack: ExactStackKind | undefined): Work {
+  return curvatureWorkOf(layers, n, exact, 'matrix', exactStack);
 }
 
 /** CG's M⁻¹: none, Jacobi from H's own diagonal, or the KFAC matrix's exact solve. */
@@ -353,6 +363,11 @@ function preconditioner(p: Problem, kind: Preconditioner, exact: boolean, dampin
   if (kind === 'diagonal') return jacobiPreconditioner(hessianDiagonal(p, exact), damping);
   if (kind === 'kfac') return kfacPreconditioner(p.network.layers, kfacEigen(kfacFactors(p)), damping, p.network.parameterCount);
   return undefined;
+}
+
+/** Whether (and how) the exact Hessian of this problem has the stack form (stack.ts), from its loss and output activation. */
+function exactStackOf(problem: ProblemData): ExactStackKind | undefined {
+  return exactStackKind(problem.loss, problem.network.layers[problem.network.layers.length - 1]?.activation ?? '');
 }
 
 /** The eigensolver auto picks: dense up to EIGEN_DENSE_MAX parameters, Lanczos beyond. */
@@ -381,18 +396,6 @@ function checkRows(rows: readonly [number, number], w: number): [number, number]
     throw new CoreError('SHAPE_MISMATCH', { reason: 'rows', start, end, w });
   }
   return [start, end];
-}
-
-/** The blocks a slab needs, from layer sizes alone (for the estimate). */
-function sizeSlabFilter(layers: readonly Required<LayerSize>[], start: number, end: number): BlockFilter {
-  let offset = 0;
-  const placed = layers.map((l) => {
-    const size = l.out * (l.in + (l.hasBias ? 1 : 0));
-    const at = l.selected ? offset : -1;
-    if (l.selected) offset += size;
-    return { offset: at, size };
-  });
-  return slabFilter(placed, start, end);
 }
 
 /** The operation of a task's endpoint (the one cast: a task's endpoint picks its entry). */

@@ -325,3 +325,70 @@ export function perPointShare(atN: Work, atOne: Work, seconds: (w: Work) => numb
   if (!(total > 0)) return 0;
   return Math.max(0, Math.min(1, (total - seconds(atOne)) / total));
 }
+
+/**
+ * Per unit of curvatureForm's prices (hessian.ts), in this module's counts: its moved doubles are
+ * elements; its doubles through in-cache loops are cheaper, by its own ratio of the two rates
+ * (1.5e8 against 1e9 a second); a layer step (2e-5 s there) is a few kernel calls, loops and
+ * allocations, counted as STACK_STEP_CALLS calls (at the calibrated 5e-7 s a call, src/cost.ts).
+ * The columns form's layer steps were measured heavier than that price (which only has to rank
+ * the forms), and in proportion to the depth rather than to the batches: 300, 1,000 and 2,000 tanh
+ * layers of width 1 at N = 1 (W = D = 600, 2,000, 4,000; 1, 1 and 4 batches) took 0.42, 1.7 and
+ * 2.4 s here at load 10–12 (about 3x the unloaded times), ≈ 0.15 ms unloaded per step of 3L, so
+ * each of the 3L steps over all W directions counts COLUMNS_STEP_CALLS (1.5e-4 s), pro rata for
+ * fewer directions, beside STACK_STEP_CALLS per batch.
+ */
+const CACHED_ELEMENT = 0.15;
+const STACK_STEP_CALLS = 40;
+const COLUMNS_STEP_CALLS = 300;
+
+/**
+ * The outer product (or, with `exactStack`, the exact Hessian) in the stack form (stack.ts), over
+ * n points in `chunks` chunks: the rows U = C_n B_n (N·K of them pulled back through the layers, a
+ * layer step each per chunk),
+ * H = UᵀU by syrk (N·K·W² flops as a GEMM rate sees it), mirrored; for the exact Hessian per
+ * layer with a d_k V_kᵀ D V_k and its rows against the layers below, the cross terms, and the
+ * L(L+1)/2 pull-back steps per chunk (curvatureForm's 'stack' and 'exact stack').
+ */
+export function stackWork(layers: Sizes, n: number, w: number, chunks: number, exactStack?: 'canonical' | 'residual'): Work {
+  const meter = forwardWork(layers, n);
+  const k = layers[layers.length - 1]?.out ?? 0;
+  let units = 0;
+  for (const l of layers) units += l.out;
+  jacobianRowsWork(layers, n, n * k, w, meter);
+  // H zeroed (twice where the exact form makes its own), written by syrk, mirrored, checked finite
+  meter.kernel(n * k * w * w, n * k * (w + units) + w * w).call(chunks * (1 + layers.length * STACK_STEP_CALLS)).touch((exactStack ? 4 : 3) * w * w).call(2);
+  if (exactStack) {
+    backwardWork(layers, n, meter);
+    let below = 0, belowPrevious = 0;
+    layers.forEach((l, i) => {
+      const wl = paramsOf(l);
+      const withD = i < layers.length - 1 || exactStack === 'residual';
+      if (withD) meter.kernel(2 * n * l.out * below * below + (l.selected ? 2 * n * wl * below : 0), 3 * n * l.out * below).call(chunks);
+      if (l.selected) meter.kernel(2 * n * wl * belowPrevious, n * wl).call(chunks);
+      belowPrevious = below;
+      if (l.selected) below += wl;
+    });
+    meter.call(chunks * ((layers.length * (layers.length + 1)) / 2) * STACK_STEP_CALLS);
+  }
+  return meter.work();
+}
+
+/**
+ * `directions` rows H e_j of the exact or outer-product Hessian by the batched R-operator
+ * (columns.ts), `batch` directions at a time: building the operator (passes, output curvatures),
+ * then ≈ 8·N·W flops per direction in GEMMs over the batch, N·Σ(2 out_l + 2 in_l) doubles per
+ * direction through in-cache loops three times, the rows through a few passes, and 3L layer steps
+ * (curvatureForm's 'columns'; their measured weight above).
+ */
+export function columnsWork(layers: Sizes, n: number, w: number, directions: number, batch: number): Work {
+  const meter = forwardWork(layers, n);
+  backwardWork(layers, n, meter);
+  outputMatricesWork(layers[layers.length - 1]?.out ?? 0, n, meter);
+  let through = 0;
+  for (const l of layers) through += 2 * l.out + 2 * l.in;
+  const batches = Math.ceil(directions / Math.max(1, batch));
+  meter.kernel(8 * n * directions * w, 0).call(batches).touch(CACHED_ELEMENT * 3 * n * directions * through + 6 * directions * w);
+  meter.call(3 * layers.length * (batches * STACK_STEP_CALLS + (COLUMNS_STEP_CALLS * directions) / Math.max(1, w)));
+  return meter.work();
+}

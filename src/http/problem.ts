@@ -30,8 +30,14 @@ function problemType(code: string): string {
   return `urn:curvature-service:problem:${code.toLowerCase().replace(/_/g, '-')}`;
 }
 
-function fromError(err: ServiceError): Problem {
+/** The problem+json body of a refusal (also the OpenAPI document's examples of refusals). */
+export function problemOf(err: ServiceError): Problem {
   return { type: problemType(err.code), title: CATALOGUE[err.code].title, status: err.status, detail: err.detail, code: err.code };
+}
+
+/** The problem+json text of a refusal. */
+export function problemBody(err: ServiceError): string {
+  return JSON.stringify(problemOf(err));
 }
 
 /** `/network/layers/0/weights` → `network.layers[0].weights`. */
@@ -42,8 +48,11 @@ function fieldPath(instancePath: string, context: string | undefined): string {
   return out === '' ? (context ?? 'body') : out;
 }
 
-/** Any error as the catalogued refusal it is (500 INTERNAL for what is not a refusal); `bodyLimit` is quoted in a 413. */
-export function toServiceError(err: unknown, bodyLimit: number): ServiceError {
+/**
+ * Any error as the catalogued refusal it is (500 INTERNAL for what is not a refusal); `bodyLimit` is
+ * quoted in a 413, `contentType` (the request's) in a 415.
+ */
+export function toServiceError(err: unknown, bodyLimit: number, contentType?: string): ServiceError {
   const known = asServiceError(err);
   if (known) return known;
   if (hasZodFastifySchemaValidationErrors(err)) {
@@ -54,7 +63,8 @@ export function toServiceError(err: unknown, bodyLimit: number): ServiceError {
   const fe = err as Partial<FastifyError> & { message?: string };
   const message = fe.message ?? '';
   if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new ServiceError('PAYLOAD_TOO_LARGE', { reason: 'body', limit: bodyLimit });
-  if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new ServiceError('UNSUPPORTED_MEDIA_TYPE', { contentType: message.replace(/^Unsupported Media Type:\s*/, '') });
+  // Fastify's message is only "Unsupported Media Type": name the type the request sent
+  if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new ServiceError('UNSUPPORTED_MEDIA_TYPE', { contentType: contentType ?? message.replace(/^Unsupported Media Type:\s*/, '') });
   const status = fe.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
     if (status === 413) return new ServiceError('PAYLOAD_TOO_LARGE', { reason: 'body', limit: bodyLimit });
@@ -73,13 +83,13 @@ export function sendProblem(reply: FastifyReply, err: ServiceError): FastifyRepl
   if (allow !== undefined) reply.header('allow', allow.join(', '));
   // counted by code in /metrics (src/plugins/metrics.ts)
   reply.problemCode = err.code;
-  return reply.code(err.status).type('application/problem+json; charset=utf-8').send(JSON.stringify(fromError(err)));
+  return reply.code(err.status).type('application/problem+json; charset=utf-8').send(problemBody(err));
 }
 
 /** The app's error handler; `bodyLimit` is quoted in the 413 of a body over it. */
 export function errorHandler(bodyLimit: number) {
   return (err: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply => {
-    const e = toServiceError(err, bodyLimit);
+    const e = toServiceError(err, bodyLimit, req.headers['content-type']);
     if (e.status === 503) req.log.warn({ code: e.code, detail: e.detail }, 'request shed');
     else if (e.status >= 500) req.log.error({ err }, 'request failed');
     else req.log.info({ code: e.code, detail: e.detail }, 'request refused');

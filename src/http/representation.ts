@@ -2,12 +2,13 @@
  * Content negotiation and the three representations of a computed answer: JSON (default),
  * NumPy .npy and raw little-endian float64. Binary answers are streamed straight from the
  * result's Float64Array with an exact Content-Length; JSON of a large array is streamed as
- * text chunks, never built as one string.
+ * text chunks (json-text.ts), never built as one string.
  */
 import { pipeline, Readable, Transform } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import { ServiceError } from '../errors.ts';
-import { isArrayResult, npzMembers, principalArray, type AnswerObject, type AnswerValue, type ArrayResult, type ComputeResult } from '../core/index.ts';
+import { isArrayResult, npzMembers, principalArray, type AnswerValue, type ArrayResult, type ComputeResult } from '../core/index.ts';
+import { answerJson, JSON_CHUNK_ELEMENTS, jsonSize } from './json-text.ts';
 import { float64Stream, npyHeader } from './npy.ts';
 import { npzStream } from './npz.ts';
 
@@ -34,26 +35,40 @@ function headerValue(v: AnswerValue | undefined): string | undefined {
   return undefined;
 }
 
+/** A header of a binary answer. */
+export interface AnswerHeader {
+  readonly name: string;
+  readonly type: 'string' | 'integer' | 'number';
+  readonly description: string;
+  /**
+   * The JSON answer's field the header carries: the OpenAPI document lists the header on the answers
+   * whose schema has that field. Absent for the two headers of the principal array, X-Array-Shape and
+   * X-Array-Name (answers with a single-array form: .npy, raw).
+   */
+  readonly field?: string;
+  value(result: ComputeResult): string | undefined;
+}
+
+/** A header that carries the scalar (or short list) field `field` of the JSON answer. */
+const fieldHeader = (name: string, field: string, type: AnswerHeader['type'], description: string): AnswerHeader =>
+  ({ name, field, type, description, value: (r) => headerValue(r.fields[field]) });
+
 /**
  * The headers of a binary answer, one table: the answer sets them (sendResult), a refusal after
  * them removes them (src/http/problem.ts), and the OpenAPI document lists them (src/plugins/swagger.ts).
  */
-export const ANSWER_HEADERS: readonly {
-  readonly name: string;
-  readonly type: 'string' | 'integer' | 'number';
-  readonly description: string;
-  value(result: ComputeResult): string | undefined;
-}[] = [
+export const ANSWER_HEADERS: readonly AnswerHeader[] = [
   { name: 'X-Array-Shape', type: 'string', description: 'Binary answers: the shape of the array, comma-separated (e.g. 13,13).', value: (r) => principalArray(r)?.shape.join(',') },
-  { name: 'X-Array-Name', type: 'string', description: "Binary answers: the array's field name in the JSON answer (jacobian, hessian, diagonal, product, inverse).", value: (r) => (principalArray(r) ? r.principal : undefined) },
-  { name: 'X-Parameter-Count', type: 'integer', description: 'Binary answers: W, where the JSON answer has parameterCount.', value: (r) => headerValue(r.fields.parameterCount) },
-  { name: 'X-Log-Determinant', type: 'number', description: 'Binary answers of /hessian/inverse: log det(H + αI).', value: (r) => headerValue(r.fields.logDeterminant) },
-  { name: 'X-Trace', type: 'number', description: "Binary answers of method 'diagonal': the trace of H, the sum of the exact diagonal.", value: (r) => headerValue(r.fields.trace) },
-  { name: 'X-Row-Start', type: 'integer', description: 'Binary answers of a slab of rows: its first row.', value: (r) => headerValue(r.fields.rowStart) },
-  { name: 'X-Row-End', type: 'integer', description: 'Binary answers of a slab of rows: one past its last row.', value: (r) => headerValue(r.fields.rowEnd) },
-  { name: 'X-Method', type: 'string', description: 'Binary answers of /hessian/eigen and /hessian/inverse-vector-product: the method used (auto resolved).', value: (r) => headerValue(r.fields.method) },
-  { name: 'X-Iterations', type: 'string', description: 'Binary answers of /hessian/eigen and /hessian/inverse-vector-product: curvature-vector products used (one per vector, comma-separated, for the latter).', value: (r) => headerValue(r.fields.iterations) },
-  { name: 'X-Residuals', type: 'string', description: 'Binary answers of /hessian/eigen and /hessian/inverse-vector-product: the residuals reached, comma-separated (up to 1000 of them).', value: (r) => headerValue(r.fields.residuals) },
+  { name: 'X-Array-Name', type: 'string', description: "Binary answers: the array's field name in the JSON answer (jacobian, hessian, diagonal, product, inverse, solutions).", value: (r) => (principalArray(r) ? r.principal : undefined) },
+  fieldHeader('X-Parameter-Count', 'parameterCount', 'integer', 'Binary answers: W, where the JSON answer has parameterCount.'),
+  fieldHeader('X-Log-Determinant', 'logDeterminant', 'number', 'Binary answers of /hessian/inverse (and /hessian/kfac with damping): log det(H + αI).'),
+  fieldHeader('X-Trace', 'trace', 'number', "Binary answers of method 'diagonal': the trace of H, the sum of the exact diagonal."),
+  fieldHeader('X-Row-Start', 'rowStart', 'integer', 'Binary answers of a slab of rows: its first row.'),
+  fieldHeader('X-Row-End', 'rowEnd', 'integer', 'Binary answers of a slab of rows: one past its last row.'),
+  fieldHeader('X-Method', 'method', 'string', 'Binary answers of /hessian/eigen and /hessian/inverse-vector-product: the method used (auto resolved).'),
+  fieldHeader('X-Iterations', 'iterations', 'string', 'Binary answers of /hessian/eigen and /hessian/inverse-vector-product: curvature-vector products used (one per vector, comma-separated, for the latter).'),
+  fieldHeader('X-Residuals', 'residuals', 'string', 'Binary answers of /hessian/eigen and /hessian/inverse-vector-product: the residuals reached, comma-separated (up to 1000 of them).'),
+  { name: 'X-Warnings', field: 'warnings', type: 'string', description: "Binary answers with notes on how to read them: the codes, comma-separated (FINITE_DIFFERENCE_KINK); the JSON answer's warnings has their texts.", value: (r) => (r.warnings?.length ? r.warnings.map((w) => w.code).join(',') : undefined) },
 ];
 
 /**
@@ -96,82 +111,6 @@ export function negotiate(accept: string | undefined, offered: readonly Represen
   return best;
 }
 
-/** Elements per JSON text chunk when streaming. */
-const JSON_CHUNK_ELEMENTS = 1 << 15;
-
-/** JSON text of a row-major array nested to its shape, in chunks of about JSON_CHUNK_ELEMENTS numbers. */
-function* nestedJson(a: ArrayResult): Generator<string> {
-  const { data, shape } = a;
-  const row = shape[shape.length - 1];
-  const rows = data.length / row;
-  // strides[d] = rows per block of dimension d (over the leading dims only)
-  const lead = shape.slice(0, -1);
-  const blocks: number[] = [];
-  let acc = 1;
-  for (let d = lead.length - 1; d >= 0; d--) { acc *= lead[d]; blocks[d] = acc; }
-  let buf = '';
-  for (let r = 0; r < rows; r++) {
-    let open = '';
-    for (let d = 0; d < lead.length; d++) {
-      if (r % blocks[d] === 0) open += '[';
-    }
-    if (r > 0) buf += ',';
-    buf += open;
-    buf += '[';
-    const base = r * row;
-    for (let j = 0; j < row; j++) {
-      if (j > 0) buf += ',';
-      buf += String(data[base + j]);
-    }
-    buf += ']';
-    let close = '';
-    for (let d = lead.length - 1; d >= 0; d--) {
-      if ((r + 1) % blocks[d] === 0) close += ']';
-    }
-    buf += close;
-    if (buf.length >= JSON_CHUNK_ELEMENTS * 20) { yield buf; buf = ''; }
-  }
-  if (buf.length > 0) yield buf;
-}
-
-/** A value's JSON text as chunks: arrays nested to their shape, lists of objects field by field. */
-function* valueJson(v: AnswerValue): Generator<string> {
-  if (isArrayResult(v)) { yield* nestedJson(v); return; }
-  if (Array.isArray(v)) {
-    yield '[';
-    let first = true;
-    for (const o of v as readonly AnswerObject[]) {
-      if (!first) yield ',';
-      first = false;
-      yield* objectJson(o);
-    }
-    yield ']';
-    return;
-  }
-  yield JSON.stringify(v);
-}
-
-function* objectJson(o: AnswerObject): Generator<string> {
-  let first = true;
-  for (const [k, v] of Object.entries(o)) {
-    yield `${first ? '{' : ','}${JSON.stringify(k)}:`;
-    first = false;
-    yield* valueJson(v);
-  }
-  yield first ? '{}' : '}';
-}
-
-/** Numbers an answer's JSON holds (its arrays' entries). */
-function jsonSize(result: ComputeResult): number {
-  let n = 0;
-  const count = (v: AnswerValue) => {
-    if (isArrayResult(v)) n += v.data.length;
-    else if (Array.isArray(v)) for (const o of v as readonly AnswerObject[]) for (const x of Object.values(o)) count(x);
-  };
-  for (const v of Object.values(result.fields)) count(v);
-  return n;
-}
-
 /** `stream`, with `onChunk` told the bytes of each chunk as the response takes it (for the stall watch of src/http/answer.ts). */
 function counted(stream: Readable, onChunk: ((bytes: number) => void) | undefined): Readable {
   if (!onChunk) return stream;
@@ -194,8 +133,8 @@ export function sendResult(reply: FastifyReply, result: ComputeResult, rep: Repr
   reply.header('vary', 'Accept');
   if (rep === 'json') {
     reply.type('application/json; charset=utf-8');
-    if (jsonSize(result) <= JSON_CHUNK_ELEMENTS) return reply.send([...objectJson(result.fields)].join(''));
-    return reply.send(counted(Readable.from(objectJson(result.fields), { objectMode: false }), onChunk));
+    if (jsonSize(result) <= JSON_CHUNK_ELEMENTS) return reply.send(Buffer.concat([...answerJson(result)]));
+    return reply.send(counted(Readable.from(answerJson(result), { objectMode: false }), onChunk));
   }
   for (const h of ANSWER_HEADERS) {
     if (rep === 'npz' && (h.name === 'X-Array-Shape' || h.name === 'X-Array-Name')) continue;

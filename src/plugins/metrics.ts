@@ -90,6 +90,7 @@ export const metricsPlugin = fp(async (app) => {
 
   app.withTypeProvider<ZodTypeProvider>().get('/metrics', {
     schema: {
+      operationId: 'getMetrics',
       tags: ['operations'],
       summary: 'Prometheus metrics',
       description: 'Process, HTTP, pool, memory-budget and refusal metrics in the Prometheus text format. Open like /health (no API key): counts and timings only.',

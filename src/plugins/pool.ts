@@ -30,7 +30,7 @@ export interface PoolPluginOptions {
 }
 
 export const poolPlugin = fp<PoolPluginOptions>(async (app, opts) => {
-  const pool = opts.pool ?? createPool(opts.config, opts.runTask);
+  const pool = opts.pool ?? createPool(opts.config, opts.runTask, { log: app.log });
   app.decorate('computePool', pool);
   app.decorate('answers', { stallMs: opts.config.answerStallMs, stalled: 0 });
   // Shutdown begins: no new task, /health/ready says so, the tasks in flight finish (then onClose).

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import {
   exactHessian, outerProductHessian, hessianDiagonal, diagonalApproximation, finiteDifferenceHessian, hessianVectorProduct,
   woodburyInverse, choleskyInverse, gradient, errorValue, inputJacobian, parameterJacobian, parameterVector,
-  withParameters, type Problem,
+  withParameters, curvatureBlocks, curvatureRows, curvatureForm, type Problem,
 } from '../../src/core/index.ts';
 import { linalg } from '../../src/core/linalg/index.ts';
 import { relativeError } from '../helpers/cases.ts';
@@ -195,6 +195,65 @@ test('chunked and tiled block products give the same exact and outer-product Hes
       const W = p.network.parameterCount;
       for (let i = 0; i < W; i++) for (let j = 0; j < i; j++) assert.equal(h[i * W + j], h[j * W + i]);
     }
+  }
+});
+
+test('the three forms (blocks, Jacobian stack Uᵀ U, columns H e_j) agree on the whole matrix, the layer blocks and row slabs, in one chunk and in many', () => {
+  for (const spec of RANDOM_SPECS) {
+    const p = randomProblem(spec);
+    const W = p.network.parameterCount;
+    for (const exact of [false, true]) {
+      const what = `${describe(spec)} ${exact ? 'exact' : 'outer product'}`;
+      const reference = exact ? exactHessian(p, { form: 'blocks' }) : outerProductHessian(p, { form: 'blocks' });
+      const own = curvatureBlocks(p, exact, { form: 'blocks' });
+      const forms = ['stack', 'columns'] as const;
+      for (const form of forms) {
+        // chunk 1: one point (stack) or one direction (columns) at a time
+        for (const budgets of [{ form }, { form, chunk: 1 }]) {
+          if (exact && form === 'stack' && spec.loss === 'sum-of-squares' && spec.activations.at(-1) === 'softmax') {
+            assert.throws(() => exactHessian(p, budgets), /no stack form|only for the whole matrix/);
+            continue;
+          }
+          const h = exact ? exactHessian(p, budgets) : outerProductHessian(p, budgets);
+          const err = relativeError(h, reference);
+          assert.ok(err <= 1e-13, `${what} ${JSON.stringify(budgets)}: relative error ${err}`);
+          for (let i = 0; i < W; i++) for (let j = 0; j < i; j++) assert.equal(h[i * W + j], h[j * W + i], `${what} ${form}: exactly symmetric`);
+          if (exact && form === 'stack') continue; // the exact stack form is for the whole matrix only
+          curvatureBlocks(p, exact, budgets).forEach((b, i) => {
+            assert.equal(b.layer, own[i].layer);
+            assert.ok(relativeError(b.block, own[i].block) <= 1e-13, `${what} ${form}: block of layer ${b.layer}`);
+          });
+          const start = Math.floor(W / 3), end = Math.min(W, start + Math.max(1, Math.floor(W / 4)));
+          assert.ok(relativeError(curvatureRows(p, exact, start, end, budgets), reference.subarray(start * W, end * W)) <= 1e-13, `${what} ${form}: rows ${start}–${end}`);
+        }
+      }
+    }
+  }
+});
+
+test('the cost model picks the Jacobian stack where N·K is small against W or a layer is much wider than the output, the blocks where N·K ≫ W, the columns for deep narrow exact Hessians', () => {
+  const shape = (sizes: number[]) => sizes.slice(1).map((out, l) => ({ in: sizes[l], out }));
+  const cases: [number[], number, 'blocks' | 'stack'][] = [
+    [[32, 64, 10], 1000, 'blocks'], // the benchmark: N·K = 10⁴ > W = 2762, K = 10
+    [[10, 20, 100], 1000, 'blocks'], // K = 100
+    [[1, 965, 1], 1000, 'stack'], // a 965 × 965 matrix per point for a rank-1 curvature
+    [[1, ...Array<number>(200).fill(1), 1], 10, 'stack'], // 20,100 blocks
+    [[10, 50, 1], 20, 'stack'], // N·K = 20 ≪ W = 601
+  ];
+  const label = (sizes: number[]) => (sizes.length > 6 ? `${sizes.length - 2} layers of width 1` : sizes.join('-'));
+  for (const [sizes, n, want] of cases) {
+    const f = curvatureForm(shape(sizes), n, false);
+    assert.equal(f.form, want, `${label(sizes)}, N = ${n}: blocks ${f.blockSeconds.toExponential(2)} s, stack ${f.stackSeconds.toExponential(2)} s`);
+    assert.notEqual(curvatureForm(shape(sizes), n, true).form, 'stack', 'no stack form for the exact Hessian unless asked whether it applies');
+  }
+  // the exact Hessian: columns for deep narrow networks, blocks for the benchmark
+  const exactCases: [number[], number, 'blocks' | 'stack' | 'columns'][] = [
+    [[32, 64, 10], 1000, 'blocks'], [[1, ...Array<number>(1000).fill(1), 1], 10, 'columns'],
+    [[1, 965, 1], 1000, 'stack'], [[8, 10, 1], 10000, 'stack'], // two layers: the second-order terms are cheap there
+  ];
+  for (const [sizes, n, want] of exactCases) {
+    const f = curvatureForm(shape(sizes), n, true, { exactStack: 'canonical' });
+    assert.equal(f.form, want, `exact ${label(sizes)}, N = ${n}: blocks ${f.blockSeconds.toExponential(2)} s, stack ${f.stackSeconds.toExponential(2)} s, columns ${f.columnSeconds.toExponential(2)} s`);
   }
 });
 

@@ -37,8 +37,18 @@ for (const c of cases) {
     });
   }
 
-  test(`${c.name}: exact Hessian matches the reference`, () => close('exact Hessian', exactHessian(p), e.hessian));
-  test(`${c.name}: outer-product Hessian matches the reference`, () => close('outer product', outerProductHessian(p), e.outerProduct));
+  test(`${c.name}: exact Hessian matches the reference in each form (blocks, stack, columns by the R-operator)`, () => {
+    close('exact Hessian', exactHessian(p), e.hessian);
+    close('exact Hessian (blocks)', exactHessian(p, { form: 'blocks' }), e.hessian);
+    close('exact Hessian (columns)', exactHessian(p, { form: 'columns' }), e.hessian);
+    if (p.head.loss !== 'sum-of-squares' || p.head.activation !== 'softmax') close('exact Hessian (stack)', exactHessian(p, { form: 'stack' }), e.hessian);
+  });
+  test(`${c.name}: outer-product Hessian matches the reference in each form (blocks, Jacobian stack, columns)`, () => {
+    close('outer product', outerProductHessian(p), e.outerProduct);
+    close('outer product (columns)', outerProductHessian(p, { form: 'columns' }), e.outerProduct);
+    close('outer product (blocks)', outerProductHessian(p, { form: 'blocks' }), e.outerProduct);
+    close('outer product (stack)', outerProductHessian(p, { form: 'stack' }), e.outerProduct);
+  });
   test(`${c.name}: exact diagonal matches the reference`, () => close('diagonal', hessianDiagonal(p), e.hessianDiagonal));
   test(`${c.name}: diagonal approximation matches the reference`, () => close('diagonal approximation', diagonalApproximation(p), e.diagonalApproximation));
   test(`${c.name}: finite-difference Hessian matches the reference to 1e-6`, () => close('finite differences', finiteDifferenceHessian(p), e.hessian, FINITE_DIFFERENCE));

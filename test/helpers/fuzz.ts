@@ -7,6 +7,7 @@
  */
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
+import { deref } from './openapi.ts';
 
 const HIDDEN = ['identity', 'tanh', 'sigmoid', 'relu', 'softplus'] as const;
 const OUTPUT = [...HIDDEN, 'softmax'] as const;
@@ -151,7 +152,8 @@ export async function checkCase(app: FastifyInstance, doc: OpenApiDoc, c: FuzzCa
   const key = `${c.request.route} ${r.statusCode} ${type}`;
   tally?.set(key, (tally.get(key) ?? 0) + 1);
   if (r.statusCode >= 500) throw new Error(`${key}: ${r.body.slice(0, 400)}`);
-  const documented = doc.paths[c.request.route]?.post?.responses?.[String(r.statusCode)];
+  const declared = doc.paths[c.request.route]?.post?.responses?.[String(r.statusCode)];
+  const documented = declared === undefined ? undefined : deref<{ content?: Record<string, unknown> }>(doc, declared);
   if (!documented) throw new Error(`${key}: status not in the OpenAPI document; ${r.body.slice(0, 300)}`);
   if (!documented.content || !(type in documented.content)) {
     throw new Error(`${key}: content type not in the OpenAPI document (${Object.keys(documented.content ?? {}).join(', ')})`);

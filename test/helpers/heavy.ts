@@ -2,7 +2,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { TestContext } from 'node:test';
 import { buildApp, type AppOptions } from '../../src/app.ts';
-import { SERVICE_MALLOC_MMAP_THRESHOLD } from '../../src/config.ts';
 
 type Layer = { weights: number[][]; bias: number[]; activation: string };
 
@@ -63,7 +62,8 @@ export async function until(check: () => Promise<boolean> | boolean, ms: number)
 
 /**
  * The real server (node --import tsx src/server.ts) in a child process, as an operator runs it:
- * with the container image's glibc setting (MALLOC_MMAP_THRESHOLD_, checked in the Dockerfile).
+ * the environment of the test runner (without MALLOC_MMAP_THRESHOLD_: the server sets glibc's
+ * setting for itself, src/malloc.ts) and `env`.
  */
 export interface ServerProcess {
   readonly child: import('node:child_process').ChildProcess;
@@ -79,7 +79,7 @@ export async function spawnServer(t: TestContext, env: Record<string, string>): 
   const { readFileSync } = await import('node:fs');
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     cwd: new URL('../../', import.meta.url),
-    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', MALLOC_MMAP_THRESHOLD_: SERVICE_MALLOC_MMAP_THRESHOLD, ...env },
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', MALLOC_MMAP_THRESHOLD_: undefined, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });

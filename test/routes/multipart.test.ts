@@ -149,7 +149,7 @@ test('a real client uploads .npy parts over a socket and reads back a .npy Hessi
 
 test('the OpenAPI document offers multipart/form-data with .npy parts on the four computing endpoints', async (t) => {
   const app = await build(t);
-  const doc = app.swagger() as { paths: Record<string, { post?: { requestBody?: { content: Record<string, { schema: { properties?: Record<string, { format?: string }>; example?: unknown } }> } } }> };
+  const doc = app.swagger() as { paths: Record<string, { post?: { requestBody?: { content: Record<string, { schema: { properties?: Record<string, { format?: string }> }; examples?: object }> } } }> };
   const expected: Record<string, string[]> = {
     '/jacobian': ['request', 'inputs'],
     '/hessian': ['request', 'inputs', 'targets', 'labels'],
@@ -158,7 +158,7 @@ test('the OpenAPI document offers multipart/form-data with .npy parts on the fou
   };
   for (const [path, parts] of Object.entries(expected)) {
     const content = doc.paths[path].post?.requestBody?.content;
-    assert.ok(content?.['application/json']?.schema.example, `${path}: the JSON body and its example stay`);
+    assert.ok(content?.['application/json']?.schema && content['application/json'].examples, `${path}: the JSON body and its examples stay`);
     const form = content?.['multipart/form-data']?.schema;
     assert.deepEqual(Object.keys(form?.properties ?? {}), parts, `${path}: multipart parts`);
     for (const p of parts.slice(1)) assert.equal(form?.properties?.[p].format, 'binary');

@@ -3,8 +3,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { SERVICE_MALLOC_MMAP_THRESHOLD } from '../../src/config.ts';
 
-function boot(env: Record<string, string>) {
+function boot(env: Record<string, string | undefined>) {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     cwd: new URL('../../', import.meta.url),
     env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
@@ -65,4 +67,33 @@ test('the server refuses to start on a nonsensical setting, naming it', async ()
   assert.notEqual(code, 0);
   assert.match(s.log(), /PORT=eighty/);
   await s.address.catch(() => undefined);
+});
+
+/** The environment the kernel gave the process's current program (after any execve). */
+function environOf(pid: number): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const kv of readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')) {
+    const i = kv.indexOf('=');
+    if (i > 0) out[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  return out;
+}
+
+test('started without MALLOC_MMAP_THRESHOLD_, the server re-executes itself once with it (same PID), so glibc applies it; an operator\'s own value is kept', { skip: process.platform !== 'linux' && 'needs /proc and glibc' }, async (t) => {
+  const plain = boot({ MALLOC_MMAP_THRESHOLD_: undefined });
+  t.after(() => { if (plain.child.exitCode === null) plain.child.kill('SIGKILL'); });
+  const base = await plain.address;
+  assert.equal((await fetch(`${base}/health`)).status, 200);
+  // the process the test started is the one serving, its program image started with the variable
+  assert.equal(environOf(plain.child.pid!).MALLOC_MMAP_THRESHOLD_, SERVICE_MALLOC_MMAP_THRESHOLD);
+  assert.match(plain.log(), new RegExp(`glibc's MALLOC_MMAP_THRESHOLD_ is ${SERVICE_MALLOC_MMAP_THRESHOLD}`));
+  plain.child.kill('SIGTERM');
+  assert.equal((await once(plain.child, 'exit'))[0], 0, plain.log());
+
+  const own = boot({ MALLOC_MMAP_THRESHOLD_: '8388608' });
+  t.after(() => { if (own.child.exitCode === null) own.child.kill('SIGKILL'); });
+  await own.address;
+  assert.equal(environOf(own.child.pid!).MALLOC_MMAP_THRESHOLD_, '8388608');
+  own.child.kill('SIGTERM');
+  assert.equal((await once(own.child, 'exit'))[0], 0);
 });

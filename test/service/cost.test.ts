@@ -1,6 +1,7 @@
 /**
- * The cost model (src/core/work.ts, src/cost.ts): estimates against the times issue 14 measured
- * on this machine (deep narrow networks, the 1-965-1 network against 32-64-10), against times
+ * The cost model (src/core/work.ts, src/cost.ts): estimates against the times measured on this
+ * machine for the shapes issue 14 named (deep narrow networks, the 1-965-1 network against
+ * 32-64-10), in the forms the core now picks for them (issue 13: columns, stack), against times
  * measured here with `compute` (a wide band: other tenants share the cores), and the refusals
  * that name what drives a cost; the memory budget's default from the cgroup.
  */
@@ -23,29 +24,30 @@ const estimate = (task: CurvatureTask, r = rates) => {
 const exact = (widths: number[], n: number): CurvatureTask => ({ endpoint: 'hessian', problem: problem(widths, n), method: 'exact', structure: 'full' });
 const outer = (widths: number[], n: number): CurvatureTask => ({ endpoint: 'hessian', problem: problem(widths, n), method: 'outer-product', structure: 'full' });
 
-test('deep narrow networks are not underestimated: 1,000 and 3,000 tanh layers of width 1 (N = 1) within 2x of the issue\'s 4–4.8 s and 43 s, 6,000 past the 120 s limit, and the depth named as the driver', () => {
+test('deep narrow networks are priced by their depth: 1,000 tanh layers of width 1 (N = 1) within 2x of the 0.6–1.2 s measured for the columns form (issue 13; the issue\'s 4–4.8 s was the block form\'s), 3,000 and 6,000 layers growing faster than W, and the depth named as the driver', () => {
   const e1 = estimate(exact(deepNarrow(1000), 1));
   const e3 = estimate(exact(deepNarrow(3000), 1));
   const e6 = estimate(exact(deepNarrow(6000), 1));
-  assert.ok(e1.seconds >= 4.4 / 2 && e1.seconds <= 4.4 * 2, `1,000 layers: ${e1.seconds.toFixed(2)} s`);
-  assert.ok(e3.seconds >= 43 / 2 && e3.seconds <= 43 * 2, `3,000 layers: ${e3.seconds.toFixed(1)} s`);
-  assert.ok(e6.seconds > 120, `6,000 layers: ${e6.seconds.toFixed(0)} s`);
+  assert.ok(e1.seconds >= 0.6 / 2 && e1.seconds <= 1.2 * 2, `1,000 layers: ${e1.seconds.toFixed(2)} s`);
+  // W grows 3x and 2x; the work per direction grows with the depth too
+  assert.ok(e3.seconds > 3 * e1.seconds && e6.seconds > 2 * e3.seconds, `3,000 layers: ${e3.seconds.toFixed(1)} s, 6,000: ${e6.seconds.toFixed(1)} s`);
   for (const e of [e1, e3, e6]) assert.equal(e.driver, 'depth');
   // W = 2,000 at 1,000 layers: a count of parameters alone (N·W² = 4e6 flops) would say milliseconds
   assert.equal(taskFootprint(exact(deepNarrow(1000), 1)).summary.w, 2000);
+  assert.ok(e1.seconds > 100 * (4e6 / rates.flopsPerSecond));
 });
 
-test("the 1-965-1 network's outer product (N = 1,000) costs far more than 32-64-10's of about the same W, as the issue measured (8–12 s against 0.4–0.5 s)", () => {
+test("the 1-965-1 network's outer product (N = 1,000) and 32-64-10's of about the same W are each estimated within 2x of their measured times (0.28 s in the stack form since issue 13, where the issue's block form took 8–12 s; 0.4–0.5 s)", () => {
   const thin = estimate(outer([1, 965, 1], 1000));
   const wide = estimate(outer([32, 64, 10], 1000));
   assert.equal(taskFootprint(outer([1, 965, 1], 1000)).summary.w, 2896);
   assert.equal(taskFootprint(outer([32, 64, 10], 1000)).summary.w, 2762);
-  assert.ok(thin.seconds >= 10 / 2 && thin.seconds <= 10 * 2, `1-965-1: ${thin.seconds.toFixed(1)} s`);
+  assert.ok(thin.seconds >= 0.28 / 2 && thin.seconds <= 0.28 * 2, `1-965-1: ${thin.seconds.toFixed(2)} s`);
   assert.ok(wide.seconds >= 0.45 / 2 && wide.seconds <= 0.45 * 2, `32-64-10: ${wide.seconds.toFixed(2)} s`);
   assert.equal(thin.driver, 'points');
 });
 
-test('relative costs hold on this machine: each calibration case\'s measured/estimated ratio within 3x of the median ratio (one run each; the median itself, printed, is how much slower or faster the machine is now than when calibrated)', { timeout: 300_000 }, (t) => {
+test('relative costs hold on this machine: each calibration case\'s measured/estimated ratio within 3x of the median ratio (one run each, the least of five under 0.1 s; the median itself, printed, is how much slower or faster the machine is now than when calibrated)', { timeout: 300_000 }, (t) => {
   const backend = linalgInfo().backend;
   const r = COST_RATES[backend];
   const rows: { name: string; measured: number; estimated: number }[] = [];
@@ -54,9 +56,15 @@ test('relative costs hold on this machine: each calibration case\'s measured/est
     // a second at most each (the long ones are checked against the issue's own times above)
     if (estimated > 1) continue;
     compute(c.task()); // warm-up
-    const t0 = performance.now();
-    compute(c.task());
-    rows.push({ name: c.name, measured: (performance.now() - t0) / 1000, estimated });
+    // the least of five runs for the short ones: on a loaded machine (other sessions' tests) one run of
+    // a few ms can lose time slices or meet a full collection
+    let measured = Infinity;
+    for (let i = 0; i < (estimated < 0.1 ? 5 : 1); i++) {
+      const t0 = performance.now();
+      compute(c.task());
+      measured = Math.min(measured, (performance.now() - t0) / 1000);
+    }
+    rows.push({ name: c.name, measured, estimated });
   }
   // under 5 ms, timers, the scheduler and the collector dominate: printed, not checked
   const checked = rows.filter((x) => x.measured >= 0.005);

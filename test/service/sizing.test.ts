@@ -79,3 +79,25 @@ test('sizes read as a person would: GB and GiB for large, MiB for middling', () 
   assert.equal(bytes(64 * 2 ** 20), '64.0 MiB');
   assert.equal(bytes(512), '512 bytes');
 });
+
+test('a tiny task of every endpoint and method is sized as tiny (the working set follows the problem, not a fixed tile)', () => {
+  // A worker collects garbage in full after a task estimated over 32 MiB (src/worker.ts), ≈ 10 ms:
+  // a fixed 64 MB tile in the exact Hessian's estimate once made every tiny POST /hessian pay that.
+  const p = problem(2, 3, 1, 2);
+  const W = 13;
+  const tasks: [string, CurvatureTask][] = [
+    ...(['exact', 'outer-product', 'diagonal', 'diagonal-approximation', 'finite-difference'] as const).map((method): [string, CurvatureTask] => [`hessian ${method}`, { endpoint: 'hessian', problem: p, method, structure: 'full' }]),
+    ['hessian exact block-diagonal', { endpoint: 'hessian', problem: p, method: 'exact', structure: 'block-diagonal' }],
+    ['hessian outer-product rows', { endpoint: 'hessian', problem: p, method: 'outer-product', structure: 'full', rows: [2, 5] }],
+    ['vector product', { endpoint: 'hessian-vector-product', problem: p, vector: new Float64Array(W) }],
+    ...(['cholesky', 'woodbury'] as const).map((method): [string, CurvatureTask] => [`inverse ${method}`, { endpoint: 'hessian-inverse', problem: p, method, damping: 1, hessian: 'outer-product' }]),
+    ['kfac', { endpoint: 'hessian-kfac', problem: p }],
+    ['eigen', { endpoint: 'hessian-eigen', problem: p, count: 2, which: 'largest', method: 'auto', hessian: 'exact', tolerance: 1e-10, maxIterations: 100 }],
+    ...(['cg', 'cholesky'] as const).map((method): [string, CurvatureTask] => [`inverse-vector product ${method}`, { endpoint: 'hessian-inverse-vector-product', problem: p, damping: 1, vectors: { rows: 1, cols: W, data: new Float64Array(W) }, hessian: 'outer-product', method, tolerance: 1e-10, maxIterations: 100, preconditioner: 'kfac' }]),
+    ['jacobian', jacobian('parameters', 2, 3, 1, 2)],
+  ];
+  for (const [what, task] of tasks) {
+    const size = taskFootprint(task);
+    assert.ok(size.totalBytes < 1024 * 1024, `${what}: ${size.totalBytes} bytes estimated for W = ${W}, N = 2`);
+  }
+});

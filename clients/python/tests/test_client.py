@@ -300,18 +300,24 @@ def test_the_client_names_what_the_service_documents(service_url):
     import curvature_client
     doc = requests.get(f"{service_url}/openapi.json", timeout=30).json()
 
+    def deref(s):
+        """A schema, its $ref (#/components/schemas/...) followed."""
+        while "$ref" in s:
+            s = doc["components"]["schemas"][s["$ref"].rsplit("/", 1)[1]]
+        return s
+
     def schema(path):
-        return doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
+        return deref(doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"])["properties"]
 
     body = schema("/hessian")
-    layer = body["network"]["properties"]["layers"]["items"]
-    assert tuple(layer["properties"]["activation"]["enum"]) == curvature_client.ACTIVATIONS
+    layer = deref(deref(body["network"])["properties"]["layers"]["items"])
+    assert tuple(deref(layer["properties"]["activation"])["enum"]) == curvature_client.ACTIVATIONS
     assert tuple(body["method"]["enum"]) == curvature_client.HESSIAN_METHODS
     for path in ("/hessian", "/hessian/vector-product", "/hessian/inverse"):
         props = schema(path)
-        assert tuple(props["loss"]["enum"]) == curvature_client.LOSSES, path
-        assert tuple(props["reduction"]["enum"]) == curvature_client.REDUCTIONS, path
-        assert props["reduction"]["default"] == "sum", path  # the client leaves 'sum' out
+        assert tuple(deref(props["loss"])["enum"]) == curvature_client.LOSSES, path
+        assert tuple(deref(props["reduction"])["enum"]) == curvature_client.REDUCTIONS, path
+        assert deref(props["reduction"])["default"] == "sum", path  # the client leaves 'sum' out
         assert "labels" in props and "parameters" in props, path
     assert "parameters" in schema("/jacobian")
 
