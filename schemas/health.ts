@@ -46,7 +46,7 @@ export const HealthResponseSchema = answerComponent('Health', z.object({
       }).describe('The memory budget and what is held against it.'),
     })
     .describe('The compute pool: its size, load and counters.'),
-}).describe('The service is up: its version, linear-algebra backend, readiness and the load of its compute pool.'));
+}).describe('The service is up: its version, linear-algebra backend and the load of its compute pool, and whether it is ready.'));
 
 export const LivenessResponseSchema = answerComponent('Liveness', z.object({
   status: z.literal('ok').describe('The process answers: its event loop runs (computations are on worker threads).'),

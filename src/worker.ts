@@ -77,8 +77,11 @@ function stoppable(kernels: LinalgBackend): LinalgBackend {
 // of milliseconds; the pool sizes cheap tasks at the TypeScript kernels' rates (src/pool.ts).
 useBackend(stoppable(process.env.CURVATURE_WORKER_LANE === 'fast' ? typescriptBackend : linalg()));
 
-/** A message to the pool's worker: a task, or a ping the pool sends to have piscina start a worker after a fault (src/pool.ts). */
-export type WorkerMessage = WorkerTask | { readonly ping: true };
+/**
+ * A message to the pool's worker: a task, the warm-up each worker gets first (readiness), or a ping
+ * the pool sends to have piscina start a worker after a fault (src/pool.ts).
+ */
+export type WorkerMessage = WorkerTask | WorkerWarmup | { readonly ping: true };
 
 /**
  * A worker's answer: the result, a core refusal as its code and parameters, the note that it
@@ -118,7 +121,7 @@ class MovableReply {
   }
 }
 
-export default function run(message: WorkerMessage | WorkerWarmup): WorkerReply {
+export default function run(message: WorkerMessage): WorkerReply {
   if ('warmup' in message) return { warm: true };
   if ('ping' in message) return { pong: true };
   const { task, totalBytes, flags } = message;

@@ -35,17 +35,21 @@ function capturingLog(): PoolLog & { lines: { level: string; obj: Record<string,
   };
 }
 
-function faultyPool(t: TestContext, log: PoolLog, workers = 1): ComputePool {
-  const pool = createPool({ ...DEFAULT_CONFIG, workers, queueLimit: 4, requestTimeoutMs: 60_000 }, undefined, {
+/**
+ * A pool on the faulty worker module. Tiny tasks would be computed in the main thread
+ * (INLINE_TASK_MS), so that is off; `fastWorkers` 0 (the default here) leaves the WORKERS alone.
+ */
+function faultyPool(t: TestContext, log: PoolLog, workers = 1, fastWorkers = 0): ComputePool {
+  const pool = createPool({ ...DEFAULT_CONFIG, workers, fastWorkers, inlineTaskMs: 0, queueLimit: 4, requestTimeoutMs: 60_000 }, undefined, {
     log, workerFile: new URL('../helpers/faulty-worker.ts', import.meta.url).href,
   });
   t.after(() => pool.destroy());
   return pool;
 }
 
-test('a worker that exits or throws while computing: its request gets 503 WORKER_FAILED with Retry-After, the fault is logged, and the next request is computed by a new worker', async (t) => {
+for (const fastWorkers of [0, 1]) test(`a worker that exits or throws while computing (${fastWorkers ? 'on the cheap lane\'s worker' : 'no cheap lane'}): its request gets 503 WORKER_FAILED with Retry-After, the fault is logged, and the next request is computed by a new worker`, async (t) => {
   const log = capturingLog();
-  const pool = faultyPool(t, log);
+  const pool = faultyPool(t, log, 1, fastWorkers);
   const app = await build(t, { pool });
   const jacobian = (inputs: number[][]) => app.inject({ method: 'POST', url: '/jacobian', payload: { network, inputs } });
 
@@ -69,6 +73,8 @@ test('a worker that exits or throws while computing: its request gets 503 WORKER
   const faults = log.lines.filter((l) => l.level === 'error');
   assert.equal(faults.length, 2, JSON.stringify(log.lines.map((l) => l.msg)));
   assert.ok(faults.every((l) => /failed while computing/.test(l.msg) && l.obj.endpoint === 'jacobian'));
+  // a tiny request is cheap: with a cheap lane its own worker takes it
+  assert.ok(faults.every((l) => l.obj.lane === (fastWorkers ? 'fast' : 'general')), JSON.stringify(faults.map((l) => l.obj.lane)));
   assert.equal(pool.stats().failedWorkers, 2);
 });
 
