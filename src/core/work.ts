@@ -344,8 +344,8 @@ const COLUMNS_STEP_CALLS = 300;
 
 /**
  * The outer product (or, with `exactStack`, the exact Hessian) in the stack form (stack.ts), over
- * n points in `chunks` chunks: the rows U = C_n B_n (N·K of them pulled back through the layers, a
- * layer step each per chunk),
+ * n points in `chunks` chunks: the rows U = C_n B_n (N·K of them pulled back through the layers,
+ * jacobianRowsWork),
  * H = UᵀU by syrk (N·K·W² flops as a GEMM rate sees it), mirrored; for the exact Hessian per
  * layer with a d_k V_kᵀ D V_k and its rows against the layers below, the cross terms, and the
  * L(L+1)/2 pull-back steps per chunk (curvatureForm's 'stack' and 'exact stack').
@@ -357,7 +357,7 @@ export function stackWork(layers: Sizes, n: number, w: number, chunks: number, e
   for (const l of layers) units += l.out;
   jacobianRowsWork(layers, n, n * k, w, meter);
   // H zeroed (twice where the exact form makes its own), written by syrk, mirrored, checked finite
-  meter.kernel(n * k * w * w, n * k * (w + units) + w * w).call(chunks * (1 + layers.length * STACK_STEP_CALLS)).touch((exactStack ? 4 : 3) * w * w).call(2);
+  meter.kernel(n * k * w * w, n * k * (w + units) + w * w).call(chunks).touch((exactStack ? 4 : 3) * w * w).call(2);
   if (exactStack) {
     backwardWork(layers, n, meter);
     let below = 0, belowPrevious = 0;

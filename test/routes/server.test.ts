@@ -41,13 +41,22 @@ test('the server boots from the environment, logs JSON lines with the request id
   });
   const body = {
     network: { layers: [layer(60, 20, 'tanh'), layer(4, 60, 'identity')] },
-    inputs: Array.from({ length: 6 }, (_, n) => Array.from({ length: 20 }, (_, j) => Math.cos(n + j))),
-    targets: Array.from({ length: 6 }, (_, n) => Array.from({ length: 4 }, (_, k) => Math.sin(n * k))),
+    inputs: Array.from({ length: 400 }, (_, n) => Array.from({ length: 20 }, (_, j) => Math.cos(n + j))),
+    targets: Array.from({ length: 400 }, (_, n) => Array.from({ length: 4 }, (_, k) => Math.sin(n * k))),
     loss: 'sum-of-squares',
   };
   const w = 60 * 21 + 4 * 61;
   const inFlight = fetch(`${base}/hessian`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/x-npy' }, body: JSON.stringify(body) });
-  await new Promise((r) => setTimeout(r, 50));
+  // SIGTERM once the computation runs (a fixed 50 ms could come before the request arrived on a
+  // loaded machine: a connection without a request is closed at shutdown, and one still being read
+  // is refused 503 shutting down); the computation takes long enough to be seen (N = 400)
+  let busy = false;
+  for (const until = Date.now() + 10_000; !busy && Date.now() < until;) {
+    const h = await (await fetch(`${base}/health`)).json() as { pool: { busyWorkers: number } };
+    busy = h.pool.busyWorkers > 0;
+    if (!busy) await new Promise((r) => setTimeout(r, 5));
+  }
+  assert.ok(busy, 'the computation was seen running');
   s.child.kill('SIGTERM');
   const res = await inFlight;
   assert.equal(res.status, 200);
