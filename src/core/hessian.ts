@@ -668,14 +668,14 @@ function formOf(p: Problem, exact: boolean, budgets: CurvatureBudgets, need?: Bl
 /** The whole (selected) matrix, W × W. */
 function curvatureMatrix(p: Problem, exact: boolean, budgets: CurvatureBudgets): Float64Array {
   const W = p.network.parameterCount;
-  const h = new Float64Array(W * W);
   const form = formOf(p, exact, budgets);
+  if (form === 'stack' && exact) return exactStackHessian(p, budgets.chunk);
+  if (form === 'columns') return hessianByProducts(p, exact, budgets.chunk);
+  const h = new Float64Array(W * W);
   if (form === 'stack') {
-    if (exact) return exactStackHessian(p, budgets.chunk);
     addStackOuterProduct(p, { kind: 'matrix', h }, budgets.chunk);
     return h;
   }
-  if (form === 'columns') return hessianByProducts(p, exact, budgets.chunk);
   addCurvature(p, exact, { data: h, stride: W, rowStart: 0, rowEnd: W, colOffset: 0, mirror: false }, selectedFilter(p), budgets);
   symmetrizeBlocks(h, W, p.network.layers);
   return h;

@@ -47,7 +47,7 @@ test("the 1-965-1 network's outer product (N = 1,000) and 32-64-10's of about th
   assert.equal(thin.driver, 'points');
 });
 
-test('relative costs hold on this machine: each calibration case\'s measured/estimated ratio within 3x of the median ratio (the least of five runs under 0.1 s, of three under 0.5 s, else one; the median itself, printed, is how much slower or faster the machine is now than when calibrated)', { timeout: 300_000 }, (t) => {
+test('relative costs hold on this machine: each calibration case\'s measured/estimated ratio within 5x of the median ratio (the least of five runs under 0.1 s, else of three; the median itself, printed, is how much slower or faster the machine is now than when calibrated)', { timeout: 300_000 }, (t) => {
   const backend = linalgInfo().backend;
   const r = COST_RATES[backend];
   const rows: { name: string; measured: number; estimated: number }[] = [];
@@ -59,7 +59,7 @@ test('relative costs hold on this machine: each calibration case\'s measured/est
     // the least of several runs for the shorter ones: on a loaded machine (other sessions' tests) one
     // run can lose time slices or meet a full collection
     let measured = Infinity;
-    for (let i = 0; i < (estimated < 0.1 ? 5 : estimated < 0.5 ? 3 : 1); i++) {
+    for (let i = 0; i < (estimated < 0.1 ? 5 : 3); i++) {
       const t0 = performance.now();
       compute(c.task());
       measured = Math.min(measured, (performance.now() - t0) / 1000);
@@ -72,8 +72,11 @@ test('relative costs hold on this machine: each calibration case\'s measured/est
   const median = ratios[Math.floor(ratios.length / 2)];
   t.diagnostic(`${backend}, median measured/estimated ${median.toFixed(2)}:\n` + rows.map((x) => `${x.name}: measured ${(x.measured * 1000).toFixed(2)} ms, estimated ${(x.estimated * 1000).toFixed(2)} ms (${(x.measured / x.estimated).toFixed(2)}x)`).join('\n'));
   assert.ok(checked.length >= 10, `${checked.length} cases checked`);
-  const off = checked.filter((x) => { const q = x.measured / x.estimated / median; return q > 3 || q < 1 / 3; });
-  assert.deepEqual(off.map((x) => x.name), [], 'relative to the others, these are off by more than 3x');
+  // 5x, not 3x: at a load of 9 on the 2 cores the long cases ran ~2x slow while the least of five
+  // runs of the short ones did not (a spread of 3.9x, no estimate wrong); a misestimate of the kind
+  // issue 14 found (deep narrow networks, 1-965-1) was 10–40x
+  const off = checked.filter((x) => { const q = x.measured / x.estimated / median; return q > 5 || q < 1 / 5; });
+  assert.deepEqual(off.map((x) => x.name), [], 'relative to the others, these are off by more than 5x');
 });
 
 test('a cheap request is estimated under CHEAP_TASK_MS and the heavy ones far over it', () => {
