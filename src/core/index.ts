@@ -22,6 +22,8 @@ export { hessianVectorProduct, hessianVectorProductScratchBytes, curvatureOperat
 export { woodburyInverse, woodburyScratchBytes, choleskyInverse, choleskyScratchBytes, checkDamping, type InverseResult } from './inverse.ts';
 export { assertFinite } from './finite.ts';
 export { compute, taskFootprint, SOLVE_DENSE_MAX, type TaskFootprint } from './operations.ts';
+export { taskKernelFlops, type KernelFlops } from './flops.ts';
+export { kernelFlops, KERNEL_FLOPS, type KernelName } from './linalg/flops.ts';
 export {
   HESSIAN_METHODS, INVERSE_HESSIANS, INVERSE_METHODS, JACOBIAN_WRT, HESSIAN_STRUCTURES, EIGEN_HESSIANS, EIGEN_METHODS, SOLVE_HESSIANS,
   SOLVE_METHODS, PRECONDITIONERS, taskBuffers, isArrayResult, principalArray, resultArrays, npzMembers,

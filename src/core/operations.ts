@@ -13,8 +13,9 @@ import { curvatureOperator, hessianVectorProduct, hessianVectorProductScratchByt
 import { choleskyInverse, choleskyScratchBytes, woodburyInverse, woodburyScratchBytes } from './inverse.ts';
 import { denseEigen, EIGEN_DENSE_MAX, lanczosBasis, lanczosEigen } from './eigen.ts';
 import { kfacApply, kfacEigen, kfacFactors, kfacLogDeterminant, kfacPreconditioner, kfacScratchBytes, kfacSolve } from './kfac.ts';
-import { choleskySolve, conjugateGradient, jacobiPreconditioner, type Preconditioner as SolvePreconditioner, type SolveResult } from './solve.ts';
+import { choleskySolve, conjugateGradient, jacobiPreconditioner, SOLVE_DENSE_MAX, type Preconditioner as SolvePreconditioner, type SolveResult } from './solve.ts';
 import { passesBytes } from './backprop.ts';
+import { taskKernelFlops, type KernelFlops } from './flops.ts';
 import { exactStackKind, type ExactStackKind } from './stack.ts';
 import { CoreError } from './errors.ts';
 import { assertFinite } from './finite.ts';
@@ -31,6 +32,11 @@ export interface TaskFootprint {
   readonly answerBytes: number;
   /** The answer plus everything else alive at the peak of the computation. */
   readonly totalBytes: number;
+  /**
+   * The nominal flops of its kernel calls (flops.ts; Lanczos and CG at maxIterations, their bound):
+   * what a job's progress is measured against, as the worker adds up the calls' flops.
+   */
+  readonly kernelFlops: KernelFlops;
 }
 
 /** A task's sizes, as the operations' estimates need them. */
@@ -43,8 +49,7 @@ interface Dims {
   readonly w: number;
 }
 
-/** Where auto solves by Cholesky rather than conjugate gradients: W at most this. */
-export const SOLVE_DENSE_MAX = 3000;
+export { SOLVE_DENSE_MAX };
 
 interface Operation<T extends CurvatureTask> {
   run(task: T): ComputeResult;
@@ -342,6 +347,7 @@ export function taskFootprint(task: CurvatureTask): TaskFootprint {
     summary: { endpoint: task.endpoint, method: f.method, n, d: dims.d, k: dims.k, w: dims.w },
     answerBytes,
     totalBytes: answerBytes + passesBytes(layers, n) + f.scratchBytes,
+    kernelFlops: taskKernelFlops(task, layers, n),
   };
 }
 
