@@ -12,12 +12,14 @@ import { DEFAULT_CONFIG, type Config } from './config.ts';
 import type { ComputePool } from './pool.ts';
 import type { ComputeResult, CurvatureTask } from './core/index.ts';
 import { jsonBodyPlugin } from './plugins/json-body.ts';
+import { jobsPlugin } from './plugins/jobs.ts';
 import { poolPlugin } from './plugins/pool.ts';
 import { problemsPlugin } from './plugins/problems.ts';
 import { requestId, requestIdPlugin } from './plugins/request-id.ts';
 import { swaggerPlugin } from './plugins/swagger.ts';
 import { computeRoutes } from '../routes/compute.ts';
 import { healthRoutes } from '../routes/health.ts';
+import { jobRoutes } from '../routes/jobs.ts';
 
 export interface AppOptions {
   readonly config?: Partial<Config>;
@@ -59,8 +61,10 @@ export const serviceApp = fp<ServiceAppOptions>(async (app, opts) => {
   await app.register(problemsPlugin, { bodyLimit: config.bodyLimit });
   await app.register(swaggerPlugin, { version });
   await app.register(poolPlugin, { config, runTask: opts.runTask, pool: opts.pool });
+  await app.register(jobsPlugin, { config });
   await app.register(healthRoutes, { version });
   await app.register(computeRoutes, { apiKeys: config.apiKeys, bodyLimit: config.bodyLimit });
+  await app.register(jobRoutes, { apiKeys: config.apiKeys });
 }, { name: 'curvature-service' });
 
 /** A Fastify instance with the service on it, not yet listening. */

@@ -21,7 +21,7 @@ import type { Config } from './config.ts';
 import { asServiceError, ServiceError } from './errors.ts';
 import { checkTaskSize } from './sizing.ts';
 import { setBlasThreads } from './core/linalg/index.ts';
-import { STARTED, STOP, stopFlags } from './stop-flags.ts';
+import { markStarted, STARTED, STOP, stopFlags } from './stop-flags.ts';
 // types only: the worker module must not load in the main thread (it lowers its thread's priority)
 import type { WorkerReply, WorkerTask } from './worker.ts';
 
@@ -48,8 +48,12 @@ export interface PoolStats {
 }
 
 export interface ComputePool {
-  /** Sizes, admits and runs a task; `signal` aborts it (the caller disconnected). */
-  run(task: CurvatureTask, signal?: AbortSignal): Promise<ComputeResult>;
+  /**
+   * Sizes, admits and runs a task; `signal` aborts it (the caller disconnected). `flags` (from
+   * stopFlags()), when given, are the task's own: the caller reads from them whether it started
+   * and its progress (a job's status).
+   */
+  run(task: CurvatureTask, signal?: AbortSignal, flags?: Int32Array): Promise<ComputeResult>;
   /** Throws the 503 (OVERLOADED, with retryAfter) that `run` would give now for want of room. */
   admit(): void;
   stats(): PoolStats;
@@ -121,11 +125,11 @@ abstract class BasePool implements ComputePool {
 
   constructor(protected readonly config: PoolConfig, protected readonly workers: number, protected readonly blasThreads: number) {}
 
-  protected abstract execute(task: CurvatureTask, size: TaskFootprint, signal: AbortSignal): Promise<ComputeResult>;
+  protected abstract execute(task: CurvatureTask, size: TaskFootprint, signal: AbortSignal, flags: Int32Array): Promise<ComputeResult>;
   protected abstract running(): number;
   protected abstract endWorkers(): Promise<void>;
 
-  async run(task: CurvatureTask, signal?: AbortSignal): Promise<ComputeResult> {
+  async run(task: CurvatureTask, signal?: AbortSignal, flags: Int32Array = stopFlags()): Promise<ComputeResult> {
     const size = taskFootprint(task);
     checkTaskSize(size, this.config);
     this.admit();
@@ -140,7 +144,7 @@ abstract class BasePool implements ComputePool {
     this.inFlight++;
     const started = performance.now();
     try {
-      const result = await this.execute(task, size, controller.signal);
+      const result = await this.execute(task, size, controller.signal, flags);
       this.completed++;
       this.meanMs = 0.8 * this.meanMs + 0.2 * (performance.now() - started);
       return result;
@@ -238,8 +242,7 @@ class ThreadPool extends BasePool {
     });
   }
 
-  protected async execute(task: CurvatureTask, size: TaskFootprint, signal: AbortSignal): Promise<ComputeResult> {
-    const flags = stopFlags();
+  protected async execute(task: CurvatureTask, size: TaskFootprint, signal: AbortSignal, flags: Int32Array): Promise<ComputeResult> {
     // piscina's own abort: dequeues a waiting task, terminates the worker of a running one
     const hard = new AbortController();
     let grace: NodeJS.Timeout | undefined;
@@ -254,7 +257,7 @@ class ThreadPool extends BasePool {
     if (signal.aborted) stop();
     signal.addEventListener('abort', stop, { once: true });
     try {
-      const message: WorkerTask = { task, totalBytes: size.totalBytes, flags };
+      const message: WorkerTask = { task, totalBytes: size.totalBytes, expectedFlops: size.kernelFlops.flops, flags };
       // the task's buffers move to the worker (the edge built them for it alone)
       return unwrap(await this.piscina.run(message, { signal: hard.signal, transferList: taskBuffers(task) }) as WorkerReply);
     } finally {
@@ -288,8 +291,10 @@ class InlinePool extends BasePool {
     super(config, 0, blasThreadsFor());
   }
 
-  protected async execute(task: CurvatureTask, _size: TaskFootprint, signal: AbortSignal): Promise<ComputeResult> {
+  protected async execute(task: CurvatureTask, _size: TaskFootprint, signal: AbortSignal, flags: Int32Array): Promise<ComputeResult> {
     signal.throwIfAborted();
+    // started at once, and no progress until it is done: this thread computes
+    markStarted(flags);
     return this.runner(task);
   }
 

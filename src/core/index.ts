@@ -21,7 +21,7 @@ export { finiteDifferenceHessian, finiteDifferenceScratchBytes, FINITE_DIFFERENC
 export { hessianVectorProduct, hessianVectorProductScratchBytes, curvatureOperator, type CurvatureOperator } from './r-operator.ts';
 export { woodburyInverse, woodburyScratchBytes, choleskyInverse, choleskyScratchBytes, checkDamping, type InverseResult } from './inverse.ts';
 export { assertFinite } from './finite.ts';
-export { compute, taskFootprint, SOLVE_DENSE_MAX, type TaskFootprint } from './operations.ts';
+export { checkTask, compute, taskFootprint, SOLVE_DENSE_MAX, type TaskFootprint } from './operations.ts';
 export { taskKernelFlops, type KernelFlops } from './flops.ts';
 export { kernelFlops, KERNEL_FLOPS, type KernelName } from './linalg/flops.ts';
 export {

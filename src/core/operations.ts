@@ -3,14 +3,14 @@
  * takes (footprint: the answer and the working set, from the estimates each method exports beside
  * its budgets). Adding an endpoint adds its task type (tasks.ts) and its entry here.
  */
-import { jacobianScratchBytes, inputJacobian, parameterJacobian } from './jacobian.ts';
+import { checkParameterVector, jacobianScratchBytes, inputJacobian, parameterJacobian } from './jacobian.ts';
 import {
   curvatureBlocks, curvatureRows, curvatureScratchBytes, exactHessian, hessianDiagonal, hessianDiagonalScratchBytes, outerProductHessian,
 } from './hessian.ts';
 import { diagonalApproximation, diagonalApproximationScratchBytes } from './diagonal-approximation.ts';
 import { finiteDifferenceHessian, finiteDifferenceScratchBytes } from './finite-difference.ts';
 import { curvatureOperator, hessianVectorProduct, hessianVectorProductScratchBytes } from './r-operator.ts';
-import { choleskyInverse, choleskyScratchBytes, woodburyInverse, woodburyScratchBytes } from './inverse.ts';
+import { checkDamping, choleskyInverse, choleskyScratchBytes, woodburyInverse, woodburyScratchBytes } from './inverse.ts';
 import { denseEigen, EIGEN_DENSE_MAX, lanczosBasis, lanczosEigen } from './eigen.ts';
 import { kfacApply, kfacEigen, kfacFactors, kfacLogDeterminant, kfacPreconditioner, kfacScratchBytes, kfacSolve } from './kfac.ts';
 import { choleskySolve, conjugateGradient, jacobiPreconditioner, SOLVE_DENSE_MAX, type Preconditioner as SolvePreconditioner, type SolveResult } from './solve.ts';
@@ -19,7 +19,7 @@ import { taskKernelFlops, type KernelFlops } from './flops.ts';
 import { exactStackKind, type ExactStackKind } from './stack.ts';
 import { CoreError } from './errors.ts';
 import { assertFinite } from './finite.ts';
-import { buildNetwork, countParameters, makeProblem, selectedLayers, type LayerSize, type Matrix, type Problem } from './network.ts';
+import { buildNetwork, checkInputs, countParameters, makeProblem, selectedLayers, type LayerSize, type Matrix, type Problem } from './network.ts';
 import {
   isArrayResult, resultArrays, taskInputs, taskNetwork,
   type AnswerObject, type AnswerValue, type ArrayResult, type ComputeResult, type CurvatureTask, type Endpoint, type Preconditioner, type ProblemData, type TaskSummary,
@@ -329,6 +329,45 @@ export function compute(task: CurvatureTask): ComputeResult {
   };
   for (const [name, v] of Object.entries(result.fields)) check(name, v);
   return result;
+}
+
+/**
+ * The checks a task's run makes before any work, on its sizes, data and parameters alone (the
+ * network, the data's shapes and domain, the method combination, the vector's length, the count of
+ * eigenpairs), in the order run makes them: what a refusal the answer did not need the computation
+ * for. O(N·(D + K)), no kernel call. A job (src/jobs.ts) is checked with it before its 202, so that
+ * it is refused as its synchronous request would be; the refusals that need the computation
+ * (NOT_POSITIVE_DEFINITE, NOT_CONVERGED, NON_FINITE_RESULT) come from run alone.
+ */
+export function checkTask(task: CurvatureTask): void {
+  if (task.endpoint === 'jacobian') {
+    checkInputs(buildNetwork(task.network, task.network.parameters), task.inputs);
+    return;
+  }
+  const p = problem(task.problem);
+  const w = p.network.parameterCount;
+  switch (task.endpoint) {
+    case 'hessian':
+      checkStructure(task);
+      if (task.rows && (task.method === 'exact' || task.method === 'outer-product') && task.structure !== 'block-diagonal') checkRows(task.rows, w);
+      return;
+    case 'hessian-vector-product':
+      checkParameterVector(p.network, task.vector, 'vector');
+      return;
+    case 'hessian-inverse':
+      if (task.method === 'woodbury' && task.hessian === 'exact') throw new CoreError('UNSUPPORTED_METHOD', { reason: 'woodburyExact' });
+      checkDamping(task.damping);
+      return;
+    case 'hessian-kfac':
+      return;
+    case 'hessian-eigen':
+      if (task.count > w) throw new CoreError('INVALID_COUNT', { count: task.count, w });
+      return;
+    case 'hessian-inverse-vector-product':
+      if (task.vectors.cols !== w) throw new CoreError('SHAPE_MISMATCH', { reason: 'vectorLength', field: 'vectors', length: task.vectors.cols, w });
+      checkDamping(task.damping);
+      return;
+  }
 }
 
 /**

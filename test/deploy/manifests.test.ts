@@ -20,11 +20,13 @@ const docs: { file: string; doc: Doc }[] = files.flatMap((file) =>
     return { file, doc: d.toJS() as Doc };
   }).filter((d) => d.doc !== null),
 );
-const one = (kind: string): Doc => {
-  const found = docs.filter((d) => d.doc.kind === kind);
-  assert.equal(found.length, 1, `deploy/ must hold exactly one ${kind}`);
+const one = (kind: string, name?: string): Doc => {
+  const found = docs.filter((d) => d.doc.kind === kind && (name === undefined || d.doc.metadata?.name === name));
+  assert.equal(found.length, 1, `deploy/ must hold exactly one ${kind}${name ? ` named ${name}` : ''}`);
   return found[0].doc;
 };
+/** The Services: one that spreads connections over the pods, one with ClientIP affinity for jobs (docs/jobs.md). */
+const SERVICES = ['curvature-service', 'curvature-service-jobs'];
 
 const deployment = one('Deployment');
 const pod = deployment.spec.template.spec;
@@ -55,12 +57,22 @@ test('deploy/ holds a Deployment, a Service, an autoscaling/v2 HorizontalPodAuto
     assert.equal(doc.apiVersion, want[doc.kind], `${file}: ${doc.kind} apiVersion`);
     assert.match(doc.metadata?.name ?? '', /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, `${file}: metadata.name`);
   }
-  for (const kind of Object.keys(want)) one(kind);
+  for (const kind of Object.keys(want)) if (kind !== 'Service') one(kind);
+  assert.deepEqual(docs.filter((d) => d.doc.kind === 'Service').map((d) => d.doc.metadata.name).sort(), SERVICES);
+});
+
+test('the jobs Service keeps a client on one pod for longer than a job lives; the other spreads connections, as sharding needs', () => {
+  const config = loadConfig(env);
+  const jobs = one('Service', 'curvature-service-jobs').spec;
+  assert.equal(jobs.sessionAffinity, 'ClientIP');
+  const timeout = jobs.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? 10800;
+  assert.ok(timeout * 1000 >= config.jobResultTtlMs + config.requestTimeoutMs, `affinity ${timeout} s outlasts a job (REQUEST_TIMEOUT_MS + JOB_RESULT_TTL_MS)`);
+  assert.notEqual(one('Service', 'curvature-service').spec.sessionAffinity, 'ClientIP');
 });
 
 test('the selectors agree: Deployment, Service and PodDisruptionBudget all select the pod template labels', () => {
   assert.ok(matches(deployment.spec.selector.matchLabels, podLabels), 'Deployment selector must match its pod template');
-  assert.ok(matches(one('Service').spec.selector, podLabels), 'Service selector must match the pods');
+  for (const name of SERVICES) assert.ok(matches(one('Service', name).spec.selector, podLabels), `Service ${name}'s selector must match the pods`);
   assert.ok(matches(one('PodDisruptionBudget').spec.selector.matchLabels, podLabels), 'PodDisruptionBudget selector must match the pods');
 });
 
@@ -78,8 +90,10 @@ test('the probes call GET /health on the container port, which is the PORT the s
   // Liveness must not restart a pod that is only busy: it tolerates more silence than readiness.
   const silence = (p: Doc): number => p.periodSeconds * p.failureThreshold;
   assert.ok(silence(container.livenessProbe) > silence(container.readinessProbe));
-  const svcPort = one('Service').spec.ports[0];
-  assert.ok(svcPort.targetPort === port.name || svcPort.targetPort === port.containerPort, 'Service targetPort is the container port');
+  for (const name of SERVICES) {
+    const svcPort = one('Service', name).spec.ports[0];
+    assert.ok(svcPort.targetPort === port.name || svcPort.targetPort === port.containerPort, `Service ${name}'s targetPort is the container port`);
+  }
 });
 
 test('the HorizontalPodAutoscaler scales the Deployment on CPU, which the pods request', () => {
@@ -102,7 +116,7 @@ test('resources follow the memory arithmetic of deployment.yaml from the limits 
   const MiB = 2 ** 20;
   const idle = 192 * MiB; // Node + Fastify + workers + addon (measured ~125 MiB) and OpenBLAS buffers
   const body = 6 * config.bodyLimit; // JSON text, parsed arrays, the worker's copy, Float64Arrays
-  const worst = idle + config.workers * (config.maxTaskBytes + config.maxResultBytes) + (config.workers + config.queueLimit) * body;
+  const worst = idle + config.workers * (config.maxTaskBytes + config.maxResultBytes) + (config.workers + config.queueLimit) * body + config.jobResultBytes;
   assert.ok(config.workers >= 1, 'WORKERS >= 1: computations off the main thread, so /health answers while busy');
   assert.ok(quantity(limits.memory) >= worst, `memory limit ${limits.memory} < worst case ${worst / MiB} MiB`);
   const busy = idle + config.maxTaskBytes + body;
