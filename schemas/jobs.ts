@@ -64,7 +64,7 @@ export const JobResultAnswerSchema = answerComponent('JobResultAnswer', z.union(
 ]).describe('The answer of the job’s request, exactly as the synchronous request would have had it.'));
 
 export const JobParamsSchema = z.object({
-  id: z.string().max(200).describe('The job id, from the Location of the 202.'),
+  id: z.string().max(100).describe('The job id, from the Location of the 202 (22 characters; a path parameter longer than 100 is refused by the router, as any unknown id, 404).'),
 });
 
 /** GET /jobs/{id}/result's 200: any form of the job's answer. */

@@ -11,6 +11,7 @@ import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod
 import { DEFAULT_CONFIG, type Config } from './config.ts';
 import type { ComputePool } from './pool.ts';
 import type { ComputeResult, CurvatureTask } from './core/index.ts';
+import { frameworkErrorHandler } from './http/problem.ts';
 import { jsonBodyPlugin } from './plugins/json-body.ts';
 import { jobsPlugin } from './plugins/jobs.ts';
 import { poolPlugin } from './plugins/pool.ts';
@@ -76,6 +77,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     routerOptions: { ignoreTrailingSlash: true },
     requestIdHeader: false,
     genReqId: requestId,
+    frameworkErrors: frameworkErrorHandler,
   });
   await app.register(serviceApp, { config, runTask: options.runTask, pool: options.pool });
   return app;
