@@ -33,12 +33,13 @@ import io
 import json
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Dict, Iterator, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional
 
 import numpy as np
 import requests
 
 from ._errors import CurvatureServiceError
+from ._networks import parameter_count, selected_layers
 
 if TYPE_CHECKING:
     from ._client import CurvatureClient
@@ -64,40 +65,32 @@ def _rows(npy: Optional[bytes]) -> int:
     return int(shape[0]) if shape else 1
 
 
-def _parameters(network: Mapping[str, Any], selection: Optional[Mapping[str, Any]]) -> int:
-    """W, the (selected) parameters of the API's network: sum of out * (in + 1), out * in without a bias."""
-    layers = list(network.get("layers", []))
-    chosen = set(range(len(layers)))
-    if selection and "layers" in selection:
-        chosen = {i % len(layers) for i in selection["layers"]} if layers else set()
-    w = 0
-    for i, layer in enumerate(layers):
-        if i not in chosen:
-            continue
-        weights = layer["weights"]
-        out, inp = len(weights), (len(weights[0]) if len(weights) else 0)
-        w += out * (inp + (0 if layer.get("bias") is None else 1))
-    return w
-
-
 def request_work(path: str, body: Mapping[str, Any], arrays: Mapping[str, bytes]) -> float:
-    """The size of a request, as the client judges whether to send it as a job: N * W^2 for the
-    requests whose answer is W x W (the dense Hessians of POST /hessian, the inverse, plus W^3 for
-    its factorisation), N * K * W for the Jacobian, N * W for the rest (diagonals, products). N is
-    the rows of ``inputs``, W the selected parameters, K the outputs. A rough measure of work in
-    flops, not the service's estimate (which a job's status reports as ``estimatedFlops``)."""
+    """The size of a request, as the client judges whether to send it as a job, from N (the rows of
+    ``inputs``), W (the selected parameters, W_l per layer) and K (the outputs): N * R * W for a
+    dense Hessian of R rows (R = W, or ``rows``' length), N * sum W_l^2 for its blocks; N * W^2 + W^3
+    for what factorises a dense matrix (the inverse, dense eigenpairs, a Cholesky solve); N * K * W
+    for the Jacobian, the KFAC factors and the rest (diagonals, products, Lanczos, CG: per product).
+    A rough measure of work in flops, only to choose; not the service's estimate (which a job's
+    status reports as ``estimatedFlops``)."""
     network = body.get("network") or {}
-    n = _rows(arrays.get("inputs"))
-    w = _parameters(network, body.get("parameters"))
+    n = float(_rows(arrays.get("inputs")))
+    try:
+        sizes = [parameter_count(network, [i]) for i in selected_layers(network, body.get("parameters"))]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return 0.0  # a request the service will refuse: sent as it is, for its refusal
+    w = float(sum(sizes))
     layers = network.get("layers") or [{"weights": []}]
-    k = len(layers[-1]["weights"])
-    if path == "/hessian" and body.get("method", "exact") in _DENSE_METHODS and body.get("structure", "full") == "full":
-        return float(n) * w * w
-    if path == "/hessian/inverse":
-        return float(n) * w * w + float(w) ** 3
-    if path == "/jacobian":
-        return float(n) * k * w
-    return float(n) * w
+    k = float(len(layers[-1]["weights"]) or 1)
+    if path == "/hessian" and body.get("method", "exact") in _DENSE_METHODS:
+        if body.get("structure", "full") == "block-diagonal":
+            return n * float(sum(float(s) * s for s in sizes))
+        rows = body.get("rows")
+        return n * (float(rows[1] - rows[0]) if rows else w) * w
+    if path == "/hessian/inverse" or (path == "/hessian/eigen" and body.get("method") == "dense") or (
+            path == "/hessian/inverse-vector-product" and body.get("method") == "cholesky"):
+        return n * w * w + w ** 3
+    return n * k * w
 
 
 class _ComputeProgress:
@@ -174,16 +167,33 @@ class Job:
 
     def wait(self, progress: Optional[bool] = None, poll: float = 0.5, stream: Any = None) -> Dict[str, Any]:
         """Polls until the job has finished (every ``poll`` seconds at most, sooner at first) and
-        returns its last status; shows a bar on stderr with ``progress`` (None: when stderr is a
-        terminal, as the client's download bar). A failed job raises the refusal the synchronous
-        request would have raised; a cancelled one raises too. Interrupting the wait
-        (KeyboardInterrupt) cancels the job before it is raised again."""
-        show = progress if progress is not None else (self.client.progress if self.client.progress is not None else sys.stderr.isatty())
-        bar = _ComputeProgress(self.path, stream) if show else None
+        returns its last status; shows a bar on stderr (or ``stream``) with ``progress`` (None: the
+        client's setting, else when stderr is a terminal, as the client's download bar).
+
+        A failed job raises the refusal the synchronous request would have raised; a cancelled one
+        raises too (status None, code None); an unknown id (the replica restarted) raises the 404
+        ``JOB_NOT_FOUND``. A poll that cannot connect (the replica restarting) is tried again after
+        0.5, 1, 2, ... s, at most the client's ``max_retries`` times in a row, each logged at WARNING.
+        Interrupting the wait (KeyboardInterrupt) cancels the job before it is raised again."""
+        from ._client import logger
+
+        bar = _ComputeProgress(self.path, stream) if self.client._show_progress(progress) else None
         delay = min(0.05, poll)
+        failures = 0
         try:
             while True:
-                s = self.status()
+                try:
+                    s = self.status()
+                    failures = 0
+                except CurvatureServiceError as e:
+                    if e.status is not None or failures >= self.client.max_retries:
+                        raise
+                    wait = 0.5 * 2.0 ** failures
+                    failures += 1
+                    logger.warning("%s: polling job %s failed (%s); retry %d of %d in %.3g s", self.url + self.location, self.id,
+                                   e.detail, failures, self.client.max_retries, wait)
+                    time.sleep(wait)
+                    continue
                 if bar:
                     bar.update(float(s.get("progress", 0.0)), str(s.get("state")))
                 if s.get("state") not in ("queued", "running"):
@@ -198,7 +208,8 @@ class Job:
         if s["state"] == "failed":
             raise _problem_error(s.get("problem") or {}, self.url + self.path)
         if s["state"] == "cancelled":
-            raise CurvatureServiceError(None, "Job cancelled", f"job {self.id} was cancelled before it finished", url=self.url + self.location)
+            raise CurvatureServiceError(None, "Job cancelled", f"job {self.id} was cancelled before it finished (by DELETE, "
+                                        "or the service shutting down)", url=self.url + self.location)
         return s
 
     def result(self, accept: str = NPY) -> requests.Response:
@@ -271,24 +282,28 @@ def submit(client: "CurvatureClient", url: str, path: str, body: Mapping[str, An
 
 @contextlib.contextmanager
 def job_answer(client: "CurvatureClient", url: str, path: str, body: Mapping[str, Any], arrays: Mapping[str, bytes],
-               accept: str = NPY) -> Iterator[requests.Response]:
-    """Submits a request as a job, waits for it with the computation's progress bar, and yields its
-    result's 200 answer, streamed and unread, as the synchronous request would have had it (closed,
-    with the job's connection, after the block). A job lost with its replica (404 while waiting) is
-    sent again once, with a warning."""
+               accept: str = NPY, progress: Optional[bool] = None) -> Iterator[requests.Response]:
+    """Submits a request as a job, waits for it (with the computation's bar on stderr where
+    ``progress``, default the client's setting), and yields its result's 200 answer, streamed and
+    unread, as the synchronous request would have had it (closed, with the job's connection, after
+    the block). A job lost with its replica (404 JOB_NOT_FOUND while waiting or fetching, after the
+    poll's reconnections) is sent again once, with a warning."""
     from ._client import logger
 
-    for attempt in (0, 1):
+    attempt = 0
+    while True:
         job = submit(client, url, path, body, arrays, accept)
         try:
             try:
-                job.wait(poll=client.job_poll)
+                job.wait(progress=progress, poll=client.job_poll)
+                r = job.result(accept)
             except CurvatureServiceError as e:
                 if e.status == 404 and e.code == "JOB_NOT_FOUND" and attempt == 0:
-                    logger.warning("%s: job %s is gone from the service (its replica restarted?); sending the request again", url + path, job.id)
+                    attempt += 1
+                    logger.warning("%s: job %s is gone from the service (its replica restarted?); sending the request again",
+                                   url + path, job.id)
                     continue
                 raise
-            r = job.result(accept)
             try:
                 yield r
             finally:
