@@ -25,7 +25,7 @@ const one = (kind: string, name?: string): Doc => {
   assert.equal(found.length, 1, `deploy/ must hold exactly one ${kind}${name ? ` named ${name}` : ''}`);
   return found[0].doc;
 };
-/** The Services: one that spreads connections over the pods, one with ClientIP affinity for jobs (docs/jobs.md). */
+/** The Services: one that spreads connections over the pods, one with ClientIP affinity for jobs (docs/deployment.md, "Jobs and replicas"). */
 const SERVICES = ['curvature-service', 'curvature-service-jobs'];
 
 const deployment = one('Deployment');

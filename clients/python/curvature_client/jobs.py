@@ -128,7 +128,7 @@ class Job:
     Its requests share one keep-alive connection (``session``), the one it was submitted on: behind
     a load balancer that balances connections they then reach the replica that holds the job, as
     long as the connection lasts (the service keeps an idle one open for seconds; polls come more
-    often). Across reconnections, the service's deployment needs session affinity (docs/jobs.md).
+    often). Across reconnections, the service's deployment needs session affinity (docs/deployment.md, "Jobs and replicas").
     """
 
     def __init__(self, client: "CurvatureClient", url: str, path: str, location: str, status: Mapping[str, Any],
