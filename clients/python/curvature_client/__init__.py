@@ -57,7 +57,7 @@ from .jobs import Job
 from ._networks import ACTIVATIONS, Selection, network_from_layers, network_from_torch, parameter_count, selected_layers
 from ._results import Eigenpairs, InverseVectorProduct, Kfac, KfacFactor, SlabAssembly
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = [
     "__version__",
