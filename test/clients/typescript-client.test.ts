@@ -23,7 +23,8 @@ const USAGE = `import type { components, operations } from './api.ts';
 type Schemas = components['schemas'];
 type JsonBody<O extends keyof operations> = operations[O] extends { requestBody: { content: { 'application/json': infer B } } } ? B : never;
 type JsonAnswer<O extends keyof operations> = operations[O]['responses'][200]['content']['application/json'];
-type PostOperation = Exclude<keyof operations, 'health'>;
+// the operations with a JSON request body (the compute endpoints; not health, nor the jobs' GET and DELETE)
+type PostOperation = { [O in keyof operations]: operations[O] extends { requestBody: { content: { 'application/json': unknown } } } ? O : never }[keyof operations];
 
 const PATHS = {
   computeJacobian: '/jacobian',
