@@ -12,7 +12,9 @@
  *   JOB_RESULT_BYTES (keep and release below are its only writers): a result that does not fit
  *   drops the oldest kept ones first, and a request whose answer alone is over the bound is
  *   refused (413) before it runs. A result being streamed stays counted until its last byte has
- *   left, even once dropped. A dropped job leaves a tombstone, so that its id answers 410 Gone
+ *   left, even once dropped. The same bytes stay held on the service's memory budget (src/budget.ts)
+ *   as the pool's answer hold, from the computation's end until the result is released, so kept
+ *   results count against the memory that admits new requests. A dropped job leaves a tombstone, so that its id answers 410 Gone
  *   rather than 404, for a while (TOMBSTONES of them, the oldest forgotten first).
  * - Ids are 128 random bits (crypto), base64url. With API keys, a job belongs to the key that made
  *   it (its SHA-256 digest; the key itself is never kept) and is 404 to every other.
@@ -21,6 +23,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { checkTask, resultArrays, taskFootprint, type ComputeResult, type CurvatureTask, type TaskFootprint } from './core/index.ts';
+import type { Hold } from './budget.ts';
 import type { Config } from './config.ts';
 import { asServiceError, ServiceError } from './errors.ts';
 import type { ComputePool } from './pool.ts';
@@ -62,6 +65,8 @@ export interface Job extends JobRequest {
   result?: ComputeResult;
   /** Bytes of the result's arrays. */
   resultBytes: number;
+  /** The result's bytes on the service's memory budget (src/budget.ts), from the pool's answer until it is dropped. */
+  hold?: Hold;
   /** The refusal of a failed job. */
   problem?: ServiceError;
   /** Streams of the result in flight. */
@@ -115,7 +120,7 @@ export class JobStore {
     if (size.answerBytes > this.config.jobResultBytes) {
       throw new ServiceError('LIMIT_EXCEEDED', { reason: 'jobResult', task: size.summary, bytes: size.answerBytes, limit: this.config.jobResultBytes });
     }
-    this.pool.admit();
+    this.pool.admit(task);
     // what the worker would refuse before any work (the network, the data, the method), refused now
     try {
       checkTask(task);
@@ -128,7 +133,7 @@ export class JobStore {
     };
     this.jobs.set(job.id, job);
     this.pool.run(task, job.controller.signal, job.flags).then(
-      (result) => this.finish(job, 'done', result),
+      ({ result, hold }) => this.finish(job, 'done', result, undefined, hold),
       (err: unknown) => this.finish(job, job.controller.signal.aborted ? 'cancelled' : 'failed', undefined, err),
     );
     return job;
@@ -220,12 +225,15 @@ export class JobStore {
   }
 
   /** The pool's answer for a job: its result, its refusal, or the end of a cancelled one. */
-  private finish(job: Job, state: 'done' | 'failed' | 'cancelled', result?: ComputeResult, err?: unknown): void {
+  private finish(job: Job, state: 'done' | 'failed' | 'cancelled', result?: ComputeResult, err?: unknown, hold?: Hold): void {
     this.observe(job);
-    if (job.state === 'cancelled') return; // settled when DELETE came
-    if (state === 'done' && result) {
+    if (job.state === 'cancelled' || job.dropped) { // settled when DELETE came, or dropped (closing): nobody will read the result
+      hold?.release();
+      return;
+    }
+    if (state === 'done' && result && hold) {
       job.progress = 1;
-      this.keep(job, result);
+      this.keep(job, result, hold);
     } else if (state === 'failed') {
       job.problem = asServiceError(err) ?? new ServiceError('INTERNAL', {});
     }
@@ -248,9 +256,10 @@ export class JobStore {
   /**
    * Keeps a result: its bytes against JOB_RESULT_BYTES, dropping the oldest kept results first
    * until it fits (a result already computed is kept even when streams of dropped ones still hold
-   * the room: those are released as they end). The one place a global memory budget would hold it.
+   * the room: those are released as they end), with `hold`, the pool's hold of the answer on the
+   * memory budget, until release.
    */
-  private keep(job: Job, result: ComputeResult): void {
+  private keep(job: Job, result: ComputeResult, hold: Hold): void {
     let bytes = 0;
     for (const a of resultArrays(result)) bytes += a.data.byteLength;
     for (const oldest of this.finished) {
@@ -258,6 +267,7 @@ export class JobStore {
       if (oldest.result) this.drop(oldest, 'evicted');
     }
     job.result = result;
+    job.hold = hold;
     job.resultBytes = bytes;
     this.keptBytes += bytes;
   }
@@ -267,6 +277,8 @@ export class JobStore {
     this.keptBytes -= job.resultBytes;
     job.resultBytes = 0;
     job.result = undefined;
+    job.hold?.release();
+    job.hold = undefined;
   }
 
   /** Forgets a job, leaving its tombstone; its result's bytes go back once no stream holds them. */
