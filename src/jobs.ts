@@ -5,7 +5,7 @@
  *
  * - A job is the pool's task with flags of its own (src/stop-flags.ts): STARTED tells queued from
  *   running, PROGRESS the share of the core's estimate of its kernel flops done so far
- *   (TaskFootprint.kernelFlops), and DELETE raises STOP through the pool's abort, as a client that
+ *   (TaskFootprint.workBound.flops: src/core/work.ts), and DELETE raises STOP through the pool's abort, as a client that
  *   disconnects does, so a running job's worker is freed within the same bound.
  * - Its result (or the refusal the synchronous request would have got) is kept for
  *   JOB_RESULT_TTL_MS after it finishes. Results are held against one account, `keptBytes` against

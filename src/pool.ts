@@ -758,7 +758,7 @@ class ThreadPool extends BasePool {
     if (signal.aborted) stop();
     signal.addEventListener('abort', stop, { once: true });
     try {
-      const message: WorkerTask = { task, totalBytes: size.totalBytes, expectedFlops: size.kernelFlops.flops, flags };
+      const message: WorkerTask = { task, totalBytes: size.totalBytes, expectedFlops: size.workBound.flops, flags };
       let reply: WorkerReply;
       try {
         // the task's buffers move to the worker (the edge built them for it alone)

@@ -10,7 +10,7 @@ export const STOP = 0;
 export const STARTED = 1;
 /**
  * Written by the worker after each kernel call: the nominal flops of the calls so far against the
- * core's estimate of the task's total (TaskFootprint.kernelFlops), in units of 1 / PROGRESS_SCALE,
+ * core's estimate of the task's total (TaskFootprint.workBound.flops), in units of 1 / PROGRESS_SCALE,
  * at most PROGRESS_SCALE. It only grows.
  */
 export const PROGRESS = 2;

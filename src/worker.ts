@@ -49,7 +49,7 @@ export interface WorkerTask {
   readonly task: CurvatureTask;
   /** The pool's estimate of the task's peak memory (src/sizing.ts). */
   readonly totalBytes: number;
-  /** The core's estimate of the nominal flops of its kernel calls (TaskFootprint.kernelFlops), for its progress. */
+  /** The core's estimate of the nominal flops of its kernel calls (TaskFootprint.workBound.flops, src/core/work.ts), for its progress. */
   readonly expectedFlops: number;
   /** From stopFlags(): [STOP] raised by the main thread, [STARTED] and [PROGRESS] by this one. */
   readonly flags: Int32Array;

@@ -22,8 +22,7 @@ export { hessianVectorProduct, hessianVectorProductScratchBytes, curvatureOperat
 export { woodburyInverse, woodburyScratchBytes, choleskyInverse, choleskyScratchBytes, checkDamping, type InverseResult } from './inverse.ts';
 export { assertFinite } from './finite.ts';
 export { checkTask, compute, taskFootprint, SOLVE_DENSE_MAX, type TaskFootprint } from './operations.ts';
-export { taskKernelFlops, type KernelFlops } from './flops.ts';
-export { kernelFlops, KERNEL_FLOPS, type KernelName } from './linalg/flops.ts';
+export { FLOPS, kernelFlops, KERNEL_FLOPS, type KernelName } from './linalg/flops.ts';
 export { NO_WORK, WorkMeter, type Work } from './work.ts';
 export {
   HESSIAN_METHODS, INVERSE_HESSIANS, INVERSE_METHODS, JACOBIAN_WRT, HESSIAN_STRUCTURES, EIGEN_HESSIANS, EIGEN_METHODS, SOLVE_HESSIANS,

@@ -44,8 +44,8 @@ export function jobStatus(job: Job, ttlMs: number): JobStatus {
     state: job.state,
     endpoint: job.endpoint,
     progress: job.progress,
-    estimatedFlops: job.size.kernelFlops.flops,
-    flopsBound: job.size.kernelFlops.bound,
+    estimatedFlops: job.size.workBound.flops,
+    flopsBound: job.size.iterative,
     createdAt: iso(job.createdAt)!,
   };
   if (job.startedAt !== undefined) status.startedAt = iso(job.startedAt);
@@ -62,7 +62,7 @@ export function jobStatus(job: Job, ttlMs: number): JobStatus {
 export function submitJob(req: FastifyRequest, reply: FastifyReply, task: CurvatureTask, forms: readonly Representation[]): FastifyReply {
   const jobs = req.server.jobs;
   const job = jobs.submit(task, { owner: ownerOf(req), endpoint: `${req.method} ${req.routeOptions.url}`, forms });
-  req.log.info({ job: job.id, endpoint: job.endpoint, estimatedFlops: job.size.kernelFlops.flops }, 'job accepted');
+  req.log.info({ job: job.id, endpoint: job.endpoint, estimatedFlops: job.size.workBound.flops }, 'job accepted');
   return reply.code(202).header('location', `/jobs/${job.id}`).header('preference-applied', 'respond-async').send(jobStatus(job, jobs.ttlMs));
 }
 
