@@ -80,8 +80,8 @@ const CORES = availableParallelism();
 /**
  * Defaults for a 24 GiB, 2-core machine: each worker may hold a 4 GiB answer in a 5 GiB
  * computation while the main thread still streams the previous answer of each worker, and
- * finished jobs keep up to 2 GiB of results, so 2 × 5 + 2 × 4 + 2 = 20 GiB at worst, leaving
- * room for Node, the queue's parsed bodies and the OS.
+ * finished jobs keep up to 2 GiB of results; the memory budget (75 % of the machine, 18 GiB)
+ * holds all of it at once and refuses with 503 what does not fit, leaving room for Node and the OS.
  */
 export const DEFAULT_CONFIG: Config = {
   host: '127.0.0.1',
