@@ -5,6 +5,7 @@ import {
   HessianRequestSchema, HessianResponseSchema, InverseRequestSchema, InverseResponseSchema, VectorProductRequestSchema, VectorProductResponseSchema,
   type HessianRequest, type InverseRequest, type VectorProductRequest,
 } from '../schemas/hessian.ts';
+import { PreferHeaderSchema, jobAccepted } from '../schemas/jobs.ts';
 import { arrayAnswer, errorResponses } from '../schemas/common.ts';
 import type { CurvatureTask } from '../src/core/index.ts';
 import { computeAndSend } from '../src/http/answer.ts';
@@ -35,7 +36,8 @@ export const hessianRoutes: FastifyPluginAsync = async (app) => {
       description: 'H = ∇∇E with E a sum (or mean) over data points; W × W for exact, outer-product and finite-difference, its diagonal (W, and the trace) for the two diagonal methods; ' +
         "the diagonal blocks of the selected layers with structure 'block-diagonal' (JSON or .npz), a slab of rows with rows.",
       body: HessianRequestSchema,
-      response: { 200: arrayAnswer(HessianResponseSchema, 'the Hessian (W × W), its rows, or its diagonal (W)'), ...errorResponses() },
+      headers: PreferHeaderSchema,
+      response: { 200: arrayAnswer(HessianResponseSchema, 'the Hessian (W × W), its rows, or its diagonal (W)'), 202: jobAccepted(), ...errorResponses() },
     },
   }, async (req, reply) => computeAndSend(req, reply, hessianTask(req.body), req.body.structure === 'block-diagonal' ? MULTI_ARRAY_FORMS : ALL_FORMS));
 
@@ -46,7 +48,8 @@ export const hessianRoutes: FastifyPluginAsync = async (app) => {
       summary: 'Hessian-vector product H v by the R-operator',
       description: "Pearlmutter's R-operator (PRML 5.4.6): O(W) memory and O(NW) time, without forming H.",
       body: VectorProductRequestSchema,
-      response: { 200: arrayAnswer(VectorProductResponseSchema, 'the product H v (W)'), ...errorResponses() },
+      headers: PreferHeaderSchema,
+      response: { 200: arrayAnswer(VectorProductResponseSchema, 'the product H v (W)'), 202: jobAccepted(), ...errorResponses() },
     },
   }, async (req, reply) => computeAndSend(req, reply, vectorProductTask(req.body)));
 
@@ -57,7 +60,8 @@ export const hessianRoutes: FastifyPluginAsync = async (app) => {
       summary: 'Inverse of the damped Hessian, (H + αI)⁻¹, and log det(H + αI)',
       description: "'cholesky' (default): a factorisation of the outer-product or exact Hessian plus αI; 'woodbury': sequential rank-k updates of the outer-product Hessian from αI (PRML 5.89).",
       body: InverseRequestSchema,
-      response: { 200: arrayAnswer(InverseResponseSchema, 'the inverse (W × W)'), ...errorResponses() },
+      headers: PreferHeaderSchema,
+      response: { 200: arrayAnswer(InverseResponseSchema, 'the inverse (W × W)'), 202: jobAccepted(), ...errorResponses() },
     },
   }, async (req, reply) => computeAndSend(req, reply, inverseTask(req.body)));
 };

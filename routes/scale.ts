@@ -5,6 +5,7 @@ import {
   EigenRequestSchema, EigenResponseSchema, InverseVectorProductRequestSchema, InverseVectorProductResponseSchema, KfacRequestSchema,
   KfacResponseSchema, type EigenRequest, type InverseVectorProductRequest, type KfacRequest,
 } from '../schemas/scale.ts';
+import { PreferHeaderSchema, jobAccepted } from '../schemas/jobs.ts';
 import { arrayAnswer, errorResponses, multiArrayAnswer } from '../schemas/common.ts';
 import type { CurvatureTask } from '../src/core/index.ts';
 import { computeAndSend } from '../src/http/answer.ts';
@@ -35,7 +36,8 @@ export const scaleRoutes: FastifyPluginAsync = async (app) => {
       summary: 'Kronecker factors A_l, G_l of the outer-product Hessian (KFAC), and log det(K + αI)',
       description: 'Exact output factors (the Gauss–Newton L_n pulled back, no sampling); O(N·Σ_l ((in_l + 1)² + out_l·K)) plus the backward passes, no W² anywhere.',
       body: KfacRequestSchema,
-      response: { 200: multiArrayAnswer(KfacResponseSchema, 'members `A_<l>` and `G_<l>` for each selected layer l'), ...errorResponses() },
+      headers: PreferHeaderSchema,
+      response: { 200: multiArrayAnswer(KfacResponseSchema, 'members `A_<l>` and `G_<l>` for each selected layer l'), 202: jobAccepted(), ...errorResponses() },
     },
   }, async (req, reply) => computeAndSend(req, reply, kfacTask(req.body), MULTI_ARRAY_FORMS));
 
@@ -46,7 +48,8 @@ export const scaleRoutes: FastifyPluginAsync = async (app) => {
       summary: 'A few eigenpairs of the exact or outer-product Hessian (Lanczos or dense)',
       description: 'Matrix-free thick-restart Lanczos on curvature-vector products (O(N·W) a product, never W²), or the dense matrix and LAPACK.',
       body: EigenRequestSchema,
-      response: { 200: multiArrayAnswer(EigenResponseSchema, 'eigenvalues, eigenvectors and residuals'), ...errorResponses() },
+      headers: PreferHeaderSchema,
+      response: { 200: multiArrayAnswer(EigenResponseSchema, 'eigenvalues, eigenvectors and residuals'), 202: jobAccepted(), ...errorResponses() },
     },
   }, async (req, reply) => computeAndSend(req, reply, eigenTask(req.body), MULTI_ARRAY_FORMS));
 
@@ -57,7 +60,8 @@ export const scaleRoutes: FastifyPluginAsync = async (app) => {
       summary: '(H + αI)⁻¹ applied to m vectors (CG, Cholesky or KFAC)',
       description: 'Conjugate gradients on curvature-vector products (matrix-free), a dense Cholesky solve, or the exact solve of the KFAC matrix; refused as a Cholesky inverse is where H + αI is not positive definite.',
       body: InverseVectorProductRequestSchema,
-      response: { 200: arrayAnswer(InverseVectorProductResponseSchema, 'the solutions (m × W)'), ...errorResponses() },
+      headers: PreferHeaderSchema,
+      response: { 200: arrayAnswer(InverseVectorProductResponseSchema, 'the solutions (m × W)'), 202: jobAccepted(), ...errorResponses() },
     },
   }, async (req, reply) => computeAndSend(req, reply, inverseVectorProductTask(req.body)));
 };

@@ -76,7 +76,9 @@ export const REFUSALS: Readonly<Record<number, Refusal>> = {
     ['WWW-Authenticate'], {
       missingKey: new ServiceError('UNAUTHORIZED', { reason: 'missing' }),
     }),
-  404: refusal(404, 'NotFound', 'Any path that is no endpoint (the detail lists the endpoints).', [], {}),
+  404: refusal(404, 'NotFound', 'Any path that is no endpoint (the detail lists the endpoints); a job id that is unknown here, or another API key’s job.', [], {
+    unknownJob: new ServiceError('JOB_NOT_FOUND', { id: 'qv3lKXb1Zf0uYz8m2H4c9w' }),
+  }),
   405: refusal(405, 'MethodNotAllowed', 'Any endpoint asked with a method it does not take; Allow lists the ones it does.', ['Allow'], {
     getHessian: new ServiceError('METHOD_NOT_ALLOWED', { method: 'GET', path: '/hessian', allow: ['POST'] }),
   }),
@@ -88,8 +90,14 @@ export const REFUSALS: Readonly<Record<number, Refusal>> = {
     [], {
       bodyStalled: new ServiceError('REQUEST_TIMEOUT', { reason: 'bodyStalled', ms: 10_000, received: 65_536 }),
     }),
+  409: refusal(409, 'Conflict', 'The job has no result yet (queued or running: poll GET /jobs/{id}), or was cancelled.', [], {
+    running: new ServiceError('JOB_NOT_DONE', { id: 'qv3lKXb1Zf0uYz8m2H4c9w', state: 'running', progress: 0.42 }),
+  }),
+  410: refusal(410, 'Gone', 'The job was dropped: JOB_RESULT_TTL_MS after it finished, to make room for newer results (JOB_RESULT_BYTES), or by DELETE.', [], {
+    expired: new ServiceError('JOB_GONE', { id: 'qv3lKXb1Zf0uYz8m2H4c9w', reason: 'expired', ttlMs: 600_000 }),
+  }),
   413: refusal(413, 'PayloadTooLarge',
-    'Over a size limit, refused before any work: the body over BODY_LIMIT, the answer over MAX_RESULT_BYTES, the computation over MAX_TASK_BYTES, N over MAX_POINTS, W over MAX_PARAMETERS, or a finite-difference Hessian over MAX_FINITE_DIFFERENCE_COST; detail names the sizes and a cheaper method.',
+    'Over a size limit, refused before any work: the body over BODY_LIMIT, the answer over MAX_RESULT_BYTES, the computation over MAX_TASK_BYTES, N over MAX_POINTS, W over MAX_PARAMETERS, a finite-difference Hessian over MAX_FINITE_DIFFERENCE_COST, or a job’s answer over JOB_RESULT_BYTES; detail names the sizes and a cheaper method.',
     [], {
       resultTooLarge: new ServiceError('RESULT_TOO_LARGE', {
         task: { endpoint: 'hessian', method: 'exact', n: 1000, d: 784, k: 10, w: 202_210 },

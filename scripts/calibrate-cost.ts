@@ -12,7 +12,7 @@
  * `--flops-only` refits flopsPerSecond alone, keeping the table's element and call rates (the
  * TypeScript backend differs from OpenBLAS in its kernels only). Takes a minute or two.
  */
-import { compute, taskFootprint, type Work } from '../src/core/index.ts';
+import { compute, taskFootprint, type CurvatureTask, type Work } from '../src/core/index.ts';
 import { linalgInfo } from '../src/core/linalg/index.ts';
 import { COST_RATES, estimateSeconds, type CostRates } from '../src/cost.ts';
 import { COST_CASES } from './cost-cases.ts';
@@ -21,13 +21,15 @@ const flopsOnly = process.argv.includes('--flops-only');
 const backend = linalgInfo().backend;
 const table = COST_RATES[backend];
 
-function time(run: () => void): number {
-  run(); // warm-up: code paths compiled, the BLAS threads started
+/** The median seconds of `compute` on fresh tasks from `make`, each made before its clock starts (making the random inputs of a large case takes as long as computing it). */
+function time(make: () => CurvatureTask): number {
+  compute(make()); // warm-up: code paths compiled, the BLAS threads started
   const times: number[] = [];
   const start = performance.now();
   while (times.length < 7 && (times.length < 3 || performance.now() - start < 1500)) {
+    const task = make();
     const t0 = performance.now();
-    run();
+    compute(task);
     times.push((performance.now() - t0) / 1000);
   }
   times.sort((a, b) => a - b);
@@ -37,7 +39,7 @@ function time(run: () => void): number {
 const rows: { name: string; seconds: number; work: Work }[] = [];
 for (const c of COST_CASES) {
   const work = taskFootprint(c.task()).work;
-  const seconds = time(() => { compute(c.task()); });
+  const seconds = time(c.task);
   rows.push({ name: c.name, seconds, work });
   process.stderr.write(`${c.name}: ${(seconds * 1000).toFixed(2)} ms\n`);
 }

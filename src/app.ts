@@ -11,8 +11,10 @@ import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod
 import { DEFAULT_CONFIG, type Config } from './config.ts';
 import type { ComputePool } from './pool.ts';
 import type { ComputeResult, CurvatureTask } from './core/index.ts';
+import { frameworkErrorHandler } from './http/problem.ts';
 import { connectionOptions, connectionsPlugin } from './plugins/connections.ts';
 import { jsonBodyPlugin } from './plugins/json-body.ts';
+import { jobsPlugin } from './plugins/jobs.ts';
 import { metricsPlugin } from './plugins/metrics.ts';
 import { poolPlugin } from './plugins/pool.ts';
 import { problemsPlugin } from './plugins/problems.ts';
@@ -20,6 +22,7 @@ import { requestId, requestIdPlugin } from './plugins/request-id.ts';
 import { swaggerPlugin } from './plugins/swagger.ts';
 import { computeRoutes } from '../routes/compute.ts';
 import { healthRoutes } from '../routes/health.ts';
+import { jobRoutes } from '../routes/jobs.ts';
 
 export interface AppOptions {
   readonly config?: Partial<Config>;
@@ -62,9 +65,11 @@ export const serviceApp = fp<ServiceAppOptions>(async (app, opts) => {
   await app.register(problemsPlugin, { bodyLimit: config.bodyLimit });
   await app.register(swaggerPlugin, { version });
   await app.register(poolPlugin, { config, runTask: opts.runTask, pool: opts.pool });
+  await app.register(jobsPlugin, { config });
   await app.register(metricsPlugin);
   await app.register(healthRoutes, { version });
   await app.register(computeRoutes, { apiKeys: config.apiKeys, bodyLimit: config.bodyLimit, bodyTimeoutMs: config.bodyTimeoutMs });
+  await app.register(jobRoutes, { apiKeys: config.apiKeys });
 }, { name: 'curvature-service' });
 
 /** A Fastify instance with the service on it, not yet listening. */
@@ -77,6 +82,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     routerOptions: { ignoreTrailingSlash: true },
     requestIdHeader: false,
     genReqId: requestId,
+    frameworkErrors: frameworkErrorHandler,
     // During a shutdown, requests that still arrive on open connections reach the service's own
     // handlers (Fastify sets Connection: close on them): /health/ready answers 503 with its
     // reasons and computing routes a problem+json 503 OVERLOADED, rather than Fastify's bare 503.

@@ -34,6 +34,10 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** Bearer keys of which a computing request must present one; empty = open service. Never logged. */
   readonly apiKeys: readonly string[];
+  /** How long a finished job (its result, or its refusal) is kept, in ms, from when it finished (JOB_RESULT_TTL_MS). */
+  readonly jobResultTtlMs: number;
+  /** Most bytes of finished jobs' results kept at once (JOB_RESULT_BYTES); past it the oldest are dropped. */
+  readonly jobResultBytes: number;
   /**
    * Bytes the service may hold for requests at once: bodies being parsed, tasks queued and
    * running (their whole footprint), answers until their last byte has left (src/budget.ts).
@@ -75,8 +79,9 @@ const CORES = availableParallelism();
 
 /**
  * Defaults for a 24 GiB, 2-core machine: each worker may hold a 4 GiB answer in a 5 GiB
- * computation while the main thread still streams the previous answer of each worker, so
- * 2 × 5 + 2 × 4 = 18 GiB at worst, leaving room for Node, the queue's parsed bodies and the OS.
+ * computation while the main thread still streams the previous answer of each worker, and
+ * finished jobs keep up to 2 GiB of results; the memory budget (75 % of the machine, 18 GiB)
+ * holds all of it at once and refuses with 503 what does not fit, leaving room for Node and the OS.
  */
 export const DEFAULT_CONFIG: Config = {
   host: '127.0.0.1',
@@ -93,6 +98,8 @@ export const DEFAULT_CONFIG: Config = {
   requestTimeoutMs: 120_000,
   shutdownTimeoutMs: 25_000,
   apiKeys: [],
+  jobResultTtlMs: 600_000,
+  jobResultBytes: 2 * GiB,
   memoryBudgetBytes: defaultMemoryBudget(),
   cheapTaskMs: 50,
   fastWorkers: 1,
@@ -156,6 +163,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       ? int('SHUTDOWN_GRACE_MS', DEFAULT_CONFIG.shutdownTimeoutMs, 0)
       : int('SHUTDOWN_TIMEOUT_MS', DEFAULT_CONFIG.shutdownTimeoutMs, 0),
     apiKeys: (env.API_KEYS ?? '').split(',').map((k) => k.trim()).filter((k) => k !== ''),
+    jobResultTtlMs: int('JOB_RESULT_TTL_MS', DEFAULT_CONFIG.jobResultTtlMs, 1),
+    jobResultBytes: int('JOB_RESULT_BYTES', DEFAULT_CONFIG.jobResultBytes, 1024),
     memoryBudgetBytes: int('MEMORY_BUDGET_BYTES', DEFAULT_CONFIG.memoryBudgetBytes, 1024 * 1024),
     cheapTaskMs: int('CHEAP_TASK_MS', DEFAULT_CONFIG.cheapTaskMs, 0, 60_000),
     fastWorkers: int('FAST_WORKERS', DEFAULT_CONFIG.fastWorkers, 0, 64),

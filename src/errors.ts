@@ -74,7 +74,8 @@ export interface EdgeErrorParams {
     | { readonly reason: 'points'; readonly n: number; readonly limit: number }
     | { readonly reason: 'finiteDifference'; readonly n: number; readonly w: number; readonly limit: number }
     | { readonly reason: 'arrayLength'; readonly path: string; readonly limit: number }
-    | { readonly reason: 'values'; readonly path: string; readonly limit: number };
+    | { readonly reason: 'values'; readonly path: string; readonly limit: number }
+    | { readonly reason: 'jobResult'; readonly task: TaskSummary; readonly bytes: number; readonly limit: number };
   readonly UNSUPPORTED_MEDIA_TYPE: { readonly contentType: string };
   readonly HEADERS_TOO_LARGE: { readonly limit: number };
   readonly CLIENT_CLOSED: Readonly<Record<string, never>>;
@@ -87,6 +88,12 @@ export interface EdgeErrorParams {
   /** The task and its cost estimate (src/cost.ts), when the pool knows them: the detail then names what makes it long. */
   readonly TIMEOUT: { readonly ms: number; readonly task?: TaskSummary; readonly seconds?: number; readonly driver?: 'points' | 'depth' | 'size' };
   readonly WORKER_FAILED: { readonly reason: 'crashed' | 'noWorker'; readonly message: string; readonly retryAfter: number };
+  readonly JOB_NOT_FOUND: { readonly id: string };
+  readonly JOB_NOT_DONE: { readonly id: string; readonly state: 'queued' | 'running' | 'cancelled'; readonly progress: number };
+  readonly JOB_GONE:
+    | { readonly id: string; readonly reason: 'expired'; readonly ttlMs: number }
+    | { readonly id: string; readonly reason: 'evicted'; readonly limit: number }
+    | { readonly id: string; readonly reason: 'deleted' };
   readonly INTERNAL: Readonly<Record<string, never>>;
 }
 
@@ -377,6 +384,8 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
         }
         case 'arrayLength': return `${p.path} has more than ${fmt(p.limit)} entries; no list or object of a request (other than an array of numbers) may be that long`;
         case 'values': return `the body holds more than ${fmt(p.limit)} values outside arrays of numbers (at ${p.path}); a request's lists and objects are small: send data as arrays of numbers`;
+        case 'jobResult': return `${subject(p.task)} is an answer of ${bytes(p.bytes)}; a job keeps its result in memory until it is fetched and expires, and this service keeps ` +
+          `at most ${bytes(p.limit)} of job results (JOB_RESULT_BYTES); send the request without Prefer: respond-async, or ${alternative(p.task)}`;
       }
     },
   },
@@ -552,6 +561,31 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
     message: (p) => (p.reason === 'crashed'
       ? `the worker thread given this request failed (${echo(p.message)}); it has been logged and the worker replaced: retry in about ${p.retryAfter} s`
       : `no worker thread could be started (${echo(p.message)}); it has been logged and the service keeps trying: retry in about ${p.retryAfter} s`),
+  },
+  JOB_NOT_FOUND: {
+    status: 404,
+    title: 'No such job',
+    message: (p) => `there is no job '${echo(p.id)}' here; a job's id is in the Location of the 202 answer to a request sent with Prefer: respond-async, ` +
+      'it lives in the memory of the replica that took it (lost when that replica restarts), and with API keys only the key that made it sees it',
+  },
+  JOB_NOT_DONE: {
+    status: 409,
+    title: 'Job has no result',
+    message: (p) => (p.state === 'cancelled'
+      ? `job '${echo(p.id)}' was cancelled before it finished; it has no result (send the request again for one)`
+      : `job '${echo(p.id)}' is ${p.state} (progress ${(100 * p.progress).toFixed(1)} %); its result is here once GET /jobs/${echo(p.id)} says 'done'`),
+  },
+  JOB_GONE: {
+    status: 410,
+    title: 'Job result gone',
+    message: (p) => {
+      switch (p.reason) {
+        case 'expired': return `job '${echo(p.id)}' finished more than ${fmt(p.ttlMs)} ms ago and was dropped (JOB_RESULT_TTL_MS); fetch a result sooner, or send the request again`;
+        case 'evicted': return `job '${echo(p.id)}' was dropped to make room for newer ones: this service keeps at most ${bytes(p.limit)} of job results (JOB_RESULT_BYTES) ` +
+          'and 10,000 finished jobs, the oldest dropped first; fetch a result soon after it is done, or send the request again';
+        case 'deleted': return `job '${echo(p.id)}' was deleted (DELETE /jobs/${echo(p.id)}); send the request again for a new one`;
+      }
+    },
   },
   INTERNAL: { status: 500, title: 'Internal error', message: () => 'an internal error occurred; it has been logged with the request id' },
 };

@@ -41,7 +41,7 @@ import { COST_RATES, costEstimate, type CostEstimate } from './cost.ts';
 import { asServiceError, ServiceError } from './errors.ts';
 import { checkTaskSize } from './sizing.ts';
 import { linalgInfo, setBlasThreads, typescriptBackend, withBackend } from './core/linalg/index.ts';
-import { STARTED, STOP, stopFlags } from './stop-flags.ts';
+import { markStarted, STARTED, STOP, stopFlags } from './stop-flags.ts';
 // types only: the worker module must not load in the main thread (it lowers its thread's priority)
 import type { WorkerMessage, WorkerReply, WorkerTask } from './worker.ts';
 
@@ -123,8 +123,18 @@ const warningLog: PoolLog = {
 };
 
 export interface ComputePool {
-  /** Sizes, admits and runs a task; `signal` aborts it (the caller disconnected). */
-  run(task: CurvatureTask, signal?: AbortSignal): Promise<PoolAnswer>;
+  /**
+   * Sizes, admits and runs a task; `signal` aborts it (the caller disconnected). `flags` (from
+   * stopFlags()), when given, are the task's own: the caller reads from them whether it started
+   * and its progress (a job's status).
+   */
+  run(task: CurvatureTask, signal?: AbortSignal, flags?: Int32Array): Promise<PoolAnswer>;
+  /**
+   * Throws the refusal `run` would give this task now (its size, or 503 OVERLOADED for want of a
+   * worker, queue room, time or memory), holding nothing: a job is refused this way instead of
+   * answered 202 (src/jobs.ts), and run, called in the same tick, admits it again.
+   */
+  admit(task: CurvatureTask): void;
   /**
    * The check possible before a request's body is read: throws the 503 (OVERLOADED, with
    * retryAfter) when nothing could be admitted now (shutting down, the cheap lane full, the
@@ -230,6 +240,8 @@ interface Entry {
   readonly lane: Lane;
   readonly hold: Hold;
   readonly controller: AbortController;
+  /** Its stop, start and progress flags (stop-flags.ts), shared with its worker. */
+  readonly flags: Int32Array;
   startedAt?: number;
   slot?: Slot;
   /** Settles the run: the worker's result or its error. */
@@ -273,8 +285,8 @@ abstract class BasePool implements ComputePool {
     this.costScale = config.costScale ?? DEFAULT_CONFIG.costScale;
   }
 
-  /** Runs the task on a worker of this slot (the pool keeps at most as many on each as it has). */
-  protected abstract execute(task: CurvatureTask, size: TaskFootprint, slot: Slot, signal: AbortSignal): Promise<ComputeResult>;
+  /** Runs the task on a worker of this slot (the pool keeps at most as many on each as it has), with its flags. */
+  protected abstract execute(task: CurvatureTask, size: TaskFootprint, slot: Slot, signal: AbortSignal, flags: Int32Array): Promise<ComputeResult>;
   protected abstract endWorkers(): Promise<void>;
   abstract ready(): boolean;
 
@@ -406,7 +418,8 @@ abstract class BasePool implements ComputePool {
     return hold;
   }
 
-  async run(task: CurvatureTask, signal?: AbortSignal): Promise<PoolAnswer> {
+  /** A task's footprint, sized and checked against the limits, its cost estimate and its lane. */
+  private sized(task: CurvatureTask): { size: TaskFootprint; cost: CostEstimate; lane: Lane } {
     const size = taskFootprint(task);
     checkTaskSize(size, this.config);
     if (size.totalBytes > this.budget.limit) {
@@ -416,9 +429,18 @@ abstract class BasePool implements ComputePool {
     // where no heavy task's OpenBLAS call can hold them up): cheap is judged at those kernels' rates.
     const onTypescript = this.estimate(size, 'typescript');
     const lane: Lane = onTypescript.boundSeconds * 1000 <= this.cheapTaskMs ? 'cheap' : 'heavy';
-    const cost = lane === 'cheap' ? onTypescript : this.estimate(size);
+    return { size, cost: lane === 'cheap' ? onTypescript : this.estimate(size), lane };
+  }
+
+  admit(task: CurvatureTask): void {
+    const { size, lane } = this.sized(task);
+    this.admitTask(size, lane).release();
+  }
+
+  async run(task: CurvatureTask, signal?: AbortSignal, flags: Int32Array = stopFlags()): Promise<PoolAnswer> {
+    const { size, cost, lane } = this.sized(task);
     const hold = this.admitTask(size, lane);
-    if (lane === 'cheap' && cost.boundSeconds <= this.inlineSeconds && !signal?.aborted) return this.runInline(task, cost, hold);
+    if (lane === 'cheap' && cost.boundSeconds <= this.inlineSeconds && !signal?.aborted) return this.runInline(task, cost, hold, flags);
     const controller = new AbortController();
     const onAbort = () => controller.abort(new TaskAborted('client'));
     if (signal?.aborted) onAbort();
@@ -429,7 +451,7 @@ abstract class BasePool implements ComputePool {
     this.controllers.add(controller);
     let entry!: Entry;
     const settled = new Promise<ComputeResult>((resolve, reject) => {
-      entry = { task, size, cost, lane, hold, controller, settle: (o) => ('ok' in o ? resolve(o.ok) : reject(o.err)) };
+      entry = { task, size, cost, lane, hold, controller, flags, settle: (o) => ('ok' in o ? resolve(o.ok) : reject(o.err)) };
     });
     // a queued task leaves the queue when it is aborted; a running one is stopped by execute
     const dequeue = () => {
@@ -481,8 +503,9 @@ abstract class BasePool implements ComputePool {
   }
 
   /** Computes a task at once in this thread (see inlineSeconds); its errors as run's. */
-  private runInline(task: CurvatureTask, cost: CostEstimate, hold: Hold): PoolAnswer {
+  private runInline(task: CurvatureTask, cost: CostEstimate, hold: Hold, flags: Int32Array): PoolAnswer {
     const started = performance.now();
+    markStarted(flags);
     let outcome: TaskOutcome = 'failed';
     try {
       const result = withBackend(typescriptBackend, () => compute(task));
@@ -523,7 +546,7 @@ abstract class BasePool implements ComputePool {
       entry.settle(o);
       this.pump();
     };
-    this.execute(entry.task, entry.size, slot, entry.controller.signal).then((ok) => done({ ok }), (err: unknown) => done({ err }));
+    this.execute(entry.task, entry.size, slot, entry.controller.signal, entry.flags).then((ok) => done({ ok }), (err: unknown) => done({ err }));
   }
 
   stats(): PoolStats {
@@ -719,9 +742,8 @@ class ThreadPool extends BasePool {
     lane.faultsInARow = 0;
   }
 
-  protected async execute(task: CurvatureTask, size: TaskFootprint, slot: Slot, signal: AbortSignal): Promise<ComputeResult> {
+  protected async execute(task: CurvatureTask, size: TaskFootprint, slot: Slot, signal: AbortSignal, flags: Int32Array): Promise<ComputeResult> {
     const lane = this.pools[slot]!;
-    const flags = stopFlags();
     // piscina's own abort: dequeues a waiting task, terminates the worker of a running one
     const hard = new AbortController();
     let grace: NodeJS.Timeout | undefined;
@@ -736,7 +758,7 @@ class ThreadPool extends BasePool {
     if (signal.aborted) stop();
     signal.addEventListener('abort', stop, { once: true });
     try {
-      const message: WorkerTask = { task, totalBytes: size.totalBytes, flags };
+      const message: WorkerTask = { task, totalBytes: size.totalBytes, expectedFlops: size.workBound.flops, flags };
       let reply: WorkerReply;
       try {
         // the task's buffers move to the worker (the edge built them for it alone)
@@ -789,8 +811,10 @@ class InlinePool extends BasePool {
     return !this.isClosing;
   }
 
-  protected async execute(task: CurvatureTask, _size: TaskFootprint, _slot: Slot, signal: AbortSignal): Promise<ComputeResult> {
+  protected async execute(task: CurvatureTask, _size: TaskFootprint, _slot: Slot, signal: AbortSignal, flags: Int32Array): Promise<ComputeResult> {
     signal.throwIfAborted();
+    // started at once, and no progress until it is done: this thread computes
+    markStarted(flags);
     return this.runner(task);
   }
 

@@ -16,9 +16,10 @@ import { runInNewContext } from 'node:vm';
 import { isMainThread } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { compute, CoreError, resultArrays, type ComputeResult, type CoreErrorData, type CurvatureTask } from './core/index.ts';
+import { KERNEL_FLOPS, type KernelName } from './core/linalg/flops.ts';
 import { linalg, typescriptBackend, useBackend } from './core/linalg/index.ts';
 import type { LinalgBackend } from './core/linalg/types.ts';
-import { STARTED, STOP } from './stop-flags.ts';
+import { markStarted, PROGRESS, PROGRESS_SCALE, STOP } from './stop-flags.ts';
 
 // A worker that just built a large answer holds its scratch (chunks of up to 64 MiB, the forward
 // pass) as garbage until its next task, since an idle worker allocates nothing that would start a
@@ -48,7 +49,9 @@ export interface WorkerTask {
   readonly task: CurvatureTask;
   /** The pool's estimate of the task's peak memory (src/sizing.ts). */
   readonly totalBytes: number;
-  /** From stopFlags(): [STOP] raised by the main thread, [STARTED] by this one. */
+  /** The core's estimate of the nominal flops of its kernel calls (TaskFootprint.workBound.flops, src/core/work.ts), for its progress. */
+  readonly expectedFlops: number;
+  /** From stopFlags(): [STOP] raised by the main thread, [STARTED] and [PROGRESS] by this one. */
   readonly flags: Int32Array;
 }
 
@@ -57,18 +60,37 @@ class Stopped extends Error {}
 
 /** The flags of the task running now, if any. */
 let running: Int32Array | undefined;
+/** The running task's kernel flops so far, and the estimate of its total. */
+let done = 0;
+let expected = 1;
 
 function checkStop(): void {
   if (running !== undefined && Atomics.load(running, STOP) !== 0) throw new Stopped('stopped at the pool\'s request');
 }
 
-/** The core's backend with the stop check before each of its kernel calls, whichever kernels it has. */
+/** Counts a kernel call's nominal flops into the running task's progress (its share of the estimate, for a job's status). */
+function addProgress(flops: number): void {
+  if (running === undefined) return;
+  done += flops;
+  Atomics.store(running, PROGRESS, Math.min(PROGRESS_SCALE, Math.floor((done / expected) * PROGRESS_SCALE)));
+}
+
+/**
+ * The core's backend with, around each of its kernel calls (whichever kernels it has), the stop
+ * check before and the progress after: the call's nominal flops (linalg/flops.ts).
+ */
 function stoppable(kernels: LinalgBackend): LinalgBackend {
   const wrapped: Record<string, unknown> = { name: kernels.name };
   for (const [key, value] of Object.entries(kernels)) {
     if (typeof value !== 'function') continue;
     const kernel = value as (...args: unknown[]) => unknown;
-    wrapped[key] = (...args: unknown[]) => { checkStop(); return kernel(...args); };
+    const flops = (KERNEL_FLOPS as unknown as Record<string, ((...a: unknown[]) => number) | undefined>)[key as KernelName];
+    wrapped[key] = (...args: unknown[]) => {
+      checkStop();
+      const out = kernel(...args);
+      if (flops) addProgress(flops(...args));
+      return out;
+    };
   }
   return wrapped as unknown as LinalgBackend;
 }
@@ -124,10 +146,12 @@ class MovableReply {
 export default function run(message: WorkerMessage): WorkerReply {
   if ('warmup' in message) return { warm: true };
   if ('ping' in message) return { pong: true };
-  const { task, totalBytes, flags } = message;
+  const { task, totalBytes, expectedFlops, flags } = message;
   let result: ComputeResult;
-  Atomics.store(flags, STARTED, 1);
+  markStarted(flags);
   running = flags;
+  done = 0;
+  expected = Math.max(1, expectedFlops);
   try {
     checkStop();
     result = compute(task);

@@ -37,7 +37,7 @@ import { linalg } from './linalg/index.ts';
 import { augmentedInputs, backward, chunkSize, outputMatrices, parameterIndexMap, pullBack, thetaIndex, type BackwardPass } from './backprop.ts';
 import { forward, type ForwardPass, type Layer, type LayerSize, type Problem } from './network.ts';
 import { addStackOuterProduct, exactStackChunk, exactStackHessian, exactStackKind, exactStackScratchBytes, stackChunk, stackScratchBytes, type ExactStackKind } from './stack.ts';
-import { columnsWork, curvatureWork, stackWork, type Work } from './work.ts';
+import { columnsWork, curvatureWork, stackWork, type CurvatureTarget, type Work } from './work.ts';
 import { blocksByProducts, columnsBatch, columnsScratchBytes, hessianByProducts, hessianRowsByProducts } from './columns.ts';
 
 /** Doubles of temporary block product kept at once (32 MB). */
@@ -482,7 +482,7 @@ export function curvatureForm(layers: readonly LayerSize[], n: number, exact: bo
 }
 
 /** What of a curvature matrix an answer holds: all of it, each selected layer's own block, or rows start … end − 1. */
-export type CurvatureAnswer = 'matrix' | 'blocks' | readonly [number, number];
+export type CurvatureAnswer = CurvatureTarget;
 
 /** The blocks a row slab needs, from layer sizes alone (for the estimate). */
 function sizeSlabFilter(layers: readonly Required<LayerSize>[], start: number, end: number): BlockFilter {
@@ -530,9 +530,10 @@ function answerForm(ls: readonly Required<LayerSize>[], n: number, exact: boolea
  * The work (src/core/work.ts) of an exact or outer-product Hessian, all of it, its blocks or a
  * slab of rows, in the form the cost model picks, as curvatureScratchBytes sizes it: the block
  * form's loops, the stack form's rows and syrk, or the columns form's batches of directions. For
- * admission's estimate of seconds (src/cost.ts) before work.
+ * admission's estimate of seconds (src/cost.ts) and a job's progress, before work. `head`: the
+ * loss head's own K × K GEMM per point (sum-of-squares on softmax).
  */
-export function curvatureWorkOf(layers: readonly LayerSize[], n: number, exact: boolean, answer: CurvatureAnswer = 'matrix', exactStack?: ExactStackKind): Work {
+export function curvatureWorkOf(layers: readonly LayerSize[], n: number, exact: boolean, answer: CurvatureAnswer = 'matrix', exactStack?: ExactStackKind, head = false): Work {
   const ls = sizes(layers);
   const { need, directions, form } = answerForm(ls, n, exact, answer, exactStack);
   let w = 0, blockDoubles = 0;
@@ -541,11 +542,20 @@ export function curvatureWorkOf(layers: readonly LayerSize[], n: number, exact: 
   if (form === 'stack') {
     const stack = exact && answer === 'matrix' ? exactStack : undefined;
     const chunk = stack ? exactStackChunk(ls, n, w) : stackChunk(ls, n, w);
-    return stackWork(ls, n, w, Math.ceil(n / chunk), stack);
+    return stackWork(ls, n, w, Math.ceil(n / chunk), stack, answer, head);
   }
-  if (form === 'columns') return columnsWork(ls, n, w, directions ?? w, columnsBatch(ls, n, w));
+  if (form === 'columns') {
+    // the rows asked for; for the blocks, each selected layer's own rows
+    const ranges: (readonly [number, number])[] = [];
+    if (answer === 'matrix') ranges.push([0, w]);
+    else if (answer === 'blocks') {
+      let at = 0;
+      for (const l of ls) if (l.selected) { const wl = l.out * (l.in + (l.hasBias ? 1 : 0)); ranges.push([at, at + wl]); at += wl; }
+    } else ranges.push(answer);
+    return columnsWork(ls, n, w, ranges, columnsBatch(ls, n, w), exact, head);
+  }
   const filter = need ?? allSelected(ls);
-  return curvatureWork(ls, n, exact, filter, curvatureChunking(ls, n, filter), answerDoubles, answer === 'matrix');
+  return curvatureWork(ls, n, exact, filter, curvatureChunking(ls, n, filter), answerDoubles, answer === 'matrix', head);
 }
 
 /** The chunking an exact or outer-product Hessian (or the blocks `need` picks) will use, for its work estimate. */

@@ -21,7 +21,8 @@ export { finiteDifferenceHessian, finiteDifferenceKinks, finiteDifferenceScratch
 export { hessianVectorProduct, hessianVectorProductScratchBytes, curvatureOperator, type CurvatureOperator } from './r-operator.ts';
 export { woodburyInverse, woodburyScratchBytes, choleskyInverse, choleskyScratchBytes, checkDamping, type InverseResult } from './inverse.ts';
 export { assertFinite } from './finite.ts';
-export { compute, taskFootprint, SOLVE_DENSE_MAX, type TaskFootprint } from './operations.ts';
+export { checkTask, compute, taskFootprint, SOLVE_DENSE_MAX, type TaskFootprint } from './operations.ts';
+export { FLOPS, kernelFlops, KERNEL_FLOPS, type KernelName } from './linalg/flops.ts';
 export { NO_WORK, WorkMeter, type Work } from './work.ts';
 export {
   HESSIAN_METHODS, INVERSE_HESSIANS, INVERSE_METHODS, JACOBIAN_WRT, HESSIAN_STRUCTURES, EIGEN_HESSIANS, EIGEN_METHODS, SOLVE_HESSIANS,

@@ -3,7 +3,7 @@
  * takes (footprint: the answer and the working set, from the estimates each method exports beside
  * its budgets). Adding an endpoint adds its task type (tasks.ts) and its entry here.
  */
-import { jacobianScratchBytes, inputJacobian, inputJacobianChunk, parameterJacobian } from './jacobian.ts';
+import { checkParameterVector, jacobianScratchBytes, inputJacobian, inputJacobianChunk, parameterJacobian } from './jacobian.ts';
 import {
   curvatureBlocks, curvatureRows, curvatureScratchBytes, curvatureWorkOf, exactHessian, hessianDiagonal, hessianDiagonalChunk, hessianDiagonalScratchBytes,
   outerProductHessian,
@@ -15,15 +15,15 @@ import { checkDamping, choleskyInverse, choleskyScratchBytes, woodburyInverse, w
 import { denseEigen, EIGEN_DENSE_MAX, lanczosBasis, lanczosEigen } from './eigen.ts';
 import { kfacApply, kfacChunk, kfacEigen, kfacFactors, kfacLogDeterminant, kfacPreconditioner, kfacScratchBytes, kfacSolve } from './kfac.ts';
 import {
-  choleskyWork, curvatureOperatorWork, diagonalApproximationWork, diagonalWork, eigenWork, gradientWork, inputJacobianWork, kfacEigenWork,
-  kfacFactorsWork, kfacSolveWork, parameterJacobianWork, WorkMeter, woodburyWork, type Work,
+  choleskyWork, curvatureOperatorWork, denseEigenWork, diagonalApproximationWork, diagonalWork, gradientWork, inputJacobianWork, kfacEigenWork,
+  kfacFactorsWork, kfacSolveWork, lanczosWork, lowestSelected, parameterJacobianWork, WorkMeter, woodburyWork, type Work,
 } from './work.ts';
-import { choleskySolve, conjugateGradient, jacobiPreconditioner, type Preconditioner as SolvePreconditioner, type SolveResult } from './solve.ts';
+import { choleskySolve, conjugateGradient, jacobiPreconditioner, SOLVE_DENSE_MAX, type Preconditioner as SolvePreconditioner, type SolveResult } from './solve.ts';
 import { passesBytes } from './backprop.ts';
 import { exactStackKind, type ExactStackKind } from './stack.ts';
 import { CoreError } from './errors.ts';
 import { assertFinite } from './finite.ts';
-import { buildNetwork, countParameters, makeProblem, selectedLayers, type LayerSize, type Matrix, type Problem } from './network.ts';
+import { buildNetwork, checkInputs, countParameters, makeProblem, selectedLayers, type LayerSize, type Matrix, type Problem } from './network.ts';
 import {
   isArrayResult, resultArrays, taskInputs, taskNetwork,
   type AnswerObject, type AnswerValue, type ArrayResult, type ComputeResult, type CurvatureTask, type Endpoint, type Preconditioner, type ProblemData, type TaskSummary,
@@ -42,6 +42,12 @@ export interface TaskFootprint {
   readonly workBound: Work;
   /** The work of the same task with one data point: what does not shrink with fewer data points. */
   readonly fixedWork: Work;
+  /**
+   * Whether `workBound` is an iterative method's bound (Lanczos, CG at maxIterations) rather than
+   * the work itself. Its flops are what a job's progress is measured against, as the worker adds up
+   * the flops of the kernel calls (linalg/flops.ts): exact for the direct methods.
+   */
+  readonly iterative: boolean;
 }
 
 /** A task's sizes, as the operations' estimates need them. */
@@ -52,10 +58,11 @@ interface Dims {
   readonly k: number;
   /** The selected parameters. */
   readonly w: number;
+  /** The loss head makes its output curvatures by a K × K GEMM per point (sum-of-squares on softmax outputs). */
+  readonly head: boolean;
 }
 
-/** Where auto solves by Cholesky rather than conjugate gradients: W at most this. */
-export const SOLVE_DENSE_MAX = 3000;
+export { SOLVE_DENSE_MAX };
 
 /**
  * Typical curvature-vector products of an iterative method, for the expected work (the bound
@@ -70,7 +77,7 @@ interface OperationFootprint {
   readonly scratchBytes: number;
   readonly method?: TaskSummary['method'];
   readonly work: Work;
-  /** Where it differs from `work` (iterative methods): the work at maxIterations. */
+  /** Where it differs from `work` (iterative methods: Lanczos, CG): the work at maxIterations. */
   readonly workBound?: Work;
 }
 
@@ -142,13 +149,13 @@ const OPERATIONS: Operations = {
         }
       }
     },
-    footprint(task, { layers, n, w }) {
+    footprint(task, { layers, n, w, head }) {
       const method = task.method;
       switch (method) {
         case 'diagonal':
-          return { answerDoubles: w, scratchBytes: hessianDiagonalScratchBytes(layers, n), method, work: diagonalWork(layers, n, true, hessianDiagonalChunk(layers, n), lowestOf(layers)) };
+          return { answerDoubles: w, scratchBytes: hessianDiagonalScratchBytes(layers, n), method, work: diagonalWork(layers, n, true, hessianDiagonalChunk(layers, n), lowestSelected(layers), head) };
         case 'diagonal-approximation':
-          return { answerDoubles: w, scratchBytes: diagonalApproximationScratchBytes(layers, n), method, work: diagonalApproximationWork(layers, n) };
+          return { answerDoubles: w, scratchBytes: diagonalApproximationScratchBytes(layers, n), method, work: diagonalApproximationWork(layers, n, head) };
         case 'finite-difference':
           // 2W gradients, each with the parameters copied into a network of their own, then H symmetrised
           return { answerDoubles: w * w, scratchBytes: finiteDifferenceScratchBytes(layers, n, w), method, work: new WorkMeter().add(gradientWork(layers, n), 2 * w).touch(4 * w * w).work() };
@@ -158,15 +165,15 @@ const OPERATIONS: Operations = {
           if (task.structure === 'block-diagonal') {
             let doubles = 0;
             for (const l of layers) if (l.selected) doubles += (l.out * (l.in + (l.hasBias ? 1 : 0))) ** 2;
-            return { answerDoubles: doubles, scratchBytes: curvatureScratchBytes(layers, n, exact, 'blocks'), method: `${method}, block-diagonal`, work: curvatureWorkOf(layers, n, exact, 'blocks') };
+            return { answerDoubles: doubles, scratchBytes: curvatureScratchBytes(layers, n, exact, 'blocks'), method: `${method}, block-diagonal`, work: curvatureWorkOf(layers, n, exact, 'blocks', undefined, head) };
           }
           if (task.rows) {
             const [start, end] = task.rows;
             const rows = Math.max(0, Math.min(end, w) - Math.max(0, start));
-            return { answerDoubles: rows * w, scratchBytes: curvatureScratchBytes(layers, n, exact, [start, end]), method: `${method}, rows ${start}–${end}`, work: curvatureWorkOf(layers, n, exact, [start, end]) };
+            return { answerDoubles: rows * w, scratchBytes: curvatureScratchBytes(layers, n, exact, [start, end]), method: `${method}, rows ${start}–${end}`, work: curvatureWorkOf(layers, n, exact, [start, end], undefined, head) };
           }
           const stack = exactStackOf(task.problem);
-          return { answerDoubles: w * w, scratchBytes: curvatureScratchBytes(layers, n, exact, 'matrix', stack), method, work: fullCurvatureWork(layers, n, exact, stack) };
+          return { answerDoubles: w * w, scratchBytes: curvatureScratchBytes(layers, n, exact, 'matrix', stack), method, work: curvatureWorkOf(layers, n, exact, 'matrix', stack, head) };
         }
       }
     },
@@ -177,7 +184,7 @@ const OPERATIONS: Operations = {
       const w = p.network.parameterCount;
       return { fields: { parameterCount: w, product: array(hessianVectorProduct(p, task.vector), [w]) }, principal: 'product' };
     },
-    footprint: (_task, { layers, n, w }) => ({ answerDoubles: w, scratchBytes: hessianVectorProductScratchBytes(layers, n, w), work: curvatureOperatorWork(layers, n, w, 1) }),
+    footprint: (_task, { layers, n, w, head }) => ({ answerDoubles: w, scratchBytes: hessianVectorProductScratchBytes(layers, n, w), work: curvatureOperatorWork(layers, n, w, 1, true, head) }),
   },
   'hessian-inverse': {
     run(task): ComputeResult {
@@ -195,7 +202,7 @@ const OPERATIONS: Operations = {
       }
       return { fields: { parameterCount: w, inverse: array(r.inverse, [w, w]), logDeterminant: r.logDeterminant }, principal: 'inverse' };
     },
-    footprint: (task, { layers, n, k, w }) => {
+    footprint: (task, { layers, n, k, w, head }) => {
       const plan = woodburyPlan(w, k, n);
       const exact = task.hessian === 'exact', stack = exactStackOf(task.problem);
       return {
@@ -204,7 +211,7 @@ const OPERATIONS: Operations = {
         method: task.method,
         work: task.method === 'woodbury'
           ? woodburyWork(layers, n, w, k, plan.chunk, plan.kMax)
-          : new WorkMeter().add(fullCurvatureWork(layers, n, exact, stack)).add(choleskyWork(w)).work(),
+          : new WorkMeter().add(curvatureWorkOf(layers, n, exact, 'matrix', stack, head)).add(choleskyWork(w)).work(),
       };
     },
   },
@@ -223,11 +230,11 @@ const OPERATIONS: Operations = {
         members: layers.flatMap((l) => [{ name: `A_${l.layer}`, array: l.inputFactor }, { name: `G_${l.layer}`, array: l.outputFactor }]),
       };
     },
-    footprint: (_task, { layers, n }) => {
+    footprint: (_task, { layers, n, head }) => {
       let doubles = 0;
       for (const l of layers) if (l.selected) doubles += (l.in + 1) ** 2 + l.out ** 2;
       // the factors' eigen-decompositions hold about twice the factors again
-      const work = new WorkMeter().add(kfacFactorsWork(layers, n, kfacChunk(layers, n), lowestOf(layers)));
+      const work = new WorkMeter().add(kfacFactorsWork(layers, n, kfacChunk(layers, n), lowestSelected(layers), head));
       if (_task.damping !== undefined) work.add(kfacEigenWork(layers));
       return { answerDoubles: doubles, scratchBytes: kfacScratchBytes(layers, n) + 8 * 2 * doubles, work: work.work() };
     },
@@ -250,7 +257,7 @@ const OPERATIONS: Operations = {
         },
       };
     },
-    footprint(task, { layers, n, w }) {
+    footprint(task, { layers, n, w, head }) {
       const k = Math.min(task.count, w);
       const method = eigenMethod(task.method, w);
       const answerDoubles = w * k + 2 * k;
@@ -258,18 +265,15 @@ const OPERATIONS: Operations = {
       if (method === 'dense') {
         // the matrix, a copy for the solver and its workspace (up to 2W² for divide and conquer)
         const stack = exactStackOf(task.problem);
-        const work = new WorkMeter().add(fullCurvatureWork(layers, n, exact, stack)).add(eigenWork(w, k)).work();
+        const work = new WorkMeter().add(curvatureWorkOf(layers, n, exact, 'matrix', stack, head)).add(denseEigenWork(w, k, task.which)).work();
         return { answerDoubles, scratchBytes: 8 * 4 * w * w + curvatureScratchBytes(layers, n, exact, 'matrix', stack), method, work };
       }
       const basis = lanczosBasis(k, w);
-      // each product, then the full reorthogonalisation against the basis (two passes of V u and Vᵀ c), and per restart T's eigenpairs
-      const lanczos = (products: number) => new WorkMeter().add(curvatureOperatorWork(layers, n, w, products))
-        .gemm(basis, 1, w, 4 * products).add(eigenWork(basis, basis), Math.ceil(products / basis)).touch(2 * basis * w * Math.ceil(products / basis)).work();
-      const typical = Math.min(task.maxIterations, TYPICAL_LANCZOS_RESTARTS * basis + k);
-      return {
-        answerDoubles, scratchBytes: 8 * (2 * basis * w + basis * basis + k * w) + hessianVectorProductScratchBytes(layers, n, w), method,
-        work: lanczos(typical), workBound: lanczos(task.maxIterations + k),
-      };
+      const lanczos = (iterations: number) => lanczosWork(layers, n, w, exact, k, task.which, basis, iterations, head);
+      const scratchBytes = 8 * (2 * basis * w + basis * basis + k * w) + hessianVectorProductScratchBytes(layers, n, w);
+      // W within the basis: W products and the dense solver, whatever maxIterations (no bound)
+      if (Math.max(k + 2, basis) >= w) return { answerDoubles, scratchBytes, method, work: lanczos(task.maxIterations) };
+      return { answerDoubles, scratchBytes, method, work: lanczos(Math.min(task.maxIterations, TYPICAL_LANCZOS_RESTARTS * basis)), workBound: lanczos(task.maxIterations) };
     },
   },
   'hessian-inverse-vector-product': {
@@ -310,7 +314,7 @@ const OPERATIONS: Operations = {
         principal: 'solutions',
       };
     },
-    footprint(task, { layers, n, w }) {
+    footprint(task, { layers, n, w, head }) {
       const m = task.vectors.rows;
       const method = solveMethod(task.hessian, task.method, w);
       const answerDoubles = m * w + 2 * m;
@@ -319,24 +323,25 @@ const OPERATIONS: Operations = {
       for (const l of layers) if (l.selected) factorDoubles += (l.in + 1) ** 2 + l.out ** 2;
       const kfacBytes = kfacScratchBytes(layers, n) + 8 * 3 * factorDoubles;
       const exact = task.hessian === 'exact';
-      const factorsWork = () => new WorkMeter().add(kfacFactorsWork(layers, n, kfacChunk(layers, n), lowestOf(layers))).add(kfacEigenWork(layers));
+      const factorsWork = () => new WorkMeter().add(kfacFactorsWork(layers, n, kfacChunk(layers, n), lowestSelected(layers), head)).add(kfacEigenWork(layers));
       if (task.hessian === 'kfac') {
-        const work = factorsWork().add(kfacSolveWork(layers, 2 * m)).touch(3 * m * w).work();
+        // the solutions by kfacSolve, their residuals by kfacApply
+        const work = factorsWork().add(kfacSolveWork(layers, m)).add(kfacSolveWork(layers, m, true)).touch(3 * m * w).work();
         return { answerDoubles, scratchBytes: kfacBytes + 8 * m * w, method, work };
       }
       const operator = hessianVectorProductScratchBytes(layers, n, w);
       if (method === 'cholesky') {
-        // the matrix, its factorisation (W³/3), two triangular solves per vector, and each solution's residual by a product
+        // the matrix, its factorisation (potrf), the solves (potrs), and each solution's residual by a product
         const stack = exactStackOf(task.problem);
-        const work = new WorkMeter().add(fullCurvatureWork(layers, n, exact, stack)).kernel(w * w * w / 3, w * w).gemm(w, 2 * m, w)
-          .add(curvatureOperatorWork(layers, n, w, m)).work();
+        const work = new WorkMeter().add(curvatureWorkOf(layers, n, exact, 'matrix', stack, head)).potrf(w).potrs(w, m)
+          .add(curvatureOperatorWork(layers, n, w, m, exact, head)).work();
         return { answerDoubles, scratchBytes: 8 * w * w + curvatureScratchBytes(layers, n, exact, 'matrix', stack) + operator, method, work };
       }
       const pre = task.preconditioner === 'kfac' ? kfacBytes : task.preconditioner === 'diagonal' ? 8 * w + hessianDiagonalScratchBytes(layers, n) : 0;
       const cg = (perVector: number) => {
-        const meter = new WorkMeter().add(curvatureOperatorWork(layers, n, w, m * perVector)).touch(12 * w * m * perVector);
+        const meter = new WorkMeter().add(curvatureOperatorWork(layers, n, w, m * perVector, exact, head)).touch(12 * w * m * perVector);
         if (task.preconditioner === 'kfac') meter.add(factorsWork().work()).add(kfacSolveWork(layers, m * perVector));
-        if (task.preconditioner === 'diagonal') meter.add(diagonalWork(layers, n, exact, hessianDiagonalChunk(layers, n), lowestOf(layers)));
+        if (task.preconditioner === 'diagonal') meter.add(diagonalWork(layers, n, exact, hessianDiagonalChunk(layers, n), lowestSelected(layers), head));
         return meter.work();
       };
       return {
@@ -346,17 +351,6 @@ const OPERATIONS: Operations = {
     },
   },
 };
-
-/** The lowest selected layer (the layers' count when none is). */
-function lowestOf(layers: readonly Required<LayerSize>[]): number {
-  const l = layers.findIndex((x) => x.selected);
-  return l < 0 ? layers.length : l;
-}
-
-/** The whole (selected) exact or outer-product Hessian's work, in the form it will be computed in. */
-function fullCurvatureWork(layers: readonly Required<LayerSize>[], n: number, exact: boolean, exactStack: ExactStackKind | undefined): Work {
-  return curvatureWorkOf(layers, n, exact, 'matrix', exactStack);
-}
 
 /** CG's M⁻¹: none, Jacobi from H's own diagonal, or the KFAC matrix's exact solve. */
 function preconditioner(p: Problem, kind: Preconditioner, exact: boolean, damping: number): SolvePreconditioner | undefined {
@@ -417,6 +411,45 @@ export function compute(task: CurvatureTask): ComputeResult {
 }
 
 /**
+ * The checks a task's run makes before any work, on its sizes, data and parameters alone (the
+ * network, the data's shapes and domain, the method combination, the vector's length, the count of
+ * eigenpairs), in the order run makes them: what a refusal the answer did not need the computation
+ * for. O(N·(D + K)), no kernel call. A job (src/jobs.ts) is checked with it before its 202, so that
+ * it is refused as its synchronous request would be; the refusals that need the computation
+ * (NOT_POSITIVE_DEFINITE, NOT_CONVERGED, NON_FINITE_RESULT) come from run alone.
+ */
+export function checkTask(task: CurvatureTask): void {
+  if (task.endpoint === 'jacobian') {
+    checkInputs(buildNetwork(task.network, task.network.parameters), task.inputs);
+    return;
+  }
+  const p = problem(task.problem);
+  const w = p.network.parameterCount;
+  switch (task.endpoint) {
+    case 'hessian':
+      checkStructure(task);
+      if (task.rows && (task.method === 'exact' || task.method === 'outer-product') && task.structure !== 'block-diagonal') checkRows(task.rows, w);
+      return;
+    case 'hessian-vector-product':
+      checkParameterVector(p.network, task.vector, 'vector');
+      return;
+    case 'hessian-inverse':
+      if (task.method === 'woodbury' && task.hessian === 'exact') throw new CoreError('UNSUPPORTED_METHOD', { reason: 'woodburyExact' });
+      checkDamping(task.damping);
+      return;
+    case 'hessian-kfac':
+      return;
+    case 'hessian-eigen':
+      if (task.count > w) throw new CoreError('INVALID_COUNT', { count: task.count, w });
+      return;
+    case 'hessian-inverse-vector-product':
+      if (task.vectors.cols !== w) throw new CoreError('SHAPE_MISMATCH', { reason: 'vectorLength', field: 'vectors', length: task.vectors.cols, w });
+      checkDamping(task.damping);
+      return;
+  }
+}
+
+/**
  * The answer and peak memory of a task, from its array lengths alone (nothing allocated, in
  * microseconds): the forward and backward passes plus the operation's own estimate.
  */
@@ -425,7 +458,9 @@ export function taskFootprint(task: CurvatureTask): TaskFootprint {
   const selected = selectedLayers(network.layers.length, network.parameters);
   const layers: Required<LayerSize>[] = network.layers.map((l, i) => ({ out: l.weights.rows, in: l.weights.cols, hasBias: l.bias !== null, selected: selected[i] }));
   const n = taskInputs(task).rows;
-  const dims: Dims = { layers, n, d: layers[0]?.in ?? 0, k: layers[layers.length - 1]?.out ?? 0, w: countParameters(layers) };
+  const data = task.endpoint === 'jacobian' ? undefined : task.problem;
+  const head = data !== undefined && data.loss === 'sum-of-squares' && data.network.layers[data.network.layers.length - 1]?.activation === 'softmax';
+  const dims: Dims = { layers, n, d: layers[0]?.in ?? 0, k: layers[layers.length - 1]?.out ?? 0, w: countParameters(layers), head };
   const op = operationOf(task);
   const f = op.footprint(task, dims);
   const answerBytes = 8 * f.answerDoubles;
@@ -438,6 +473,7 @@ export function taskFootprint(task: CurvatureTask): TaskFootprint {
     work: withCheck(f.work),
     workBound: withCheck(f.workBound ?? f.work),
     fixedWork: n > 1 ? withCheck(op.footprint(task, { ...dims, n: 1 }).work) : withCheck(f.work),
+    iterative: f.workBound !== undefined,
   };
 }
 

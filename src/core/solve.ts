@@ -16,6 +16,9 @@ export interface SolveResult {
   readonly residuals: Float64Array;
 }
 
+/** Where auto solves by Cholesky rather than conjugate gradients: W at most this. */
+export const SOLVE_DENSE_MAX = 3000;
+
 export interface CgOptions {
   readonly tolerance: number;
   readonly maxIterations: number;

@@ -4,8 +4,12 @@
  * (src/cost.ts; how they were measured: docs/admission.md). Each estimate walks the same loops
  * as the method it prices, over layer sizes alone (microseconds, nothing allocated):
  *
- * - `flops`: floating-point operations inside BLAS/LAPACK kernels (a GEMM of m × n × k is
- *   2mnk), which run near the kernels' peak when the operands are large;
+ * - `flops`: floating-point operations inside BLAS/LAPACK kernels, counted call by call as the
+ *   kernels count them (linalg/flops.ts: a GEMM of m × n × k is 2mnk, a SYRK n²k, dpotrf n³/3),
+ *   which run near the kernels' peak when the operands are large. For the direct methods this is
+ *   exactly what the calls will add up to (test/core/flops.test.ts counts them one by one); for
+ *   Lanczos and CG, `workBound` has every product up to maxIterations. The same count is what a
+ *   job's progress is measured against (the worker adds up each call's flops, src/worker.ts);
  * - `elements`: array elements touched outside the kernels' arithmetic: JavaScript loops
  *   (scatters, Khatri–Rao rows, packing, scaling, activations), zeroing new arrays, and each
  *   kernel call's operands read and written (m·k + k·n + m·n), which is what a thin GEMM
@@ -19,6 +23,7 @@
  * (the rest is fixed by the network: its depth, its W² answer): a refusal advises fewer data
  * points only where that share dominates.
  */
+import { FLOPS } from './linalg/flops.ts';
 import type { LayerSize } from './network.ts';
 
 export interface Work {
@@ -45,16 +50,45 @@ export class WorkMeter {
   elements = 0;
   calls = 0;
 
-  /** One GEMM (or SYMM, SYRK-like kernel) of m × n × k, `times` over. */
+  /** One GEMM of m × n × k, `times` over. */
   gemm(m: number, n: number, k: number, times = 1): this {
-    if (m <= 0 || n <= 0 || k <= 0 || times <= 0) { this.calls += times; return this; }
-    this.flops += 2 * m * n * k * times;
-    this.elements += (m * k + k * n + m * n) * times;
-    this.calls += times;
-    return this;
+    if (m <= 0 || n <= 0 || k <= 0 || times <= 0) { this.calls += Math.max(0, times); return this; }
+    return this.kernel(FLOPS.gemm(m, n, k), m * k + k * n + m * n, times);
   }
 
-  /** A kernel of `flops` over `elements` operands (LAPACK factorisations). */
+  /** One SYRK of an n × n triangle from n × k, `times` over. */
+  syrk(n: number, k: number, times = 1): this {
+    return this.kernel(FLOPS.syrk(n, k), n * k + (n * n) / 2, times);
+  }
+
+  /** One SYMM of a symmetric order-m matrix with m × n, `times` over. */
+  symm(m: number, n: number, times = 1): this {
+    return this.kernel(FLOPS.symm(m, n), m * m + 2 * m * n, times);
+  }
+
+  /** One TRSM of a triangular order-m matrix against m × n, `times` over. */
+  trsm(m: number, n: number, times = 1): this {
+    return this.kernel(FLOPS.trsm(m, n), m * m + m * n, times);
+  }
+
+  potrf(n: number, times = 1): this {
+    return this.kernel(FLOPS.potrf(n), n * n, times);
+  }
+
+  potri(n: number, times = 1): this {
+    return this.kernel(FLOPS.potri(n), n * n, times);
+  }
+
+  potrs(n: number, nrhs: number, times = 1): this {
+    return this.kernel(FLOPS.potrs(n, nrhs), n * n + n * nrhs, times);
+  }
+
+  /** A symmetric eigen-decomposition of order n with `vectors` eigenvectors (half its reduction in BLAS-2, hence the elements). */
+  syevr(n: number, vectors: number, times = 1): this {
+    return this.kernel(FLOPS.syevr(n, vectors), 4 * n * n + (n * n * n) / 8, times);
+  }
+
+  /** A kernel call of `flops` over `elements` operands (the kernels above; a sum of several calls' flops, as one). */
   kernel(flops: number, elements: number, times = 1): this {
     this.flops += flops * times;
     this.elements += elements * times;
@@ -90,6 +124,23 @@ type Sizes = readonly Required<LayerSize>[];
 const aug = (l: Required<LayerSize>): number => l.in + (l.hasBias ? 1 : 0);
 const paramsOf = (l: Required<LayerSize>): number => l.out * aug(l);
 
+/** The lowest selected layer (the layers' count when none is). */
+export function lowestSelected(layers: Sizes): number {
+  const l = layers.findIndex((x) => x.selected);
+  return l < 0 ? layers.length : l;
+}
+
+/**
+ * A loop over n points in chunks of `chunk`, `per(points)` the work of one chunk: its elements
+ * and calls once per chunk, its flops those of all n points at once (every per-point kernel is
+ * linear in the points, so the last, shorter chunk is counted as it is).
+ */
+export function chunkedWork(n: number, chunk: number, per: (points: number) => WorkMeter): Work {
+  const chunks = Math.ceil(n / Math.max(1, chunk));
+  const one = per(Math.min(chunk, n)).work();
+  return { flops: chunks > 1 ? per(n).flops : one.flops, elements: one.elements * chunks, calls: one.calls * chunks };
+}
+
 /** The forward pass over n points: a GEMM per layer, the bias rows, the activations with h′ and h″. */
 export function forwardWork(layers: Sizes, n: number, meter = new WorkMeter()): WorkMeter {
   for (const l of layers) {
@@ -106,9 +157,13 @@ export function backwardWork(layers: Sizes, n: number, meter = new WorkMeter()):
   return meter;
 }
 
-/** Per-point output matrices (c × K × K) from the loss head. */
-export function outputMatricesWork(k: number, c: number, meter: WorkMeter): WorkMeter {
-  return meter.touch(c * (2 * k * k + HEAD_ELEMENTS)).call(1);
+/**
+ * Per-point output matrices (c × K × K) from the loss head; `head`: the head makes them by a K × K
+ * GEMM per point (sum-of-squares on softmax outputs, losses.ts), elsewhere by loops.
+ */
+export function outputMatricesWork(k: number, c: number, meter: WorkMeter, head = false): WorkMeter {
+  meter.touch(c * (2 * k * k + HEAD_ELEMENTS)).call(1);
+  return head ? meter.gemm(k, k, k, c) : meter;
 }
 
 /** One batched pull-back of c·r rows through layer m + 1 (a GEMM and the h′ scaling). */
@@ -118,9 +173,9 @@ export function pullBackWork(layers: Sizes, m: number, c: number, r: number, met
 }
 
 /** A^{l,l} for the layers ≥ lowest over c points (selfCurvatures in hessian.ts). */
-export function selfCurvaturesWork(layers: Sizes, c: number, lowest: number, meter: WorkMeter): WorkMeter {
+export function selfCurvaturesWork(layers: Sizes, c: number, lowest: number, meter: WorkMeter, head = false): WorkMeter {
   const L = layers.length;
-  outputMatricesWork(layers[L - 1].out, c, meter);
+  outputMatricesWork(layers[L - 1].out, c, meter, head);
   for (let l = L - 2; l >= lowest; l--) {
     const w = layers[l].out, outNext = layers[l + 1].out;
     pullBackWork(layers, l, c, outNext, meter);
@@ -146,18 +201,18 @@ export interface CurvaturePlanSizes {
  * block pair its pull-backs, Khatri–Rao rows, product GEMM and (exact) cross term; each block
  * scattered once (the cross terms per chunk); `answerDoubles` zeroed, symmetrised and checked.
  */
-export function curvatureWork(layers: Sizes, n: number, exact: boolean, need: BlockNeed, plan: CurvaturePlanSizes, answerDoubles: number, full: boolean): Work {
+export function curvatureWork(layers: Sizes, n: number, exact: boolean, need: BlockNeed, plan: CurvaturePlanSizes, answerDoubles: number, full: boolean, head = false): Work {
   const meter = new WorkMeter();
   const L = layers.length;
   forwardWork(layers, n, meter);
   if (exact) backwardWork(layers, n, meter);
   meter.touch(2 * answerDoubles).call(1);
   if (plan.lowest >= L) return meter.work();
-  const chunks = Math.ceil(n / plan.chunk);
-  const per = new WorkMeter();
   const scatter = new WorkMeter();
-  const c = Math.min(plan.chunk, n);
-  selfCurvaturesWork(layers, c, plan.lowest, per);
+  const perChunk = (c: number): WorkMeter => {
+  const per = new WorkMeter();
+  scatter.flops = scatter.elements = scatter.calls = 0;
+  selfCurvaturesWork(layers, c, plan.lowest, per, head);
   for (let l = plan.lowest; l < L; l++) per.touch(c * aug(layers[l])).call(1);
   for (let l = plan.lowest; l < L; l++) {
     const ll = layers[l];
@@ -188,30 +243,41 @@ export function curvatureWork(layers: Sizes, n: number, exact: boolean, need: Bl
       }
     }
   }
-  meter.add(per.work(), chunks).add(scatter.work());
+  return per;
+  };
+  meter.add(chunkedWork(n, plan.chunk, perChunk)).add(scatter.work());
   if (full) meter.touch(answerDoubles); // symmetrizeBlocks: W²/2 reads and writes
   return meter.work();
 }
 
 /** The exact (or outer-product) diagonal over n points in chunks (hessianDiagonal in hessian.ts). */
-export function diagonalWork(layers: Sizes, n: number, exact: boolean, chunk: number, lowest: number): Work {
+export function diagonalWork(layers: Sizes, n: number, exact: boolean, chunk: number, lowest: number, head = false): Work {
   const meter = forwardWork(layers, n);
   if (exact) backwardWork(layers, n, meter);
   if (lowest >= layers.length) return meter.work();
-  const c = Math.min(chunk, n);
-  const per = selfCurvaturesWork(layers, c, lowest, new WorkMeter());
-  for (const l of layers) if (l.selected) per.touch(c * l.out + 3 * c * aug(l) + 2 * l.out * aug(l)).gemm(l.out, aug(l), c).call(3);
-  return meter.add(per.work(), Math.ceil(n / chunk)).work();
+  return meter.add(chunkedWork(n, chunk, (c) => {
+    const per = selfCurvaturesWork(layers, c, lowest, new WorkMeter(), head);
+    for (const l of layers) if (l.selected) per.touch(c * l.out + 3 * c * aug(l) + 2 * l.out * aug(l)).gemm(l.out, aug(l), c).call(3);
+    return per;
+  })).work();
 }
 
 /** Becker–LeCun's diagonal over n points (diagonalApproximation). */
-export function diagonalApproximationWork(layers: Sizes, n: number): Work {
+export function diagonalApproximationWork(layers: Sizes, n: number, head = false): Work {
   const meter = forwardWork(layers, n);
   backwardWork(layers, n, meter);
   const k = layers[layers.length - 1]?.out ?? 0;
-  outputMatricesWork(k, n, meter).touch(n * k);
-  // the squares by typed-array map (a closure call per element: tens of elements' time each, measured)
-  for (const l of layers) meter.gemm(l.out, l.in, n).gemm(n, l.in, l.out).touch(30 * n * l.in + 6 * n * l.in + n * l.out + 30 * l.out * l.in).call(6);
+  outputMatricesWork(k, n, meter, head).touch(n * k);
+  // from the output down to the lowest selected layer: the squared inputs against the second
+  // derivatives where selected, and those pulled back below every layer but the lowest; the squares
+  // by typed-array map (a closure call per element: tens of elements' time each, measured)
+  const lowest = lowestSelected(layers);
+  for (let i = layers.length - 1; i >= lowest; i--) {
+    const l = layers[i];
+    if (l.selected) meter.gemm(l.out, l.in, n);
+    if (i !== lowest) meter.gemm(n, l.in, l.out);
+    meter.touch(30 * n * l.in + 6 * n * l.in + n * l.out + 30 * l.out * l.in).call(6);
+  }
   return meter.work();
 }
 
@@ -227,11 +293,11 @@ export function gradientWork(layers: Sizes, n: number): Work {
 export function inputJacobianWork(layers: Sizes, n: number, chunk: number): Work {
   const meter = forwardWork(layers, n);
   const L = layers.length, k = layers[L - 1].out, d = layers[0].in;
-  const c = Math.min(chunk, n);
-  const per = outputMatricesWork(k, c, new WorkMeter());
-  for (let m = L - 2; m >= 0; m--) pullBackWork(layers, m, c, k, per);
-  per.gemm(c * k, d, layers[0].out);
-  return meter.add(per.work(), Math.ceil(n / chunk)).touch(n * k * d).work();
+  return meter.add(chunkedWork(n, chunk, (c) => {
+    const per = outputMatricesWork(k, c, new WorkMeter());
+    for (let m = L - 2; m >= 0; m--) pullBackWork(layers, m, c, k, per);
+    return per.gemm(c * k, d, layers[0].out);
+  })).touch(n * k * d).work();
 }
 
 /** The rows of ∂a_out/∂w (or ∂y/∂w) for n points (jacobianRows): pull-backs and a scatter per selected layer, into c·K × W. */
@@ -255,16 +321,54 @@ export function parameterJacobianWork(layers: Sizes, n: number, w: number): Work
   return jacobianRowsWork(layers, n, n * k, w, meter).work();
 }
 
-/** Building the curvature operator (passes, output curvatures) and applying it `products` times (the R-operator). */
-export function curvatureOperatorWork(layers: Sizes, n: number, w: number, products: number): Work {
-  const meter = forwardWork(layers, n);
-  backwardWork(layers, n, meter);
-  const k = layers[layers.length - 1].out;
-  outputMatricesWork(k, n, meter);
-  const apply = new WorkMeter().touch(2 * n * k * k + 2 * w).call(2);
-  for (const l of layers) {
-    apply.gemm(n, l.out, l.in, 2).gemm(n, l.in, l.out, 2).gemm(l.out, l.in, n, 2).touch(8 * n * (l.out + l.in)).call(6);
+/**
+ * One applyMany of m directions of the R-operator (r-operator.ts) that start at layer `from` and
+ * are non-zero in the layers `touched`: per layer the forward GEMMs (V z where touched, W R{z} above
+ * the first), the output's per-point GEMMs (for K, m ≥ 8), the backward GEMMs (and Vᵀδ where
+ * touched, for the exact Hessian) and the result's (and δ R{z}ᵀ above the first, exact); the
+ * loops around them over n·m rows.
+ */
+export function applyWork(layers: Sizes, n: number, m: number, exact: boolean, from: number, touched: (l: number) => boolean, meter = new WorkMeter()): WorkMeter {
+  const L = layers.length;
+  const lowest = lowestSelected(layers);
+  if (lowest === L || m === 0) return meter;
+  const start = Math.max(from, lowest);
+  const k = layers[L - 1].out;
+  const has = (l: number) => l >= start && layers[l].selected && touched(l);
+  const forward = (l: number) => meter.gemm(n * m, layers[l].out, layers[l].in);
+  const back = (l: number) => meter.gemm(n * m, layers[l].in, layers[l].out);
+  const result = (l: number) => meter.gemm(layers[l].out, layers[l].in, n * m);
+  meter.touch(2 * n * m * k * k).call(2);
+  for (let l = start; l < L; l++) {
+    if (has(l)) forward(l);
+    if (l > start) forward(l);
+    meter.touch(4 * n * m * (layers[l].out + layers[l].in)).call(3);
   }
+  if (k >= 8 && m >= 8) meter.gemm(m, k, k, n);
+  for (let l = L - 1; l > lowest; l--) {
+    back(l);
+    if (exact && has(l)) back(l);
+  }
+  for (let l = lowest; l < L; l++) {
+    meter.touch(4 * n * m * (layers[l].out + layers[l].in)).call(3);
+    if (!layers[l].selected) continue;
+    result(l);
+    if (exact && l > start) result(l);
+  }
+  return meter;
+}
+
+/** Building the curvature operator (r-operator.ts curvatureOperator): its forward and backward passes and the output curvatures. */
+export function operatorWork(layers: Sizes, n: number, head = false, meter = new WorkMeter()): WorkMeter {
+  forwardWork(layers, n, meter);
+  backwardWork(layers, n, meter);
+  return outputMatricesWork(layers[layers.length - 1].out, n, meter, head);
+}
+
+/** Building the curvature operator and applying it `products` times to one general vector each (every selected layer touched). */
+export function curvatureOperatorWork(layers: Sizes, n: number, w: number, products: number, exact = true, head = false): Work {
+  const meter = operatorWork(layers, n, head);
+  const apply = applyWork(layers, n, 1, exact, 0, () => true).touch(2 * w);
   return meter.add(apply.work(), products).work();
 }
 
@@ -272,36 +376,47 @@ export function curvatureOperatorWork(layers: Sizes, n: number, w: number, produ
 export function woodburyWork(layers: Sizes, n: number, w: number, k: number, chunk: number, kMax: number): Work {
   const meter = forwardWork(layers, n);
   meter.touch(2 * w * w).call(1);
-  const chunks = Math.ceil(n / chunk);
-  const c = Math.min(chunk, n);
-  const rowsMeter = jacobianRowsWork(layers, c, c * k, w, new WorkMeter());
-  meter.add(rowsMeter.work(), chunks);
-  const blocks = Math.ceil((n * k) / kMax);
-  const b = Math.min(kMax, n * k);
+  meter.add(chunkedWork(n, chunk, (c) => jacobianRowsWork(layers, c, c * k, w, new WorkMeter())));
+  // whole blocks of kMax rows (every chunk holds whole blocks: inverse.ts woodburyPlan), the last one shorter;
   // symm and syrk each read M (W × W): the blocks are bound by that traffic for small K
-  meter.gemm(b, w, w, blocks).gemm(b, b, w, blocks).kernel(b * b * b / 3, b * b, blocks).kernel(b * b * w, b * w + b * b, blocks).kernel(b * w * w, w * w / 2 + b * w, blocks);
+  const rows = n * k;
+  const block = (b: number, times: number) => {
+    if (b > 0 && times > 0) meter.symm(w, b, times).gemm(b, b, w, times).potrf(b, times).trsm(b, w, times).syrk(w, b, times);
+  };
+  block(kMax, Math.floor(rows / kMax));
+  block(rows % kMax, 1);
   return meter.touch(w * w).work();
 }
 
 /** Cholesky's factorisation and inverse of W × W (dpotrf + dpotri, W³ flops) and the symmetrising around them. */
 export function choleskyWork(w: number): Work {
-  return new WorkMeter().kernel(w * w * w, 2 * w * w, 2).touch(3 * w * w).work();
+  // the factor's and the inverse's operands, then the symmetrising
+  return new WorkMeter().potrf(w).potri(w).touch(2 * w * w + 3 * w * w).work();
 }
 
 /** A symmetric eigen-decomposition of n × n (syevr): the tridiagonal reduction (4n³/3, half of it in BLAS-2) and the back-transformation of `vectors` vectors. */
 export function eigenWork(n: number, vectors: number): Work {
-  return new WorkMeter().kernel((4 / 3) * n * n * n + 2 * n * n * vectors, 4 * n * n + n * n * n / 8, 1).touch(2 * n * n).work();
+  return new WorkMeter().syevr(n, vectors).touch(2 * n * n).work();
+}
+
+/** The dense solver's k eigenpairs of W × W (eigen.ts denseEigen): one index range (two for 'magnitude', unless 2k ≥ W) and the residuals' GEMM. */
+export function denseEigenWork(w: number, k: number, which: string): Work {
+  const meter = new WorkMeter().gemm(w, k, w);
+  const ranges = which === 'magnitude' ? (2 * k >= w ? [w] : [k, k]) : [k];
+  for (const m of ranges) meter.add(eigenWork(w, m));
+  return meter.work();
 }
 
 /** KFAC's factors over n points in chunks: the self curvatures summed per layer and A = Z̃ᵀZ̃/N by SYRK. */
-export function kfacFactorsWork(layers: Sizes, n: number, chunk: number, lowest: number): Work {
+export function kfacFactorsWork(layers: Sizes, n: number, chunk: number, lowest: number, head = false): Work {
   const meter = forwardWork(layers, n);
   if (lowest >= layers.length) return meter.work();
-  const c = Math.min(chunk, n);
-  const per = selfCurvaturesWork(layers, c, lowest, new WorkMeter());
-  for (const l of layers) if (l.selected) per.touch(c * l.out * l.out);
-  meter.add(per.work(), Math.ceil(n / chunk));
-  for (const l of layers) if (l.selected) meter.gemm(aug(l), aug(l), n).touch(n * aug(l) + 2 * aug(l) * aug(l) + 2 * l.out * l.out).call(3);
+  meter.add(chunkedWork(n, chunk, (c) => {
+    const per = selfCurvaturesWork(layers, c, lowest, new WorkMeter(), head);
+    for (const l of layers) if (l.selected) per.touch(c * l.out * l.out);
+    return per;
+  }));
+  for (const l of layers) if (l.selected) meter.syrk(aug(l), n).touch(n * aug(l) + 2 * aug(l) * aug(l) + 2 * l.out * l.out).call(3);
   return meter.work();
 }
 
@@ -312,10 +427,39 @@ export function kfacEigenWork(layers: Sizes): Work {
   return meter.work();
 }
 
-/** Solving (or applying) the KFAC matrix for m vectors: per layer and vector two products each side of out × aug. */
-export function kfacSolveWork(layers: Sizes, m: number): Work {
+/**
+ * Solving the KFAC matrix for m vectors (kfacSolve: into the factors' eigenbases and back, per
+ * layer and vector two products each side of out × aug) or, `apply`, multiplying by it (kfacApply:
+ * one product each side).
+ */
+export function kfacSolveWork(layers: Sizes, m: number, apply = false): Work {
   const meter = new WorkMeter();
-  for (const l of layers) if (l.selected) meter.gemm(l.out, aug(l), l.out, 2 * m).gemm(l.out, aug(l), aug(l), 2 * m).touch(6 * m * l.out * aug(l)).call(4 * m);
+  const times = apply ? m : 2 * m;
+  for (const l of layers) if (l.selected) meter.gemm(l.out, aug(l), l.out, times).gemm(l.out, aug(l), aug(l), times).touch(3 * times * l.out * aug(l)).call(2 * times);
+  return meter.work();
+}
+
+/**
+ * Thick-restart Lanczos (eigen.ts lanczosEigen) for k pairs in a basis of `basis` vectors,
+ * `iterations` products: the operator built once; per product H v and two passes of
+ * Gram–Schmidt against the basis (two GEMMs of 1 × basis × W each); per restart (every basis/2
+ * products) T's eigenpairs and the Ritz vectors (a basis × W × basis GEMM); the k residuals' products
+ * at the end. With W within the basis, H's columns by W products of unit vectors (each touching one
+ * layer) and the dense solver instead.
+ */
+export function lanczosWork(layers: Sizes, n: number, w: number, exact: boolean, k: number, which: string, basis: number, iterations: number, head = false): Work {
+  const m = Math.min(w, Math.max(k + 2, basis));
+  const meter = operatorWork(layers, n, head);
+  if (m >= w) {
+    layers.forEach((l, i) => {
+      if (l.selected) meter.add(applyWork(layers, n, 1, exact, 0, (j) => j === i).touch(w).work(), paramsOf(l));
+    });
+    return meter.add(denseEigenWork(w, k, which)).work();
+  }
+  const restarts = Math.ceil(iterations / Math.max(1, Math.floor(m / 2)));
+  meter.add(applyWork(layers, n, 1, exact, 0, () => true).touch(2 * w).work(), iterations + k);
+  meter.gemm(1, m, w, 4 * iterations);
+  meter.add(eigenWork(m, m), restarts).gemm(m, w, m, restarts).touch(2 * m * w * restarts);
   return meter.work();
 }
 
@@ -342,53 +486,92 @@ const CACHED_ELEMENT = 0.15;
 const STACK_STEP_CALLS = 40;
 const COLUMNS_STEP_CALLS = 300;
 
+/** What of a curvature matrix is computed: all of it, the selected layers' own blocks, or rows start … end − 1. */
+export type CurvatureTarget = 'matrix' | 'blocks' | readonly [number, number];
+
 /**
  * The outer product (or, with `exactStack`, the exact Hessian) in the stack form (stack.ts), over
  * n points in `chunks` chunks: the rows U = C_n B_n (N·K of them pulled back through the layers,
- * jacobianRowsWork),
- * H = UᵀU by syrk (N·K·W² flops as a GEMM rate sees it), mirrored; for the exact Hessian per
- * layer with a d_k V_kᵀ D V_k and its rows against the layers below, the cross terms, and the
- * L(L+1)/2 pull-back steps per chunk (curvatureForm's 'stack' and 'exact stack').
+ * jacobianRowsWork), H = UᵀU by syrk (or its blocks, or a slab of rows by GEMM), mirrored;
+ * for the exact Hessian (the whole matrix only) the output's curvature and Gauss–Newton matrices,
+ * per layer below the top its rows V_l, d_l V_lᵀ D V_l and its rows against the layers below, the
+ * layer's own block and the cross terms with layer l − 1 and below, and the L(L+1)/2 pull-back
+ * steps per chunk (curvatureForm's 'stack' and 'exact stack').
  */
-export function stackWork(layers: Sizes, n: number, w: number, chunks: number, exactStack?: 'canonical' | 'residual'): Work {
+export function stackWork(layers: Sizes, n: number, w: number, chunks: number, exactStack?: 'canonical' | 'residual', target: CurvatureTarget = 'matrix', head = false): Work {
   const meter = forwardWork(layers, n);
-  const k = layers[layers.length - 1]?.out ?? 0;
+  const L = layers.length;
+  const k = layers[L - 1]?.out ?? 0;
   let units = 0;
   for (const l of layers) units += l.out;
   jacobianRowsWork(layers, n, n * k, w, meter);
-  // H zeroed (twice where the exact form makes its own), written by syrk, mirrored, checked finite
-  meter.kernel(n * k * w * w, n * k * (w + units) + w * w).call(chunks).touch((exactStack ? 4 : 3) * w * w).call(2);
-  if (exactStack) {
+  const rowsElements = n * k * (w + units) + w * w;
+  if (target === 'matrix') meter.kernel(FLOPS.syrk(w, n * k), rowsElements);
+  else if (target === 'blocks') { for (const l of layers) if (l.selected) meter.kernel(FLOPS.syrk(paramsOf(l), n * k), rowsElements / L); }
+  else meter.kernel(FLOPS.gemm(target[1] - target[0], w, n * k), rowsElements);
+  // H zeroed (twice where the exact form makes its own), written, mirrored, checked finite
+  meter.call(chunks).touch((exactStack ? 4 : 3) * w * w).call(2);
+  if (exactStack && target === 'matrix') {
     backwardWork(layers, n, meter);
-    let below = 0, belowPrevious = 0;
-    layers.forEach((l, i) => {
-      const wl = paramsOf(l);
-      const withD = i < layers.length - 1 || exactStack === 'residual';
-      if (withD) meter.kernel(2 * n * l.out * below * below + (l.selected ? 2 * n * wl * below : 0), 3 * n * l.out * below).call(chunks);
-      if (l.selected) meter.kernel(2 * n * wl * belowPrevious, n * wl).call(chunks);
-      belowPrevious = below;
-      if (l.selected) below += wl;
-    });
-    meter.call(chunks * ((layers.length * (layers.length + 1)) / 2) * STACK_STEP_CALLS);
+    if (head) meter.gemm(k, k, k, 2 * n);
+    const lowest = lowestSelected(layers);
+    const below: number[] = [];
+    let acc = 0;
+    for (const l of layers) { below.push(acc); if (l.selected) acc += paramsOf(l); }
+    const hasD = (l: number) => l >= lowest && (l < L - 1 || exactStack === 'residual');
+    const hasV = layers.map((_, l) => l > lowest && below[l] > 0 && (hasD(l) || (l + 1 < L && layers[l + 1].selected)));
+    // the rows V_l of the layers below each layer l that needs them, pulled back from l
+    for (let l = lowest + 1; l < L; l++) if (hasV[l]) for (let m = l - 1; m >= lowest; m--) pullBackWork(layers, m, n, layers[l].out, meter);
+    for (let l = lowest; l < L; l++) {
+      const layer = layers[l];
+      const o = layer.out, a = aug(layer), wl = below[l], own = paramsOf(layer);
+      if (hasD(l)) {
+        // d_l V_lᵀ D V_l, its rows against the layer's own parameters, and the own block's d z zᵀ
+        const flops = (hasV[l] ? 2 * wl * wl * n * o : 0) + (layer.selected ? o * ((hasV[l] ? 2 * layer.in * wl * n + (layer.hasBias ? 2 * wl * n : 0) : 0) + 2 * a * a * n) : 0);
+        meter.kernel(flops, 3 * n * o * (wl + (layer.selected ? a : 0))).call(chunks);
+      }
+      if (l > lowest && layer.selected) {
+        // the cross terms on layer l − 1 (its own parameters) and on the layers below it (through V_{l−1})
+        let flops = 0;
+        if (layers[l - 1].selected) flops += 2 * o * layer.in * aug(layers[l - 1]) * n;
+        if (hasV[l - 1] && below[l - 1] > 0) flops += layer.in * 2 * o * below[l - 1] * n;
+        meter.kernel(flops, n * own).call(chunks);
+      }
+    }
+    meter.call(chunks * ((L * (L + 1)) / 2) * STACK_STEP_CALLS);
   }
   return meter.work();
 }
 
 /**
- * `directions` rows H e_j of the exact or outer-product Hessian by the batched R-operator
- * (columns.ts), `batch` directions at a time: building the operator (passes, output curvatures),
- * then ≈ 8·N·W flops per direction in GEMMs over the batch, N·Σ(2 out_l + 2 in_l) doubles per
- * direction through in-cache loops three times, the rows through a few passes, and 3L layer steps
- * (curvatureForm's 'columns'; their measured weight above).
+ * Rows of the exact or outer-product Hessian by the batched R-operator (columns.ts), for each of
+ * `ranges` (rows start … end − 1; the blocks are one range per layer): the operator built per
+ * range, then `batch` directions at a time one applyMany from the batch's first layer, touching the
+ * layers the batch spans; N·Σ(2 out_l + 2 in_l) doubles per direction through in-cache loops three
+ * times, the rows through a few passes, and 3L layer steps (curvatureForm's 'columns'; their
+ * measured weight above).
  */
-export function columnsWork(layers: Sizes, n: number, w: number, directions: number, batch: number): Work {
-  const meter = forwardWork(layers, n);
-  backwardWork(layers, n, meter);
-  outputMatricesWork(layers[layers.length - 1]?.out ?? 0, n, meter);
-  let through = 0;
+export function columnsWork(layers: Sizes, n: number, w: number, ranges: readonly (readonly [number, number])[], batch: number, exact: boolean, head = false): Work {
+  const meter = new WorkMeter();
+  const offsets: number[] = [];
+  let at = 0;
+  for (const l of layers) { offsets.push(l.selected ? at : -1); if (l.selected) at += paramsOf(l); }
+  const m = Math.max(1, batch);
+  let through = 0, directions = 0, batches = 0;
   for (const l of layers) through += 2 * l.out + 2 * l.in;
-  const batches = Math.ceil(directions / Math.max(1, batch));
-  meter.kernel(8 * n * directions * w, 0).call(batches).touch(CACHED_ELEMENT * 3 * n * directions * through + 6 * directions * w);
+  for (const [start, end] of ranges) {
+    operatorWork(layers, n, head, meter);
+    for (let j0 = start; j0 < end; j0 += m) {
+      const c = Math.min(m, end - j0);
+      const from = layers.findIndex((l, i) => offsets[i] >= 0 && j0 < offsets[i] + paramsOf(l));
+      const spans = (i: number) => offsets[i] >= 0 && offsets[i] < j0 + c && offsets[i] + paramsOf(layers[i]) > j0;
+      const apply = applyWork(layers, n, c, exact, from, spans);
+      meter.kernel(apply.flops, 0);
+      batches++;
+    }
+    directions += end - start;
+  }
+  meter.touch(CACHED_ELEMENT * 3 * n * directions * through + 6 * directions * w);
   meter.call(3 * layers.length * (batches * STACK_STEP_CALLS + (COLUMNS_STEP_CALLS * directions) / Math.max(1, w)));
   return meter.work();
 }

@@ -98,3 +98,21 @@ export function errorHandler(bodyLimit: number) {
     return sendProblem(reply, e);
   };
 }
+
+/**
+ * Fastify's frameworkErrors option: what its router refuses before any route or hook, a path
+ * parameter over maxParamLength or with a malformed percent-encoding. The only parameters are job
+ * ids (/jobs/{id}), so such a path names no job: 404 JOB_NOT_FOUND, as problem+json like every
+ * refusal (Fastify would answer its own JSON, a 414 or 400).
+ */
+export function frameworkErrorHandler(_err: Error, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const segment = req.url.split('?')[0].split('/')[2] ?? '';
+  let id = segment;
+  try {
+    id = decodeURIComponent(segment);
+  } catch {
+    // a malformed escape: quoted as sent
+  }
+  reply.header('x-request-id', req.id);
+  return sendProblem(reply, new ServiceError('JOB_NOT_FOUND', { id }));
+}

@@ -23,15 +23,30 @@ export function keyChecker(keys: readonly string[]): (token: string) => boolean 
   };
 }
 
+/** The key of an `Authorization: Bearer <key>` header, if it is one. */
+export function bearerToken(header: string | undefined): string | undefined {
+  const m = typeof header === 'string' ? /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header) : null;
+  return m?.[1];
+}
+
+/**
+ * Who a request's jobs belong to: the SHA-256 digest (hex) of its key, which the auth hook has
+ * already checked; the key itself is never kept.
+ */
+export function keyOwner(header: string | undefined): string | undefined {
+  const token = bearerToken(header);
+  return token === undefined ? undefined : digest(token).toString('hex');
+}
+
 export const authPlugin = fp<{ readonly apiKeys: readonly string[] }>(async (app, opts) => {
   if (opts.apiKeys.length === 0) return;
   const matches = keyChecker(opts.apiKeys);
   app.addHook('onRequest', async (req, reply) => {
     const header = req.headers.authorization;
-    const m = typeof header === 'string' ? /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header) : null;
+    const token = bearerToken(header);
     reply.header('www-authenticate', 'Bearer realm="curvature-service"');
-    if (!m) throw new ServiceError('UNAUTHORIZED', { reason: header === undefined ? 'missing' : 'malformed' });
-    if (!matches(m[1])) {
+    if (token === undefined) throw new ServiceError('UNAUTHORIZED', { reason: header === undefined ? 'missing' : 'malformed' });
+    if (!matches(token)) {
       reply.header('www-authenticate', 'Bearer realm="curvature-service", error="invalid_token"');
       throw new ServiceError('UNAUTHORIZED', { reason: 'invalid' });
     }

@@ -195,7 +195,7 @@ function documentBuilder() {
     return { required: true, content: { [MEDIA_TYPES.json]: json, ...(multipart ? { 'multipart/form-data': multipart.content['multipart/form-data'] } : {}) } };
   }
 
-  function answer(operationId: string, route: string, entry: unknown, schemas: Record<string, Json>, requestExamples: Parameters<typeof answerExamples>[1]): Json {
+  function answer(operationId: string, route: string, status: string, entry: unknown, schemas: Record<string, Json>, requestExamples: Parameters<typeof answerExamples>[1]): Json {
     const declaredEntry: ContentEntry = isZod(entry)
       ? { description: z.globalRegistry.get(entry)?.description, content: { [MEDIA_TYPES.json]: { schema: entry } } }
       : (entry as ContentEntry);
@@ -203,7 +203,8 @@ function documentBuilder() {
     const content: Record<string, Json> = {};
     for (const [type, media] of Object.entries(declaredEntry.content)) {
       const media2: Json = { schema: isZod(media.schema) ? schemaOf('answer', media.schema) : media.schema };
-      if (type === MEDIA_TYPES.json) {
+      // the service's answers to the request examples are its 200s (a 202's body is a job)
+      if (type === MEDIA_TYPES.json && status === '200') {
         const examples = answerExamples(operationId, requestExamples);
         if (examples) media2.examples = examples;
       }
@@ -240,7 +241,7 @@ function documentBuilder() {
         const responses: Record<string, unknown> = {};
         for (const [status, entry] of d.responses) {
           const r = refusalOf(entry);
-          responses[status] = r ? ref('responses', r.name) : answer(op.operationId, route, entry, schemas, requestExamples);
+          responses[status] = r ? ref('responses', r.name) : answer(op.operationId, route, status, entry, schemas, requestExamples);
         }
         op.responses = Object.fromEntries(Object.keys(responses).sort().map((s) => [s, responses[s]]));
       }
@@ -301,6 +302,7 @@ export const swaggerPlugin = fp<{ readonly version: string }>(async (app, opts) 
       tags: [
         { name: 'jacobian', description: 'First derivatives of the outputs' },
         { name: 'hessian', description: 'Second derivatives of the error' },
+        { name: 'jobs', description: 'Requests sent with `Prefer: respond-async`: state, progress, result, cancellation' },
         { name: 'operations', description: 'Health' },
       ],
     },

@@ -23,8 +23,8 @@ const USAGE = `import type { components, operations } from './api.ts';
 type Schemas = components['schemas'];
 type JsonBody<O extends keyof operations> = operations[O] extends { requestBody: { content: { 'application/json': infer B } } } ? B : never;
 type JsonAnswer<O extends keyof operations> = operations[O]['responses'][200] extends { content: { 'application/json': infer A } } ? A : never;
-/** The compute operations; the GETs are health, the probes and /metrics (text). */
-type PostOperation = Exclude<keyof operations, 'health' | 'checkLiveness' | 'checkReadiness' | 'getMetrics'>;
+/** The compute operations: those with a JSON request body (not health, the probes, /metrics, nor the jobs' GET and DELETE). */
+type PostOperation = { [O in keyof operations]: operations[O] extends { requestBody: { content: { 'application/json': unknown } } } ? O : never }[keyof operations];
 
 const PATHS = {
   computeJacobian: '/jacobian',

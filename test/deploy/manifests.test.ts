@@ -22,11 +22,13 @@ const docs: { file: string; doc: Doc }[] = files.flatMap((file) =>
     return { file, doc: d.toJS() as Doc };
   }).filter((d) => d.doc !== null),
 );
-const one = (kind: string): Doc => {
-  const found = docs.filter((d) => d.doc.kind === kind);
-  assert.equal(found.length, 1, `deploy/ must hold exactly one ${kind}`);
+const one = (kind: string, name?: string): Doc => {
+  const found = docs.filter((d) => d.doc.kind === kind && (name === undefined || d.doc.metadata?.name === name));
+  assert.equal(found.length, 1, `deploy/ must hold exactly one ${kind}${name ? ` named ${name}` : ''}`);
   return found[0].doc;
 };
+/** The Services: one that spreads connections over the pods, one with ClientIP affinity for jobs (docs/deployment.md, "Jobs and replicas"). */
+const SERVICES = ['curvature-service', 'curvature-service-jobs'];
 
 const deployment = one('Deployment');
 const pod = deployment.spec.template.spec;
@@ -57,12 +59,22 @@ test('deploy/ holds a Deployment, a Service, an autoscaling/v2 HorizontalPodAuto
     assert.equal(doc.apiVersion, want[doc.kind], `${file}: ${doc.kind} apiVersion`);
     assert.match(doc.metadata?.name ?? '', /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, `${file}: metadata.name`);
   }
-  for (const kind of Object.keys(want)) one(kind);
+  for (const kind of Object.keys(want)) if (kind !== 'Service') one(kind);
+  assert.deepEqual(docs.filter((d) => d.doc.kind === 'Service').map((d) => d.doc.metadata.name).sort(), SERVICES);
+});
+
+test('the jobs Service keeps a client on one pod for longer than a job lives; the other spreads connections, as sharding needs', () => {
+  const config = loadConfig(env);
+  const jobs = one('Service', 'curvature-service-jobs').spec;
+  assert.equal(jobs.sessionAffinity, 'ClientIP');
+  const timeout = jobs.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? 10800;
+  assert.ok(timeout * 1000 >= config.jobResultTtlMs + config.requestTimeoutMs, `affinity ${timeout} s outlasts a job (REQUEST_TIMEOUT_MS + JOB_RESULT_TTL_MS)`);
+  assert.notEqual(one('Service', 'curvature-service').spec.sessionAffinity, 'ClientIP');
 });
 
 test('the selectors agree: Deployment, Service and PodDisruptionBudget all select the pod template labels', () => {
   assert.ok(matches(deployment.spec.selector.matchLabels, podLabels), 'Deployment selector must match its pod template');
-  assert.ok(matches(one('Service').spec.selector, podLabels), 'Service selector must match the pods');
+  for (const name of SERVICES) assert.ok(matches(one('Service', name).spec.selector, podLabels), `Service ${name}'s selector must match the pods`);
   assert.ok(matches(one('PodDisruptionBudget').spec.selector.matchLabels, podLabels), 'PodDisruptionBudget selector must match the pods');
 });
 
@@ -85,8 +97,10 @@ test('the probes call GET /health/live (startup, liveness) and /health/ready (re
   assert.equal(annotations['prometheus.io/scrape'], 'true');
   assert.equal(annotations['prometheus.io/path'], '/metrics');
   assert.equal(annotations['prometheus.io/port'], String(port.containerPort));
-  const svcPort = one('Service').spec.ports[0];
-  assert.ok(svcPort.targetPort === port.name || svcPort.targetPort === port.containerPort, 'Service targetPort is the container port');
+  for (const name of SERVICES) {
+    const svcPort = one('Service', name).spec.ports[0];
+    assert.ok(svcPort.targetPort === port.name || svcPort.targetPort === port.containerPort, `Service ${name}'s targetPort is the container port`);
+  }
 });
 
 test('the HorizontalPodAutoscaler scales the Deployment on CPU, which the pods request', () => {
@@ -112,9 +126,10 @@ test('resources follow the memory arithmetic of deployment.yaml: the memory budg
   assert.equal(env.MEMORY_BUDGET_BYTES, undefined, 'the budget comes from the pod limit (the cgroup), as the comment says');
   // the service's own default, from the container's limit (cgroup memory.max)
   const budget = defaultMemoryBudget(quantity(limits.memory), Number.MAX_SAFE_INTEGER);
-  const busiest = config.workers * (config.maxTaskBytes + config.maxResultBytes) + body;
+  // kept job results are held on the same budget (src/jobs.ts)
+  const busiest = config.workers * (config.maxTaskBytes + config.maxResultBytes) + body + config.jobResultBytes;
   assert.ok(config.workers >= 1, 'WORKERS >= 1: computations off the main thread, so /health answers while busy');
-  assert.ok(budget >= busiest, `the memory budget ${budget / MiB} MiB (75 % of ${limits.memory}) < ${busiest / MiB} MiB: both workers at MAX_TASK_BYTES, their answers and a body`);
+  assert.ok(budget >= busiest, `the memory budget ${budget / MiB} MiB (75 % of ${limits.memory}) < ${busiest / MiB} MiB: both workers at MAX_TASK_BYTES, their answers, a body and the kept job results`);
   assert.ok(quantity(limits.memory) - budget >= idle, `${limits.memory} leaves ${(quantity(limits.memory) - budget) / MiB} MiB beside the budget for Node itself`);
   const busy = idle + config.maxTaskBytes + body;
   assert.ok(quantity(requests.memory) >= busy, `memory request ${requests.memory} < ${busy / MiB} MiB`);

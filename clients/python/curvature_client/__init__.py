@@ -29,6 +29,9 @@ What it does on the wire:
 * ``api_key`` is sent as ``Authorization: Bearer <key>``;
 * an answer over ``progress_threshold`` bytes shows a text progress bar on stderr while it downloads
   (its ``Content-Length`` is known up front);
+* a large request (``jobs``, ``job_threshold``: N*W^2 >= 2e10 for a dense Hessian or inverse) is sent as
+  a job (``Prefer: respond-async``): the client polls its progress, showing it on stderr as a bar, then
+  downloads the same answer (:mod:`curvature_client.jobs`);
 * given several service URLs, the data rows are split across them and the requests run
   concurrently. The error is a sum over data points, so the Hessians (exact, outer-product, the two
   diagonals, finite-difference) and the Hessian-vector products of the shards add up to those of
@@ -47,17 +50,21 @@ then bias (absent for ``bias=False``): the order of ``torch.nn.utils.parameters_
 ``parameters=[layer indices]``, the selected layers' parameters in that same order.
 """
 
+from . import jobs
 from ._client import HESSIAN_METHODS, LOSSES, REDUCTIONS, CurvatureClient, invert_damped
 from ._errors import CurvatureServiceError
+from .jobs import Job
 from ._networks import ACTIVATIONS, Selection, network_from_layers, network_from_torch, parameter_count, selected_layers
 from ._results import Eigenpairs, InverseVectorProduct, Kfac, KfacFactor, SlabAssembly
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = [
     "__version__",
     "CurvatureClient",
     "CurvatureServiceError",
+    "Job",
+    "jobs",
     "network_from_layers",
     "network_from_torch",
     "invert_damped",

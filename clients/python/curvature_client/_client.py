@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, Iterator, List, Literal, Mapping, Option
 import numpy as np
 import requests
 
+from . import jobs as _jobs
 from ._errors import CurvatureServiceError
 from ._networks import Selection, as_network, parameter_count, selected_layers
 from ._networks import selection as _selection
@@ -167,11 +168,16 @@ class CurvatureClient:
     again. ``progress``: show a download bar on stderr (None: only when stderr is a terminal);
     ``progress_threshold``: the smallest answer, in bytes, that gets one. ``session``: a
     ``requests.Session`` to send every request on (default: a new connection per request).
+    ``jobs``: send requests as jobs (``Prefer: respond-async``) and show the computation's progress
+    before the download's: True always, False never, None (default) from ``job_threshold`` on, in
+    the size measure of :func:`curvature_client.jobs.request_work` (N*W^2 for dense W x W answers);
+    ``job_poll``: the most seconds between two polls of a job.
     """
 
     def __init__(self, urls: Union[str, Sequence[str]], api_key: Optional[str] = None, timeout: float = 600.0,
                  max_retries: int = 5, max_retry_wait: float = 60.0, progress: Optional[bool] = None,
-                 progress_threshold: int = 8 * 1024 * 1024, session: Optional[requests.Session] = None) -> None:
+                 progress_threshold: int = 8 * 1024 * 1024, session: Optional[requests.Session] = None,
+                 jobs: Optional[bool] = None, job_threshold: float = _jobs.DEFAULT_JOB_THRESHOLD, job_poll: float = 0.5) -> None:
         self.urls: List[str] = [urls] if isinstance(urls, str) else list(urls)
         if not self.urls:
             raise ValueError("give at least one service URL")
@@ -183,6 +189,7 @@ class CurvatureClient:
         self.progress = progress
         self.progress_threshold = progress_threshold
         self.session = session
+        self.jobs, self.job_threshold, self.job_poll = jobs, job_threshold, job_poll
 
     # -- public API --
 
@@ -552,7 +559,15 @@ class CurvatureClient:
 
         A 503 with code OVERLOADED is retried after its Retry-After (at most ``max_retries`` times,
         each wait at most ``max_retry_wait`` s), logged at WARNING on the ``curvature_client``
-        logger; every other refusal, a 503 TIMEOUT included, raises at once."""
+        logger; every other refusal, a 503 TIMEOUT included, raises at once. A large request runs as a
+        job (jobs.py), with the same answer."""
+        if _jobs.should_run_as_job(self, path, body, arrays):
+            # a bar of the computation only where one request is in flight: not for shards sent to
+            # several URLs at once, nor for assemble_hessian's slabs (which have a bar of their rows)
+            bar = self._show_progress() and len(self.urls) == 1 and "rows" not in body
+            with _jobs.job_answer(self, url, path, body, arrays, accept=accept, progress=bar) as r:
+                yield r
+            return
         files: Dict[str, Any] = {"request": (None, json.dumps(body), "application/json")}
         for name, payload in arrays.items():
             files[name] = (f"{name}.npy", payload, NPY)

@@ -6,6 +6,8 @@ test/clients/python-client.test.ts, which starts real servers:
 * CURVATURE_KEYED_SERVICE_URL and CURVATURE_API_KEY: one started with API_KEYS;
 * CURVATURE_BUSY_SERVICE_URL and CURVATURE_BUSY_TIMEOUT_MS: one with a single worker, no queue
   (WORKERS=1, QUEUE_LIMIT=0) and a short REQUEST_TIMEOUT_MS, for the 503 OVERLOADED and TIMEOUT tests.
+* CURVATURE_NODE: the node that runs the service, for test_jobs.py's own service processes (killed and
+  started again: a job lost with its replica); else ``node`` on PATH.
 
 The package is imported from the source tree (clients/python); test_package.py installs it into
 fresh virtualenvs and checks the installed copy.
