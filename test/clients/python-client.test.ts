@@ -7,16 +7,19 @@
  * The Python is CURVATURE_PYTHON if set, else the first of Debian's /usr/bin/python3 and the
  * python3 on PATH that has numpy, requests and pytest, preferring one that also has torch.
  *
- * Three services: the default one, one with API keys (the Bearer header), and a busy one (one
- * worker, no queue, a 1.5 s REQUEST_TIMEOUT_MS) for the client's retry of 503 OVERLOADED and its
- * refusal to retry 503 TIMEOUT. The suite also pip-installs the client into fresh virtualenvs
- * (clients/python/tests/test_package.py), offline.
+ * Four services: the default one, one with API keys (the Bearer header), a busy one (one worker, no
+ * queue, a 1.5 s REQUEST_TIMEOUT_MS) for the client's retry of 503 OVERLOADED and its refusal to
+ * retry 503 TIMEOUT, and a second default one in a process of its own (node src/server.ts), for
+ * row slabs assembled from two service processes. The suite also pip-installs the client into fresh
+ * virtualenvs (clients/python/tests/test_package.py), offline, and runs the worked examples
+ * (clients/python/examples) against the default service.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { buildApp } from '../../src/app.ts';
+import { spawnServer } from '../helpers/heavy.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const PROBE = [
@@ -71,6 +74,8 @@ test('the Python client passes its pytest suite against the live service (numpy,
   const busy = await buildApp({ config: { workers: 1, queueLimit: 0, requestTimeoutMs: busyTimeoutMs } });
   t.after(() => busy.close());
   const busyUrl = await busy.listen({ host: '127.0.0.1', port: 0 });
+  // A fourth, the real server in a child process: slabs of one Hessian computed by two processes.
+  const second = await spawnServer(t, {});
   const started = Date.now();
   const { code, output } = await run(chosen.python, ['-m', 'pytest', 'clients/python/tests', '-q', '-rs', '-p', 'no:cacheprovider'], {
     ...process.env,
@@ -79,6 +84,7 @@ test('the Python client passes its pytest suite against the live service (numpy,
     CURVATURE_API_KEY: apiKey,
     CURVATURE_BUSY_SERVICE_URL: busyUrl,
     CURVATURE_BUSY_TIMEOUT_MS: String(busyTimeoutMs),
+    CURVATURE_SECOND_SERVICE_URL: second.base,
     PYTHONDONTWRITEBYTECODE: '1',
   }, 540_000);
   const summary = output.trim().split('\n').pop() ?? '';
@@ -86,7 +92,7 @@ test('the Python client passes its pytest suite against the live service (numpy,
   console.log(`pytest took ${((Date.now() - started) / 1000).toFixed(1)} s`);
   assert.equal(code, 0, `pytest exited with ${code}:\n${output}`);
   const passed = Number(/(\d+) passed/.exec(summary)?.[1] ?? 0);
-  // 127 tests with torch, of which 24 in test_torch.py (skipped whole without it)
-  const expected = chosen.has.torch ? 120 : 95;
+  // 171 tests with torch, of which 24 in test_torch.py and the 3 examples' runs with PyTorch (skipped without it)
+  const expected = chosen.has.torch ? 164 : 137;
   assert.ok(passed >= expected, `pytest ran ${passed} tests; expected the whole suite (at least ${expected}): ${summary}`);
 });

@@ -1,4 +1,5 @@
-"""A Python client for the curvature service: Jacobians, Hessians and inverse Hessians of MLPs.
+"""A Python client for the curvature service: Jacobians, Hessians, their structured and matrix-free
+forms at scale, and inverse Hessians of MLPs.
 
 Needs only numpy and requests (PyTorch is optional: with it, a network can be given as an
 ``nn.Sequential`` of ``Linear`` and activation modules, and arrays as CPU tensors).
@@ -16,7 +17,9 @@ What it does on the wire:
   reduction, parameters, method, ...) and ``inputs``, ``targets`` (and ``vector``) as NumPy ``.npy``
   parts, float64, or float32 when the array is float32 (half the bytes; the service widens it);
   ``labels`` as an int64 ``.npy`` part;
-* it asks for ``Accept: application/x-npy`` and returns numpy arrays (``numpy.load`` of the body);
+* it asks for ``Accept: application/x-npy`` (``application/x-npz`` for answers of several arrays) and
+  returns numpy arrays (``numpy.load`` of the body), or small dataclasses (:class:`Eigenpairs`,
+  :class:`Kfac`, :class:`InverseVectorProduct`) that also hold the values the service sends in headers;
 * a refusal (``application/problem+json``) raises :class:`CurvatureServiceError` with the status,
   title, code and the service's ``detail``; the client checks little itself and lets the service
   refuse, so the message is the service's;
@@ -33,7 +36,11 @@ What it does on the wire:
   the total N); Jacobians are stacked. An inverse is *not* a sum: with several URLs,
   :meth:`CurvatureClient.hessian_inverse` asks each service for its shard's Hessian (outer-product
   or exact), sums them, adds ``damping * I`` and inverts locally by Cholesky, returning the same
-  (H + alpha I)^-1 and log det(H + alpha I) that one service would.
+  (H + alpha I)^-1 and log det(H + alpha I) that one service would;
+* at scale: per-layer blocks (``hessian(structure="block-diagonal")``), row slabs (``rows=``), the
+  trace, KFAC factors, eigenpairs (Lanczos or dense) and inverse-Hessian-vector products; and
+  :meth:`CurvatureClient.assemble_hessian`, a dense Hessian from row slabs computed by several
+  services, streamed into an array you give (a ``numpy.memmap``), never held in memory.
 
 Parameter order everywhere: layer by layer, weights row-major (out x in, as ``nn.Linear.weight``),
 then bias (absent for ``bias=False``): the order of ``torch.nn.utils.parameters_to_vector``. With
@@ -42,9 +49,10 @@ then bias (absent for ``bias=False``): the order of ``torch.nn.utils.parameters_
 
 from ._client import HESSIAN_METHODS, LOSSES, REDUCTIONS, CurvatureClient, invert_damped
 from ._errors import CurvatureServiceError
-from ._networks import ACTIVATIONS, network_from_layers, network_from_torch
+from ._networks import ACTIVATIONS, Selection, network_from_layers, network_from_torch, parameter_count, selected_layers
+from ._results import Eigenpairs, InverseVectorProduct, Kfac, KfacFactor, SlabAssembly
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "__version__",
@@ -53,6 +61,14 @@ __all__ = [
     "network_from_layers",
     "network_from_torch",
     "invert_damped",
+    "parameter_count",
+    "selected_layers",
+    "Selection",
+    "Eigenpairs",
+    "Kfac",
+    "KfacFactor",
+    "InverseVectorProduct",
+    "SlabAssembly",
     "ACTIVATIONS",
     "HESSIAN_METHODS",
     "LOSSES",

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+import operator
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
+#: Which layers' parameters to differentiate: a list of layer indices (negative from the end), one index,
+#: or the API's object ``{"layers": [...]}``; None for all.
+Selection = Union[Sequence[int], int, Mapping[str, Any], None]
 
 #: The service's activations (its OpenAPI enum; a test keeps the two equal).
 ACTIVATIONS: Tuple[str, ...] = ("identity", "tanh", "sigmoid", "relu", "softplus", "gelu", "silu", "leaky-relu", "elu", "softmax")
@@ -161,3 +166,48 @@ def as_network(network: Any) -> Dict[str, Any]:
     if hasattr(network, "parameters") and hasattr(network, "children"):
         return network_from_torch(network)
     return network_from_layers(network)
+
+
+def selection(parameters: Selection) -> Optional[Dict[str, Any]]:
+    """The API's ``parameters`` object: ``{"layers": [...]}`` from a list of layer indices."""
+    if parameters is None:
+        return None
+    if isinstance(parameters, Mapping):
+        return dict(parameters)
+    if isinstance(parameters, (int, np.integer)):
+        return {"layers": [operator.index(parameters)]}
+    return {"layers": [operator.index(i) for i in parameters]}
+
+
+def selected_layers(network: Any, parameters: Selection = None) -> List[int]:
+    """The indices (0-based, ascending: the parameter order) of the layers a selection names, as the
+    service resolves them: negative indices count from the end; a duplicate or an index out of range
+    raises ValueError (the service would refuse it with 422 INVALID_SELECTION)."""
+    count = len(as_network(network)["layers"])
+    sel = selection(parameters)
+    if sel is None:
+        return list(range(count))
+    resolved: List[int] = []
+    for given in sel.get("layers", []):
+        i = operator.index(given)
+        r = i + count if i < 0 else i
+        if not 0 <= r < count:
+            raise ValueError(f"parameters: layer {i} does not exist; the network has {count} layers (0 to {count - 1}, "
+                             f"or -1 to -{count} from the end)")
+        if r in resolved:
+            raise ValueError(f"parameters: layer {i} is named twice")
+        resolved.append(r)
+    if not resolved:
+        raise ValueError("parameters: name at least one layer")
+    return sorted(resolved)
+
+
+def parameter_count(network: Any, parameters: Selection = None) -> int:
+    """W: the number of parameters (of the selected layers), sum over them of out_l * in_l, plus out_l
+    for a layer with a bias; the side of every Hessian the service answers for this network."""
+    layers = as_network(network)["layers"]
+    total = 0
+    for i in selected_layers(network, parameters):
+        out_l, in_l = len(layers[i]["weights"]), len(layers[i]["weights"][0])
+        total += out_l * in_l + (out_l if layers[i]["bias"] is not None else 0)
+    return total

@@ -165,10 +165,14 @@ def test_pip_installs_it_with_its_dependencies_into_a_clean_venv_from_local_sour
     notes = re.findall(r'user\.py:(\d+): note: Revealed type is "([^"]+)"', r.stdout)
     errors = re.findall(r"user\.py:(\d+): error: (.*)", r.stdout)
     revealed = {int(line): t.replace("builtins.", "") for line, t in notes}
-    assert sorted(revealed) == [6, 8, 10, 12], r.stdout
+    assert sorted(revealed) == [6, 8, 10, 12, 15, 17, 19, 21], r.stdout
     assert revealed[6].startswith("numpy.ndarray") and revealed[8] == "float", r.stdout
     assert revealed[10].startswith("dict[str, Any]"), r.stdout
     assert revealed[12] in ("int | None", "Union[int, None]"), r.stdout
+    # the overload of hessian() for structure="block-diagonal", and the dataclasses' fields
+    assert revealed[15].startswith("dict[int, numpy.ndarray"), r.stdout
+    assert revealed[17].startswith("numpy.ndarray") and revealed[19] == "str", r.stdout
+    assert revealed[21] in ("float | None", "Union[float, None]"), r.stdout
     assert len(errors) == 1 and errors[0][0] == "13" and "ndarray" in errors[0][1], r.stdout  # the deliberate one
     assert "py.typed" not in r.stdout and "missing library stubs" not in r.stdout, r.stdout
 
@@ -186,4 +190,12 @@ reveal_type(net)
 err = CurvatureServiceError(422, "t", "d")
 reveal_type(err.status)
 bad: str = client.jacobian(net, [[1.0]])
+blocks = client.hessian(net, [[1.0]], [[0.0]], "sum-of-squares", structure="block-diagonal")
+reveal_type(blocks)
+pairs = client.eigen(net, [[1.0]], [[0.0]], "sum-of-squares", count=1, which="smallest")
+reveal_type(pairs.eigenvalues)
+ivp = client.inverse_vector_product(net, [[1.0]], [[0.0]], "sum-of-squares", vectors=[1.0], damping=0.1)
+reveal_type(ivp.method)
+kfac = client.kfac(net, [[1.0]], [[0.0]], "sum-of-squares", parameters=[-1])
+reveal_type(kfac.log_determinant)
 """
