@@ -27,7 +27,7 @@
  * it: PyTorch 2 and JAX), else Debian's /usr/bin/python3 (PyTorch 1.13 with functorch, no JAX).
  *
  * Options:
- *   --shapes=LIST       `benchmark`, `sweep`, `scale`, or sweep shape ids (workloads.ts),
+ *   --shapes=LIST       `benchmark`, `sweep`, `scale` (alone: `npm run bench:scale`), or sweep shape ids (workloads.ts),
  *                       comma-separated; default benchmark,sweep,scale
  *   --scale-rows=LIST   the scale group's rows: eigen,cg,cg-kfac,kfac,hvp (default all)
  *   --scale-n=N         the scale group's data points (default 10000; smaller for a quick look)
@@ -57,7 +57,7 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { peakRss, post, ROOT, SERVER, startService, stopService } from './service.ts';
 import { findPeerPython, measureDgemm, peerEnv, peerMemoryCap, runSweep, sweepTables, SWEEP_AGREE, SWEEP_METHODS, type DgemmRates, type Peer, type PeerPython, type SweepMethod, type SweepRow } from './sweep.ts';
-import { runScaleGroup, scaleTables, scaleVerdicts, SCALE_N, SCALE_ROWS, SCALE_SIZES, SCALE_AGREE, SCALE_REPEAT_SECONDS, type ScaleRowId } from './scale.ts';
+import { runScaleGroup, scalePeerPython, scaleTables, scaleVerdicts, SCALE_N, SCALE_ROWS, SCALE_SIZES, SCALE_AGREE, SCALE_REPEAT_SECONDS, type ScaleRowId } from './scale.ts';
 import { DAMPING, SIZES, SWEEP, WORKLOADS, blasEnv, flops, floorFlops, makeProblem, parameterCount, request, shapeLabel, type Problem, type Workload } from './workloads.ts';
 
 const TORCH_SCRIPT = join(ROOT, 'scripts/bench/torch_bench.py');
@@ -378,7 +378,9 @@ async function main(): Promise<void> {
     const svc = await startService(serviceEnv);
     const scaleBackend = `${svc.backend}, ${svc.workers ?? '?'} workers, ${svc.openblas ?? 'no OpenBLAS'}`;
     await stopService(svc.child);
-    const python = py?.peers.includes('torch') ? py.python : undefined;
+    const scalePy = scalePeerPython(py?.peers.includes('torch') ? py.python : undefined, peerEnv(1));
+    if ('missing' in scalePy) log(`scale: the service alone (${scalePy.missing})\n`);
+    const python = 'python' in scalePy ? scalePy.python : undefined;
     const { result, problem } = await runScaleGroup({
       sizes: SCALE_SIZES, n: Math.floor(num('scale-n', SCALE_N)), rows: scaleRows, dir, repeat: REPEAT, repeatSeconds: SCALE_REPEAT_SECONDS,
       serviceEnv, timeoutSeconds: num('service-timeout', 300) * 3, python, peerEnv: peerEnv(THREADS), threads: THREADS,

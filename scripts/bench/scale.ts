@@ -27,7 +27,7 @@
  * files the peers read. The service's peak memory is its VmHWM, read after the baseline and after
  * the row's request; the peers' is each task's own process's max RSS (ru_maxrss).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { npyHeader } from '../../src/http/npy.ts';
@@ -360,6 +360,17 @@ export interface ScalePeerOptions {
   log: (s: string) => void;
 }
 
+/**
+ * Whether `python` can run the scale peers: PyTorch 2 (torch.func) and scipy (eigsh). Debian's
+ * python3 has PyTorch 1.13 (functorch, no torch.func): the peers' Python of scripts/bench/peers-setup.sh has both.
+ */
+export function scalePeerPython(python: string | undefined, env: NodeJS.ProcessEnv): { python: string } | { missing: string } {
+  if (!python) return { missing: 'no Python with torch' };
+  const r = spawnSync(python, ['-c', 'import torch.func, scipy.sparse.linalg'], { env, encoding: 'utf8', timeout: 120_000 });
+  if (r.status === 0) return { python };
+  return { missing: `${python} cannot import torch.func and scipy.sparse.linalg: ${(r.stderr || r.error?.message || '').trim().split('\n').pop()}` };
+}
+
 /** One task in its own Python process (so its max RSS is its own), killed past its wall-clock bound. */
 export function runScalePeer(o: ScalePeerOptions, task: ScalePeerTask, files: ScaleFiles, service: ScaleServiceRow | undefined): Promise<ScalePeerResult> {
   const spec = join(o.dir, `peer-${task}.json`);
@@ -546,10 +557,12 @@ export interface ScaleGroupOptions {
   peerEnv: NodeJS.ProcessEnv;
   threads: number;
   peerWallSeconds: number;
+  /** Peer processes at once: 1 for timing (the bench); more where only the answers matter (the smoke test). */
+  peerConcurrency?: number;
   log: (s: string) => void;
 }
 
-/** The whole group: the problem and its files, the service rows, then the peers of each row, then the checks. */
+/** The whole group: the problem and its files, the service rows, then the peers of each row (one at a time unless peerConcurrency says otherwise), then the checks. */
 export async function runScaleGroup(o: ScaleGroupOptions): Promise<{ result: ScaleResult; problem: ScaleProblem }> {
   const problem = makeScaleProblem(o.sizes, o.n);
   const files = writeScaleFiles(problem, o.dir);
@@ -559,14 +572,15 @@ export async function runScaleGroup(o: ScaleGroupOptions): Promise<{ result: Sca
   const peers: ScaleResult['peers'] = {};
   if (o.python) {
     const po: ScalePeerOptions = { python: o.python, env: o.peerEnv, dir: o.dir, threads: o.threads, repeat: o.repeat, repeatSeconds: o.repeatSeconds, wallSeconds: o.peerWallSeconds, log: o.log };
-    for (const s of service) {
-      for (const task of PEER_TASKS[s.spec.id]) {
-        o.log(`scale PyTorch ${task} … `);
-        const r = await runScalePeer(po, task, files, s);
-        peers[task] = r;
-        o.log(r.error ? `ERROR ${r.error}\n` : `${range(r.seconds)} s${r.products !== undefined ? `, ${r.products} products` : ''}, max RSS ${((r.peakRss ?? NaN) / 1e6).toFixed(0)} MB\n`);
+    const queue = service.flatMap((s) => PEER_TASKS[s.spec.id].map((task) => ({ task, s })));
+    const worker = async () => {
+      for (let next = queue.shift(); next; next = queue.shift()) {
+        const r = await runScalePeer(po, next.task, files, next.s);
+        peers[next.task] = r;
+        o.log(`scale PyTorch ${next.task} … ${r.error ? `ERROR ${r.error}` : `${range(r.seconds)} s${r.products !== undefined ? `, ${r.products} products` : ''}, max RSS ${((r.peakRss ?? NaN) / 1e6).toFixed(0)} MB`}\n`);
       }
-    }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, o.peerConcurrency ?? 1) }, worker));
   }
   return { result: { service, peers, checks: scaleChecks(peers) }, problem };
 }

@@ -374,9 +374,9 @@ def main():
             sv = [float(x) for x in z["eigenvalues"]]
             out["serviceEigenvalues"] = sv
             out["eigenvalueDiff"] = eigen_diff(sv, out["eigenvalues"])
-            # 1 - |cos| between the service's eigenvectors and eigsh's, pair by pair
+            # 1 - |cos| between the service's eigenvectors and eigsh's, pair by pair (rounding can take |cos| past 1: 0 then)
             sev = z["eigenvectors"]
-            out["vectorDiff"] = float(max(1 - abs(float(sev[:, j] @ vecs[:, j])) for j in range(min(sev.shape[1], vecs.shape[1]))))
+            out["vectorDiff"] = float(max(max(0.0, 1 - abs(float(sev[:, j] @ vecs[:, j]))) for j in range(min(sev.shape[1], vecs.shape[1]))))
     elif task in ("cg", "cg-kfac"):
         def run():
             gn = prob.gauss_newton()
