@@ -100,9 +100,10 @@ test('the scale group runs end to end at a toy size and, where PyTorch 2 is inst
   const tables = scaleTables(result, problem).join('\n');
   for (const h of ['### Time to the answer', '### Curvature-vector products', '### Peak memory']) assert.ok(tables.includes(h), h);
   const verdicts = scaleVerdicts(result, problem);
-  assert.equal(verdicts.length, 3);
+  assert.equal(verdicts.length, 4);
   // at the toy W, 8·W² is 95 kB, far below the process itself: only the form of the verdict is checked here
   assert.match(verdicts[2], /^(PASS|MISS) nothing W²: the largest service peak \d+ MB/);
+  assert.match(verdicts[3], /^(PASS|MISS) O\(N·\(D \+ Σout\) \+ k·W\): .* eigen [\d.]+x, cg [\d.]+x, cg-kfac [\d.]+x, kfac [\d.]+x, hvp [\d.]+x$/);
   if ('missing' in scalePy) {
     assert.deepEqual(result.peers, {});
     assert.match(verdicts[0], /^n\/a/);
