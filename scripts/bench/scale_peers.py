@@ -39,6 +39,11 @@ Tasks (each in its own process, so that its max RSS is its own):
            rest of the network from a_l), both vmapped over points; log det(K + alpha I) =
            sum_l sum_ij log(m_i l_j + alpha) from eigvalsh of the factors.
 
+Per product: power1, power5, eigsh, cg and cg-kfac also report (run - setup) / products, setup
+being what comes before the first product (the gradient graph; the kept forward pass and the
+factors): the product's cost inside the algorithm, like the service's per-product column.
+Memory: VmHWM of /proc/self/status (see rss()).
+
 Agreement: eigenvalues max |l_s - l_t| / |l_t| pairwise (both descending); solutions, products
 and factors max|service - peer| / max|peer|; the log det |a - b| / |b|.
 """
@@ -54,7 +59,19 @@ import numpy as np
 
 
 def rss():
-    """Max resident memory of this process so far, bytes."""
+    """Peak resident memory of this process so far, bytes: VmHWM of /proc/self/status.
+
+    Not getrusage's ru_maxrss: Linux keeps that across execve, so a Python started by a large
+    Node process (the bench holds the problem and the answers) reports the parent's peak from
+    before the exec as its own until it grows past it.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
@@ -272,8 +289,13 @@ def power_iteration(torch, prob, grads, top_n, tol, max_iterations, seed=0):
 
 
 def repeat(spec, run):
-    """run() -> (result dict); up to `repeats` times, no more once repeatSeconds are spent; the first's result, every time."""
-    out, seconds, spent = None, [], 0.0
+    """run() -> (result dict); up to `repeats` times, no more once repeatSeconds are spent; the first's result, every time.
+
+    A result with "_setup" (seconds before the first product: the gradient graph, the forward pass
+    kept, the factors) and "products" adds perProductSeconds, (run - setup) / products of each run:
+    the product's cost inside the algorithm, its vector work included, as the service's is taken.
+    """
+    out, seconds, spent, per = None, [], 0.0, []
     for i in range(max(1, int(spec.get("repeats", 1)))):
         if i > 0 and spent > float(spec.get("repeatSeconds", 40)):
             break
@@ -282,9 +304,14 @@ def repeat(spec, run):
         s = time.perf_counter() - t0
         spent += s
         seconds.append(s)
+        if "_setup" in r and r.get("products"):
+            per.append((s - r["_setup"]) / r["products"])
         if out is None:
             out = r
+    out.pop("_setup", None)
     out["seconds"] = seconds
+    if per:
+        out["perProductSeconds"] = per
     return out
 
 
@@ -342,9 +369,11 @@ def main():
         top = 1 if task == "power1" else int(spec["count"])
 
         def run():
+            t0 = time.perf_counter()
             grads = prob.gradient_graph()
+            setup = time.perf_counter() - t0
             values, products = power_iteration(torch, prob, grads, top, float(spec["powerTolerance"]), int(spec["powerMaxIterations"]))
-            return {"eigenvalues": values, "products": products}
+            return {"eigenvalues": values, "products": products, "_setup": setup}
         out.update(repeat(spec, run))
         if service:
             sv = [float(x) for x in load_npz(service)["eigenvalues"]]
@@ -355,7 +384,9 @@ def main():
         k = int(spec["count"])
 
         def run():
+            t0 = time.perf_counter()
             grads = prob.gradient_graph()
+            setup = time.perf_counter() - t0
             count = [0]
 
             def matvec(u):
@@ -366,7 +397,7 @@ def main():
             v0 = np.random.default_rng(0).standard_normal(prob.w)
             vals, vecs = eigsh(op, k=k, which="LA", tol=float(spec["eigenTolerance"]), v0=v0, maxiter=int(spec["maxIterations"]))
             order = np.argsort(-vals)
-            return {"eigenvalues": [float(x) for x in vals[order]], "products": count[0], "_vectors": vecs[:, order]}
+            return {"eigenvalues": [float(x) for x in vals[order]], "products": count[0], "_vectors": vecs[:, order], "_setup": setup}
         out.update(repeat(spec, run))
         vecs = out.pop("_vectors")
         if service:
@@ -379,10 +410,12 @@ def main():
             out["vectorDiff"] = float(max(max(0.0, 1 - abs(float(sev[:, j] @ vecs[:, j]))) for j in range(min(sev.shape[1], vecs.shape[1]))))
     elif task in ("cg", "cg-kfac"):
         def run():
+            t0 = time.perf_counter()
             gn = prob.gauss_newton()
             pre = kfac_preconditioner(torch, prob, prob.kfac(), damping) if task == "cg-kfac" else None
+            setup = time.perf_counter() - t0
             x, used, residual = cg(torch, gn, prob.v, damping, float(spec["cgTolerance"]), int(spec["maxIterations"]), pre)
-            return {"products": used, "residual": residual, "_x": x}
+            return {"products": used, "residual": residual, "_x": x, "_setup": setup}
         out.update(repeat(spec, run))
         x = out.pop("_x")
         if service:

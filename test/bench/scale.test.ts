@@ -115,6 +115,11 @@ test('the scale group runs end to end at a toy size and, where PyTorch 2 is inst
     assert.equal(r.error, undefined, `${task}: ${r.error}`);
     assert.ok(r.seconds!.length >= 1 && r.peakRss! > 0, `${task}: timed and measured`);
   }
+  for (const task of ['power1', 'power5', 'eigsh', 'cg', 'cg-kfac'] as const) {
+    const per = result.peers[task]!.perProductSeconds;
+    assert.ok(per?.length === result.peers[task]!.seconds!.length && per.every((x) => x > 0), `${task}: per product ${per}`);
+  }
+  for (const task of tasks) assert.ok(result.peers[task]!.peakRss! >= result.peers[task]!.loadedRss!, `${task}: the peak is at least the loaded footprint`);
   assert.equal(result.checks.length, 6, result.checks.map((c) => c.what).join('; '));
   for (const c of result.checks) assert.ok(c.ok, `${c.what}: ${c.value} > ${c.limit}`);
   // the power iteration stops at its own 1e-3 on the Rayleigh quotient's change: near, not equal
