@@ -424,7 +424,7 @@ async function main(): Promise<void> {
       `- **Machine**: ${cpus().length} cores (${cpu}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}; shared with other sessions. ${loadLine}`,
       `- **Service**: ${serviceBackend || '(see the tables)'}${coretype ? `; OPENBLAS_CORETYPE=${coretype}` : `; OPENBLAS_CORETYPE=${blasEnv().OPENBLAS_CORETYPE ?? 'unset'} (the service's choice from the CPU flags, as in the container)`}.`,
       `- **${peerNote}**`,
-      '- **How to run**: `bash scripts/bench/peers-setup.sh` once (makes .peers/ with PyTorch 2 and JAX from the machine\'s package sources), then `npm run bench` (everything: 19 min at a load of about 4 on these 2 cores, 27 min with other sessions pushing it to 7), or a subset: `npm run bench -- --shapes=benchmark,one-input --peers=torch --methods=exact`, `--peers=none` for the service alone; see the header of scripts/bench/bench.ts.',
+      '- **How to run**: `bash scripts/bench/peers-setup.sh` once (makes .peers/ with PyTorch 2 and JAX from the machine\'s package sources), then `npm run bench` (everything: 51 min on these 2 cores with other sessions loading them to 4–12, the issue-4 table and the sweep 32 min of it, the scale group 19), or a subset: `npm run bench:scale` (the scale group alone), `npm run bench -- --shapes=benchmark,one-input --peers=torch --methods=exact`, `--peers=none` for the service alone; see the header of scripts/bench/bench.ts.',
       '',
     ];
     mkdirSync(dirname(mdPath), { recursive: true });
