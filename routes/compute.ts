@@ -1,5 +1,5 @@
 /**
- * The compute routes as one encapsulated plugin: their API-key check, their load shedding and
+ * The compute routes as one encapsulated plugin: their API-key check, their admission and
  * their multipart bodies are hooks of this context alone, so GET /health, the OpenAPI document
  * and Swagger UI never pass through them and no hook matches URL strings.
  */
@@ -14,13 +14,14 @@ import { scaleRoutes } from './scale.ts';
 export interface ComputeRoutesOptions {
   readonly apiKeys: readonly string[];
   readonly bodyLimit: number;
+  readonly bodyTimeoutMs: number;
 }
 
 export const computeRoutes: FastifyPluginAsync<ComputeRoutesOptions> = async (app, opts) => {
   // authentication before admission: a request without a key is not counted as shed
   await app.register(authPlugin, { apiKeys: opts.apiKeys });
-  await app.register(admissionPlugin);
-  await app.register(multipartPlugin, { bodyLimit: opts.bodyLimit });
+  await app.register(admissionPlugin, { bodyLimit: opts.bodyLimit });
+  await app.register(multipartPlugin, { bodyLimit: opts.bodyLimit, bodyTimeoutMs: opts.bodyTimeoutMs });
   await app.register(jacobianRoutes);
   await app.register(hessianRoutes);
   await app.register(scaleRoutes);

@@ -40,7 +40,11 @@ export type HessianRequest = z.output<typeof HessianRequestSchema>;
 const parameterCount = z.number().int().min(1).describe('W, the number of (selected) parameters.');
 
 export const HessianMatrixAnswerSchema = answerComponent('HessianMatrixAnswer', z
-  .object({ parameterCount, hessian: JsonMatrix.describe('H, W × W, rows and columns in the parameter order.') })
+  .object({
+    parameterCount,
+    hessian: JsonMatrix.describe('H, W × W, rows and columns in the parameter order.'),
+    warnings: z.array(z.string()).optional().describe("Notes on reading this answer, when there are any: with finite-difference, the columns whose differences cross the kink of relu or leaky-relu at 0 (meaningless there; use 'exact'). Binary answers name their codes in X-Warnings."),
+  })
   .describe("Methods 'exact', 'outer-product' and 'finite-difference' (structure 'full', no rows): the whole matrix."));
 
 export const HessianRowsAnswerSchema = answerComponent('HessianRowsAnswer', z

@@ -31,7 +31,7 @@ export interface HeaderDoc {
 export const REFUSAL_HEADERS = {
   'Retry-After': {
     type: 'integer',
-    description: 'With code OVERLOADED: the seconds to wait before sending the request again (RFC 9110 §10.2.3). Absent with TIMEOUT, which the same request would meet again.',
+    description: 'With codes OVERLOADED and WORKER_FAILED: the seconds to wait before sending the request again (RFC 9110 §10.2.3). Absent with TIMEOUT, which the same request would meet again.',
     example: 1,
   },
   Allow: { type: 'string', description: 'The methods the path takes, comma-separated (RFC 9110 §10.2.1).', example: 'POST' },
@@ -83,6 +83,11 @@ export const REFUSALS: Readonly<Record<number, Refusal>> = {
   406: refusal(406, 'NotAcceptable', `The Accept header asks for none of the answer's forms (${ANSWER_TYPES.join(', ')}; each operation lists its own).`, [], {
     csv: new ServiceError('NOT_ACCEPTABLE', { accept: 'text/csv', offered: ANSWER_TYPES }),
   }),
+  408: refusal(408, 'RequestTimeout',
+    'The body stopped arriving for BODY_TIMEOUT_MS, or the whole request took longer than RECEIVE_TIMEOUT_MS (its headers longer than HEADERS_TIMEOUT_MS); the connection is closed after this answer.',
+    [], {
+      bodyStalled: new ServiceError('REQUEST_TIMEOUT', { reason: 'bodyStalled', ms: 10_000, received: 65_536 }),
+    }),
   413: refusal(413, 'PayloadTooLarge',
     'Over a size limit, refused before any work: the body over BODY_LIMIT, the answer over MAX_RESULT_BYTES, the computation over MAX_TASK_BYTES, N over MAX_POINTS, W over MAX_PARAMETERS, or a finite-difference Hessian over MAX_FINITE_DIFFERENCE_COST; detail names the sizes and a cheaper method.',
     [], {
@@ -105,10 +110,11 @@ export const REFUSALS: Readonly<Record<number, Refusal>> = {
       }),
     }),
   503: refusal(503, 'ServiceUnavailable',
-    'Busy: every worker is computing and the queue (QUEUE_LIMIT) is full, or the service is shutting down (OVERLOADED, with Retry-After: send it again then); or the computation ran past REQUEST_TIMEOUT_MS and was stopped (TIMEOUT: a retry would meet the same limit).',
+    'Busy: every worker is computing and the queue (QUEUE_LIMIT) is full, or the service is shutting down (OVERLOADED, with Retry-After: send it again then); or the computation ran past REQUEST_TIMEOUT_MS and was stopped (TIMEOUT: a retry would meet the same limit); or its worker thread failed (WORKER_FAILED, with Retry-After: logged, the worker replaced).',
     ['Retry-After'], {
       overloaded: new ServiceError('OVERLOADED', { reason: 'busy', workers: 2, queueLimit: 8, retryAfter: 1 }),
       timeout: new ServiceError('TIMEOUT', { ms: 120_000 }),
+      workerFailed: new ServiceError('WORKER_FAILED', { reason: 'crashed', message: 'Worker terminated due to reaching memory limit: JS heap out of memory', retryAfter: 1 }),
     }),
 };
 
@@ -139,5 +145,5 @@ export function refusals<S extends number>(...statuses: S[]) {
 
 /** The refusals every compute endpoint documents. */
 export function errorResponses() {
-  return refusals(400, 401, 406, 413, 415, 422, 503);
+  return refusals(400, 401, 406, 408, 413, 415, 422, 503);
 }

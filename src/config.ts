@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import { defaultMemoryBudget } from './budget.ts';
 
 /**
  * The service's configuration, read once from the environment. Every setting has a default that
@@ -33,6 +34,32 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** Bearer keys of which a computing request must present one; empty = open service. Never logged. */
   readonly apiKeys: readonly string[];
+  /**
+   * Bytes the service may hold for requests at once: bodies being parsed, tasks queued and
+   * running (their whole footprint), answers until their last byte has left (src/budget.ts).
+   * Default: 75 % of the container's memory limit (cgroup), else of the machine's memory.
+   */
+  readonly memoryBudgetBytes: number;
+  /** Tasks estimated at most this many ms (src/cost.ts) are cheap: they have a lane of their own and never wait behind heavy ones. */
+  readonly cheapTaskMs: number;
+  /** Worker threads of the cheap lane, besides WORKERS (which take cheap tasks too when free); 0: no lane of their own. */
+  readonly fastWorkers: number;
+  /** Tasks estimated at most this many ms (fractions allowed) are computed at once in the main thread, on the TypeScript kernels; 0: never. */
+  readonly inlineTaskMs: number;
+  /** An answer none of whose bytes leave for this long (the client stopped reading) is cut off, in ms; 0 = never. */
+  readonly answerStallMs: number;
+  /** Every cost estimate times this (a slower or faster machine than the rates of src/cost.ts were measured on). */
+  readonly costScale: number;
+  /** A request's headers must have arrived this long after its first byte, in ms (Node's headersTimeout; 408 after). */
+  readonly headersTimeoutMs: number;
+  /** A whole request, headers and body, must have arrived within this, in ms (Node's requestTimeout; 408 after); 0 = no limit. */
+  readonly receiveTimeoutMs: number;
+  /** Body progress: a body of which no byte arrives for this long is cut with a 408, in ms; 0 = no limit. */
+  readonly bodyTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this, in ms (Node's keepAliveTimeout). */
+  readonly keepAliveTimeoutMs: number;
+  /** A connection on which no byte moves either way for this long is closed, unless its request is being computed, in ms (Fastify's connectionTimeout); 0 = no limit. */
+  readonly connectionTimeoutMs: number;
 }
 
 const MiB = 1024 * 1024;
@@ -66,6 +93,17 @@ export const DEFAULT_CONFIG: Config = {
   requestTimeoutMs: 120_000,
   shutdownTimeoutMs: 25_000,
   apiKeys: [],
+  memoryBudgetBytes: defaultMemoryBudget(),
+  cheapTaskMs: 50,
+  fastWorkers: 1,
+  inlineTaskMs: 1,
+  answerStallMs: 30_000,
+  costScale: 1,
+  headersTimeoutMs: 60_000,
+  receiveTimeoutMs: 300_000,
+  bodyTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 72_000,
+  connectionTimeoutMs: 300_000,
 };
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -79,6 +117,20 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     if (!Number.isInteger(v) || v < min || v > max) {
       throw new Error(`${name}=${raw} is not valid: expected an integer from ${min} to ${max}`);
     }
+    return v;
+  };
+  const positive = (name: string, fallback: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === '') return fallback;
+    const v = Number(raw);
+    if (!(Number.isFinite(v) && v > 0 && v <= 1000)) throw new Error(`${name}=${raw} is not valid: expected a number greater than 0 and at most 1000`);
+    return v;
+  };
+  const nonNegative = (name: string, fallback: number, max: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === '') return fallback;
+    const v = Number(raw);
+    if (!(Number.isFinite(v) && v >= 0 && v <= max)) throw new Error(`${name}=${raw} is not valid: expected a number from 0 to ${max}`);
     return v;
   };
   const logLevel = (env.LOG_LEVEL ?? DEFAULT_CONFIG.logLevel).trim().toLowerCase() || DEFAULT_CONFIG.logLevel;
@@ -104,5 +156,28 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       ? int('SHUTDOWN_GRACE_MS', DEFAULT_CONFIG.shutdownTimeoutMs, 0)
       : int('SHUTDOWN_TIMEOUT_MS', DEFAULT_CONFIG.shutdownTimeoutMs, 0),
     apiKeys: (env.API_KEYS ?? '').split(',').map((k) => k.trim()).filter((k) => k !== ''),
+    memoryBudgetBytes: int('MEMORY_BUDGET_BYTES', DEFAULT_CONFIG.memoryBudgetBytes, 1024 * 1024),
+    cheapTaskMs: int('CHEAP_TASK_MS', DEFAULT_CONFIG.cheapTaskMs, 0, 60_000),
+    fastWorkers: int('FAST_WORKERS', DEFAULT_CONFIG.fastWorkers, 0, 64),
+    inlineTaskMs: nonNegative('INLINE_TASK_MS', DEFAULT_CONFIG.inlineTaskMs, 10),
+    answerStallMs: int('ANSWER_STALL_MS', DEFAULT_CONFIG.answerStallMs, 0),
+    costScale: positive('COST_SCALE', DEFAULT_CONFIG.costScale),
+    ...socketTimeouts(int),
+  };
+}
+
+/** The socket timeouts; Node wants headersTimeout ≤ requestTimeout, so HEADERS_TIMEOUT_MS ≤ RECEIVE_TIMEOUT_MS (unless the latter is 0). */
+function socketTimeouts(int: (name: string, fallback: number, min: number, max?: number) => number) {
+  const headersTimeoutMs = int('HEADERS_TIMEOUT_MS', DEFAULT_CONFIG.headersTimeoutMs, 1);
+  const receiveTimeoutMs = int('RECEIVE_TIMEOUT_MS', DEFAULT_CONFIG.receiveTimeoutMs, 0);
+  if (receiveTimeoutMs > 0 && headersTimeoutMs > receiveTimeoutMs) {
+    throw new Error(`HEADERS_TIMEOUT_MS=${headersTimeoutMs} is not valid: it must not exceed RECEIVE_TIMEOUT_MS=${receiveTimeoutMs} (the whole request's limit includes its headers)`);
+  }
+  return {
+    headersTimeoutMs,
+    receiveTimeoutMs,
+    bodyTimeoutMs: int('BODY_TIMEOUT_MS', DEFAULT_CONFIG.bodyTimeoutMs, 0),
+    keepAliveTimeoutMs: int('KEEP_ALIVE_TIMEOUT_MS', DEFAULT_CONFIG.keepAliveTimeoutMs, 1),
+    connectionTimeoutMs: int('CONNECTION_TIMEOUT_MS', DEFAULT_CONFIG.connectionTimeoutMs, 0),
   };
 }

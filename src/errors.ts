@@ -6,7 +6,7 @@
  * worker's refusal from its code and parameters; one error handler (src/http/problem.ts) turns
  * them all into application/problem+json.
  */
-import { CoreError, type CoreErrorCode, type CoreErrorData, type CoreErrorParams } from './core/errors.ts';
+import { CoreError, type CoreErrorCode, type CoreErrorData, type CoreErrorParams, type CoreWarning, type CoreWarningCode, type CoreWarningParams } from './core/errors.ts';
 import type { TaskSummary } from './core/index.ts';
 
 /** The parts a .npy part's refusal can name. */
@@ -24,6 +24,9 @@ export interface EdgeErrorParams {
     | { readonly reason: 'framing'; readonly message: string }
     | { readonly reason: 'protoPart'; readonly parts: readonly string[] }
     | { readonly reason: 'unknownPart'; readonly part: string; readonly url: string; readonly parts: readonly string[] }
+    | { readonly reason: 'namelessPart'; readonly parts: readonly string[] }
+    | { readonly reason: 'noBoundary' }
+    | { readonly reason: 'boundary'; readonly boundary: string }
     | { readonly reason: 'duplicatePart'; readonly part: string }
     | { readonly reason: 'noRequestPart'; readonly parts: readonly string[] }
     | { readonly reason: 'givenTwice'; readonly field: string };
@@ -45,10 +48,15 @@ export interface EdgeErrorParams {
     | (Npy & { readonly reason: 'truncatedPreamble'; readonly bytes: number })
     | (Npy & { readonly reason: 'truncatedData'; readonly bytes: number; readonly need: number; readonly shape: readonly number[]; readonly descr: string })
     | (Npy & { readonly reason: 'notFinite'; readonly index: readonly number[]; readonly value: number });
+  readonly MALFORMED_HTTP: { readonly reason: string; readonly message: string };
   readonly UNAUTHORIZED: { readonly reason: 'missing' | 'malformed' | 'invalid' };
   readonly NOT_FOUND: { readonly method: string; readonly path: string; readonly endpoints: readonly string[] };
   readonly METHOD_NOT_ALLOWED: { readonly method: string; readonly path: string; readonly allow: readonly string[] };
   readonly NOT_ACCEPTABLE: { readonly accept: string; readonly offered: readonly string[] };
+  readonly REQUEST_TIMEOUT:
+    | { readonly reason: 'bodyStalled'; readonly ms: number; readonly received: number }
+    | { readonly reason: 'receive'; readonly ms: number }
+    | { readonly reason: 'headers'; readonly ms: number };
   readonly PAYLOAD_TOO_LARGE:
     | { readonly reason: 'body'; readonly limit: number; readonly bytes?: number }
     | { readonly reason: 'parts'; readonly limit: number }
@@ -56,7 +64,11 @@ export interface EdgeErrorParams {
     | { readonly reason: 'tooManyParts'; readonly parts: readonly string[] }
     | { readonly reason: 'npy'; readonly field: string; readonly shape: readonly number[]; readonly limit: number };
   readonly RESULT_TOO_LARGE: { readonly task: TaskSummary; readonly bytes: number; readonly limit: number };
-  readonly WORKING_SET_TOO_LARGE: { readonly task: TaskSummary; readonly bytes: number; readonly answerBytes: number; readonly limit: number };
+  readonly WORKING_SET_TOO_LARGE: {
+    readonly task: TaskSummary; readonly bytes: number; readonly answerBytes: number; readonly limit: number;
+    /** The limit's variable: MAX_TASK_BYTES (default) or the memory budget. */
+    readonly variable?: 'MAX_TASK_BYTES' | 'MEMORY_BUDGET_BYTES';
+  };
   readonly LIMIT_EXCEEDED:
     | { readonly reason: 'parameters'; readonly w: number; readonly limit: number }
     | { readonly reason: 'points'; readonly n: number; readonly limit: number }
@@ -64,12 +76,17 @@ export interface EdgeErrorParams {
     | { readonly reason: 'arrayLength'; readonly path: string; readonly limit: number }
     | { readonly reason: 'values'; readonly path: string; readonly limit: number };
   readonly UNSUPPORTED_MEDIA_TYPE: { readonly contentType: string };
+  readonly HEADERS_TOO_LARGE: { readonly limit: number };
   readonly CLIENT_CLOSED: Readonly<Record<string, never>>;
   readonly OVERLOADED:
     | { readonly reason: 'busy'; readonly workers: number; readonly queueLimit: number; readonly retryAfter: number }
+    | { readonly reason: 'backlog'; readonly lane: 'cheap' | 'heavy'; readonly seconds: number; readonly limitSeconds: number; readonly retryAfter: number }
+    | { readonly reason: 'memory'; readonly what: 'body' | 'task'; readonly bytes: number; readonly used: number; readonly limit: number; readonly retryAfter: number }
     | { readonly reason: 'shuttingDown'; readonly retryAfter: number }
     | { readonly reason: 'stopped'; readonly retryAfter: number };
-  readonly TIMEOUT: { readonly ms: number };
+  /** The task and its cost estimate (src/cost.ts), when the pool knows them: the detail then names what makes it long. */
+  readonly TIMEOUT: { readonly ms: number; readonly task?: TaskSummary; readonly seconds?: number; readonly driver?: 'points' | 'depth' | 'size' };
+  readonly WORKER_FAILED: { readonly reason: 'crashed' | 'noWorker'; readonly message: string; readonly retryAfter: number };
   readonly INTERNAL: Readonly<Record<string, never>>;
 }
 
@@ -89,6 +106,54 @@ const mib = (b: number): string => `${(b / MIB).toFixed(1)} MiB`;
 /** At most this much of what a client sent is echoed back in a message. */
 const ECHO = 200;
 const echo = (s: string): string => (s.length <= ECHO ? s : `${s.slice(0, ECHO)}… (${fmt(s.length)} characters)`);
+
+/** "in about 3 s", or "at once" under a second (Retry-After: 0). */
+const retryIn = (s: number): string => (s >= 1 ? `retry in about ${s} s` : 'retry at once');
+/** 0.25 s, 14.2 s, 3 min. */
+function seconds(s: number): string {
+  if (s >= 120) return `${Math.round(s / 60)} min`;
+  if (s >= 10) return `${Math.round(s)} s`;
+  return `${s.toPrecision(2)} s`;
+}
+
+/**
+ * What each refusal of Node's HTTP parser (llhttp, seen in a 'clientError') means for the sender:
+ * by llhttp's own words where one code covers several faults (the order of Content-Length and
+ * Transfer-Encoding decides which of the two is blamed), else by its HPE_ code. The parser's words
+ * follow in parentheses.
+ */
+const BARE_LF = 'a line ends in a bare LF (or CR); every line of the request line and headers, and the empty line after them, ends in CRLF (\\r\\n)';
+const CL_AND_TE = 'the request has both Content-Length and Transfer-Encoding; send one of them (RFC 9112 §6.3), Content-Length for a body of known size';
+const HTTP_PARSER_REASONS: Readonly<Record<string, string>> = {
+  'Expected CRLF after version': BARE_LF,
+  'Missing expected CR after header value': BARE_LF,
+  'Missing expected LF after header value': BARE_LF,
+  'Missing expected CR after response line': BARE_LF,
+  "Transfer-Encoding can't be present with Content-Length": CL_AND_TE,
+  "Content-Length can't be present with Transfer-Encoding": CL_AND_TE,
+  'Duplicate Content-Length': 'Content-Length is given twice; give the body\'s size once',
+  'Invalid header value char': 'a header value holds a control character; percent-encode or leave out such bytes',
+  'Invalid header field char': 'a header name holds a character not allowed in a token, or the empty line after the headers is a bare LF, not CRLF',
+};
+const HTTP_PARSER_CODES: Readonly<Record<string, string>> = {
+  HPE_INVALID_METHOD: 'the request line does not start with a method (POST, GET, ...); send METHOD /path HTTP/1.1',
+  HPE_INVALID_URL: 'the request target is not a path (/hessian) or a URL; percent-encode spaces and control characters',
+  HPE_INVALID_VERSION: 'the request line does not end in HTTP/1.1 or HTTP/1.0',
+  HPE_INVALID_CONSTANT: 'the request line is not METHOD /path HTTP/1.1 (a space in the path must be percent-encoded as %20)',
+  HPE_LF_EXPECTED: BARE_LF,
+  HPE_CR_EXPECTED: BARE_LF,
+  HPE_UNEXPECTED_CONTENT_LENGTH: CL_AND_TE,
+  HPE_INVALID_CONTENT_LENGTH: 'Content-Length is not one decimal number; give the body\'s size in bytes, once',
+  HPE_INVALID_TRANSFER_ENCODING: 'Transfer-Encoding is not chunked; send chunked, or the body with a Content-Length',
+  HPE_INVALID_CHUNK_SIZE: 'a chunk of the chunked body does not start with its size in hexadecimal and CRLF',
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: 'a chunk size line carries extensions over 16 KiB; send chunks without extensions',
+  HPE_INVALID_HEADER_TOKEN: 'a header line is not Name: value (a name of letters, digits and -, then a colon)',
+  HPE_INVALID_EOF_STATE: 'the connection ended in the middle of the request',
+  NO_HOST: 'an HTTP/1.1 request needs a Host header (RFC 9112 §3.2); send Host: <the service\'s host and port>',
+};
+
+/** The smallest positive normal float64, 2^−1022 (checkDamping's bound). */
+const MIN_NORMAL = 2 ** -1022;
 
 /** 333 GB (310 GiB); small sizes in MiB. */
 export function bytes(b: number): string {
@@ -122,8 +187,24 @@ function subject(t: TaskSummary): string {
   }
 }
 
-/** A cheaper way to the same end, for a refusal over a size. */
-function alternative(t: TaskSummary): string {
+/** Advice for a task whose cost does not shrink with N: what to change in the network instead. */
+function notThePoints(t: TaskSummary): string {
+  const layers = t.layers === undefined ? 'the network' : `the network's ${fmt(t.layers)} layers`;
+  const pairs = t.layers === undefined ? '' : ` (${fmt((t.layers * (t.layers + 1)) / 2)} pairs of layers)`;
+  const hessianLike = t.endpoint !== 'jacobian';
+  return `fewer data points will not help (N = ${fmt(t.n)}): the cost is in ${layers}${hessianLike ? pairs : ''}; ` +
+    (hessianLike
+      ? "select the layers you need with parameters: {layers: [...]}, use structure 'block-diagonal' or method 'diagonal' (no pairs of layers), or send a shallower network"
+      : 'send a shallower network');
+}
+
+/** A cheaper way to the same end, for a refusal over a size; `perPoint` false where the size does not grow with N (fewer data points would not help). */
+function alternative(t: TaskSummary, perPoint = true): string {
+  const advice = alternativeByEndpoint(t);
+  return !perPoint && advice.startsWith('send fewer') ? notThePoints(t) : advice;
+}
+
+function alternativeByEndpoint(t: TaskSummary): string {
   switch (t.endpoint) {
     case 'jacobian':
       return 'send fewer data points per request';
@@ -157,6 +238,10 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
         case 'multipart': return `the multipart/form-data body could not be read: ${p.message}`;
         case 'framing': return `the request could not be read: ${echo(p.message)}`;
         case 'protoPart': return `a multipart part is named after a prototype property; use the names ${p.parts.join(', ')}`;
+        case 'namelessPart': return `a part of the multipart body has no name; give each part a Content-Disposition: form-data; name="..." header, with the names ${quoted(p.parts)}`;
+        case 'noBoundary': return 'the Content-Type multipart/form-data has no boundary parameter; let the HTTP client build the body and its Content-Type together (requests\' files=, curl -F, FormData)';
+        case 'boundary': return `no part of the multipart body starts with the boundary its Content-Type names (boundary=${echo(p.boundary)}): each part must begin with a line --${echo(p.boundary)} and the body end with --${echo(p.boundary)}--; ` +
+          "let the HTTP client build the body and its Content-Type together (requests' files=, curl -F, FormData)";
         case 'unknownPart': return `the multipart body has a part '${echo(p.part)}'; ${p.url} takes ${p.parts.length > 1 ? `'request' (the JSON request) and ${quoted(p.parts.slice(1))} as .npy files` : "'request' (the JSON request)"}`;
         case 'duplicatePart': return `the multipart body has two parts named '${echo(p.part)}'; send each part once`;
         case 'noRequestPart': return `the multipart body has no part 'request'; send the JSON request (network, loss, ...) in a part named 'request'${p.parts.length ? `, with ${quoted(p.parts)} in it or as .npy parts` : ''}`;
@@ -203,6 +288,11 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
       }
     },
   },
+  MALFORMED_HTTP: {
+    status: 400,
+    title: 'Malformed HTTP request',
+    message: (p) => `the request is not valid HTTP/1.1: ${HTTP_PARSER_REASONS[p.message] ?? HTTP_PARSER_CODES[p.reason] ?? 'Node\'s HTTP parser refused it'} (${echo(p.message)}, ${echo(p.reason)})`,
+  },
   UNAUTHORIZED: {
     status: 401,
     title: 'Unauthorized',
@@ -227,6 +317,17 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
     title: 'Not acceptable',
     message: (p) => `Accept: ${echo(p.accept)} matches none of the answer's forms; ask for ${p.offered.join(', ')}`,
   },
+  REQUEST_TIMEOUT: {
+    status: 408,
+    title: 'Request timeout',
+    message: (p) => {
+      switch (p.reason) {
+        case 'bodyStalled': return `no byte of the request body arrived for ${fmt(p.ms)} ms (BODY_TIMEOUT_MS) after ${fmt(p.received)} bytes; the body was cut off: send it without pauses, or raise BODY_TIMEOUT_MS`;
+        case 'receive': return `the request was not received in full within ${fmt(p.ms)} ms (RECEIVE_TIMEOUT_MS); send a smaller body (or .npy parts, a quarter of the JSON's bytes), or raise RECEIVE_TIMEOUT_MS`;
+        case 'headers': return `the request's headers were not received in full within ${fmt(p.ms)} ms (HEADERS_TIMEOUT_MS); send the request line and headers at once`;
+      }
+    },
+  },
   PAYLOAD_TOO_LARGE: {
     status: 413,
     title: 'Request too large',
@@ -250,13 +351,16 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
   RESULT_TOO_LARGE: {
     status: 413,
     title: 'Answer too large',
-    message: (p) => `${subject(p.task)} needs ${bytes(p.bytes)}; this service allows ${bytes(p.limit)} per answer (MAX_RESULT_BYTES); ${alternative(p.task)}`,
+    message: (p) => `${subject(p.task)} needs ${bytes(p.bytes)}; this service allows ${bytes(p.limit)} per answer (MAX_RESULT_BYTES); ${alternative(p.task, p.task.n > 1)}`,
   },
   WORKING_SET_TOO_LARGE: {
     status: 413,
     title: 'Computation needs too much memory',
     message: (p) => `${subject(p.task)} with N = ${fmt(p.task.n)} data points needs ${bytes(p.bytes)} of memory while computing (answer ${bytes(p.answerBytes)}); ` +
-      `this service allows ${bytes(p.limit)} per computation (MAX_TASK_BYTES); ${alternative(p.task)}`,
+      (p.variable === 'MEMORY_BUDGET_BYTES'
+        ? `this service's memory budget for everything in flight is ${bytes(p.limit)} (MEMORY_BUDGET_BYTES); `
+        : `this service allows ${bytes(p.limit)} per computation (MAX_TASK_BYTES); `) +
+      alternative(p.task, p.task.n > 1),
   },
   LIMIT_EXCEEDED: {
     status: 413,
@@ -280,6 +384,11 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
     status: 415,
     title: 'Unsupported media type',
     message: (p) => `Unsupported Media Type: ${echo(p.contentType)}; send the body as JSON with Content-Type: application/json, or as multipart/form-data with the JSON in a part 'request' and arrays as .npy parts`,
+  },
+  HEADERS_TOO_LARGE: {
+    status: 431,
+    title: 'Request header fields too large',
+    message: (p) => `the request's headers are over ${fmt(p.limit)} bytes (Node's --max-http-header-size); send fewer or shorter headers (a long Cookie or Authorization header is the usual cause)`,
   },
   SHAPE_MISMATCH: {
     status: 422,
@@ -334,7 +443,10 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
   INVALID_DAMPING: {
     status: 422,
     title: 'Invalid damping',
-    message: (p) => `damping is ${p.damping}; it must be a finite number greater than 0 (the inverse is of H + damping·I)`,
+    message: (p) => (p.reason === 'subnormal'
+      ? `damping is ${p.damping}, a subnormal number (below ${MIN_NORMAL.toPrecision(5)}, the smallest normal float64): 1/damping overflows and adding it to the Hessian changes nothing; ` +
+        'give a damping that is meaningful next to the Hessian\'s entries, e.g. 1e-8 × its largest diagonal entry'
+      : `damping is ${p.damping}; it must be a finite number greater than 0 (the inverse is of H + damping·I)`),
   },
   INVALID_SELECTION: {
     status: 422,
@@ -407,7 +519,12 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
     title: 'Service busy',
     message: (p) => {
       switch (p.reason) {
-        case 'busy': return `all ${p.workers} workers are busy and ${p.queueLimit} requests are waiting (QUEUE_LIMIT); retry in about ${p.retryAfter} s`;
+        case 'busy': return `all ${p.workers} workers are busy and ${p.queueLimit} requests are waiting (QUEUE_LIMIT); ${retryIn(p.retryAfter)}`;
+        case 'backlog': return p.lane === 'cheap'
+          ? `the small requests queued ahead of this one need an estimated ${seconds(p.seconds)}, more than a small request may wait (${seconds(p.limitSeconds)}); ${retryIn(p.retryAfter)}`
+          : `the computations queued and running ahead of this one need an estimated ${seconds(p.seconds)} of the workers, more than it may wait (REQUEST_TIMEOUT_MS, ${seconds(p.limitSeconds)}); ${retryIn(p.retryAfter)}`;
+        case 'memory': return `${p.what === 'body' ? 'reading this request body takes' : 'this computation needs'} ${bytes(p.bytes)}, but ${bytes(p.used)} of the memory budget of ${bytes(p.limit)} ` +
+          `(MEMORY_BUDGET_BYTES) is held by the computations, bodies and answers in transit of other requests; ${retryIn(p.retryAfter)}`;
         case 'shuttingDown': return 'the service is shutting down; retry on another instance';
         case 'stopped': return 'the service is shutting down and stopped this computation at the end of its grace period (SHUTDOWN_GRACE_MS); retry on another instance';
       }
@@ -416,11 +533,45 @@ export const CATALOGUE: { readonly [C in ErrorCode]: Entry<ErrorParams[C]> } = {
   TIMEOUT: {
     status: 503,
     title: 'Computation timed out',
-    message: (p) => `the computation ran past the limit of ${p.ms} ms (REQUEST_TIMEOUT_MS) and was stopped; ` +
-      "send fewer data points per request, or use a cheaper method ('diagonal', 'diagonal-approximation', or POST /hessian/vector-product)",
+    message: (p) => {
+      const head = `the computation ran past the limit of ${p.ms} ms (REQUEST_TIMEOUT_MS) and was stopped`;
+      const cheaper = "use a cheaper method ('diagonal', 'diagonal-approximation', or POST /hessian/vector-product)";
+      if (!p.task || p.seconds === undefined || p.driver === undefined) return `${head}; send fewer data points per request, or ${cheaper}`;
+      const est = `; it was estimated at ${seconds(p.seconds)}`;
+      switch (p.driver) {
+        case 'points': return `${head}${est}, most of it growing with the N = ${fmt(p.task.n)} data points; ` +
+          `send fewer data points per request and add the answers (every gradient and Hessian here is a sum over data points), or ${cheaper}`;
+        case 'depth': return `${head}${est}, whatever N; ${notThePoints(p.task)}; or raise REQUEST_TIMEOUT_MS`;
+        case 'size': return `${head}${est}, most of it in ${subject(p.task)} whatever N; ${alternative(p.task, false)}; or raise REQUEST_TIMEOUT_MS`;
+      }
+    },
+  },
+  WORKER_FAILED: {
+    status: 503,
+    title: 'Worker failed',
+    message: (p) => (p.reason === 'crashed'
+      ? `the worker thread given this request failed (${echo(p.message)}); it has been logged and the worker replaced: retry in about ${p.retryAfter} s`
+      : `no worker thread could be started (${echo(p.message)}); it has been logged and the service keeps trying: retry in about ${p.retryAfter} s`),
   },
   INTERNAL: { status: 500, title: 'Internal error', message: () => 'an internal error occurred; it has been logged with the request id' },
 };
+
+/**
+ * The texts of the core's warnings: notes on an answer that is still given (in its JSON
+ * `warnings`; binary answers name the codes in X-Warnings). One per code.
+ */
+export const WARNINGS: { readonly [C in CoreWarningCode]: (p: CoreWarningParams[C]) => string } = {
+  FINITE_DIFFERENCE_KINK: (p) => `${fmt(p.count)} of the W = ${fmt(p.w)} columns (and rows, the matrix being symmetrised) of this finite-difference Hessian ` +
+    `(${p.count > p.columns.length ? `the first ${p.columns.length}: ` : ''}${p.columns.length === 1 ? 'column' : 'columns'} ${p.columns.join(', ')}) ` +
+    `difference gradients across the kink of '${p.activation}' at 0: a pre-activation changes sign between w ± εe_i (ε = ${p.step.toExponential()}), where ${p.activation}′ jumps, ` +
+    `so those entries are about the jump over 2ε (up to ${fmt(1 / (2 * p.step))} times it) and mean nothing; ${p.activation} has no second derivative there. ` +
+    "Method 'exact' gives the Hessian of the side the pre-activation is on (the second derivative 0 almost everywhere, as PyTorch's autograd does)",
+};
+
+/** A core warning's text. */
+export function warningText(w: CoreWarning): string {
+  return (WARNINGS[w.code] as (p: unknown) => string)(w.params);
+}
 
 /** Every code, in the catalogue's order (the OpenAPI document's enum of ProblemSchema.code). */
 export const ERROR_CODES = Object.keys(CATALOGUE) as ErrorCode[];

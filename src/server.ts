@@ -5,9 +5,14 @@
  * Only a request still open at SHUTDOWN_GRACE_MS itself (say, a large answer streaming to a slow
  * client) makes the exit 1.
  */
-import { buildApp } from './app.ts';
 import { loadConfig, type Config } from './config.ts';
-import { STOP_GRACE_MS } from './pool.ts';
+import { ensureMallocSetting, MALLOC_VARIABLE } from './malloc.ts';
+
+// first of all, before the app and its modules load: glibc's setting (src/malloc.ts)
+ensureMallocSetting();
+const { buildApp } = await import('./app.ts');
+const { loggerOptions } = await import('./logging.ts');
+const { STOP_GRACE_MS } = await import('./pool.ts');
 
 let config: Config;
 try {
@@ -17,9 +22,11 @@ try {
   process.exit(2);
 }
 
-// API keys never reach the logs, whichever serializer logs the headers.
-const redact = { paths: ['req.headers.authorization', 'headers.authorization', 'request.headers.authorization'], censor: '[redacted]' };
-const app = await buildApp({ config, logger: { level: config.logLevel, redact } });
+// nothing secret in the logs: Authorization headers and query values censored (src/logging.ts)
+const app = await buildApp({ config, logger: loggerOptions(config.logLevel) });
+app.log.info({ [MALLOC_VARIABLE]: process.env[MALLOC_VARIABLE] ?? null }, process.env[MALLOC_VARIABLE] === undefined
+  ? `${MALLOC_VARIABLE} is not set (not glibc, or no process.execve): memory freed after large answers may stay with the process`
+  : `glibc's ${MALLOC_VARIABLE} is ${process.env[MALLOC_VARIABLE]}`);
 
 /**
  * How long before the end of the shutdown grace period the computations still running are

@@ -16,7 +16,7 @@ import { runInNewContext } from 'node:vm';
 import { isMainThread } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { compute, CoreError, resultArrays, type ComputeResult, type CoreErrorData, type CurvatureTask } from './core/index.ts';
-import { linalg, useBackend } from './core/linalg/index.ts';
+import { linalg, typescriptBackend, useBackend } from './core/linalg/index.ts';
 import type { LinalgBackend } from './core/linalg/types.ts';
 import { STARTED, STOP } from './stop-flags.ts';
 
@@ -30,11 +30,15 @@ const LARGE_TASK_BYTES = 32 * 1024 * 1024;
 // Workers compute at a lower scheduling priority (Linux nice + 10, this thread only) than the main
 // thread, so that with every core busy computing, the event loop still gets the CPU at once when a
 // request arrives: GET /health and admission answer in milliseconds. Elsewhere this is a no-op.
+// The cheap lane's workers (CURVATURE_WORKER_LANE=fast, src/pool.ts) keep the default priority:
+// each of their tasks is estimated within CHEAP_TASK_MS, so they take a core from the event loop
+// for milliseconds at most, and on a machine shared with other processes a lowered priority would
+// make every cheap request wait for those processes' time slices.
 // Never in the main thread, should this module be loaded there (the event loop would then be the
 // one starved: seen as a 15 s start and 50 s answers on a loaded machine).
 try {
   const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-  if (!isMainThread && Number.isInteger(tid) && tid > 0) setPriority(tid, Math.min(19, getPriority(tid) + 10));
+  if (!isMainThread && Number.isInteger(tid) && tid > 0) setPriority(tid, Math.min(19, getPriority(tid) + (process.env.CURVATURE_WORKER_LANE === 'fast' ? 0 : 10)));
 } catch {
   // not Linux, or not allowed: keep the default priority
 }
@@ -68,13 +72,35 @@ function stoppable(kernels: LinalgBackend): LinalgBackend {
   }
   return wrapped as unknown as LinalgBackend;
 }
-useBackend(stoppable(linalg()));
+// The cheap lane's workers compute on the TypeScript kernels: an OpenBLAS call there would wait
+// for a heavy worker's threaded call to end (the addon lets one run at a time), which can be tens
+// of milliseconds; the pool sizes cheap tasks at the TypeScript kernels' rates (src/pool.ts).
+useBackend(stoppable(process.env.CURVATURE_WORKER_LANE === 'fast' ? typescriptBackend : linalg()));
 
-/** A worker's answer: the result, a core refusal as its code and parameters, or the note that it stopped when asked. */
+/**
+ * A message to the pool's worker: a task, the warm-up each worker gets first (readiness), or a ping
+ * the pool sends to have piscina start a worker after a fault (src/pool.ts).
+ */
+export type WorkerMessage = WorkerTask | WorkerWarmup | { readonly ping: true };
+
+/**
+ * A worker's answer: the result, a core refusal as its code and parameters, the note that it
+ * stopped when asked, a bug (an exception the core did not mean: 500, with its stack), or a ping's
+ * answer. Every outcome of a task is a reply, so that a rejected piscina.run means the worker
+ * itself failed (it did not start, crashed or exited): a 503 the pool recovers from.
+ */
 export type WorkerReply =
   | { readonly ok: ComputeResult }
   | { readonly error: CoreErrorData }
-  | { readonly stopped: true };
+  | { readonly stopped: true }
+  | { readonly warm: true }
+  | { readonly failed: { readonly name: string; readonly message: string; readonly stack?: string } }
+  | { readonly pong: true };
+
+/** The pool's first message to each worker: load everything, answer at once (the pool is ready when all have). */
+export interface WorkerWarmup {
+  readonly warmup: true;
+}
 
 /** A reply whose buffers piscina transfers: the Transferable interface of Piscina.move. */
 class MovableReply {
@@ -95,7 +121,10 @@ class MovableReply {
   }
 }
 
-export default function run({ task, totalBytes, flags }: WorkerTask): WorkerReply {
+export default function run(message: WorkerMessage): WorkerReply {
+  if ('warmup' in message) return { warm: true };
+  if ('ping' in message) return { pong: true };
+  const { task, totalBytes, flags } = message;
   let result: ComputeResult;
   Atomics.store(flags, STARTED, 1);
   running = flags;
@@ -106,7 +135,8 @@ export default function run({ task, totalBytes, flags }: WorkerTask): WorkerRepl
     if (err instanceof CoreError) return { error: err.data() };
     // the pool has already answered the caller (TIMEOUT or CLIENT_CLOSED) and ignores this reply
     if (err instanceof Stopped) return { stopped: true };
-    throw err;
+    const e = err instanceof Error ? err : new Error(String(err));
+    return { failed: { name: e.name, message: e.message, stack: e.stack } };
   } finally {
     running = undefined;
     if (totalBytes > LARGE_TASK_BYTES) collectGarbage();

@@ -14,6 +14,11 @@ export interface ElementwiseActivation {
   d1(a: number, z: number): number;
   /** h″(a), given z = h(a). */
   d2(a: number, z: number): number;
+  /**
+   * h′ jumps at a = 0 (where d1 switches on a > 0): h is not twice differentiable there, the
+   * Hessian is that of either side, and a difference quotient across 0 means nothing.
+   */
+  readonly kink?: true;
 }
 
 /** softmax(a)_k = e^{a_k} / Σ_j e^{a_j}, across a layer's units; output layer only. */
@@ -38,7 +43,7 @@ export const ACTIVATIONS = {
   tanh: { kind: 'elementwise', h: Math.tanh, d1: (_a, z) => 1 - z * z, d2: (_a, z) => -2 * z * (1 - z * z) },
   sigmoid: { kind: 'elementwise', h: sigmoid, d1: (_a, z) => z * (1 - z), d2: (_a, z) => z * (1 - z) * (1 - 2 * z) },
   // relu′ at 0 is taken as 0, as PyTorch does; relu″ is 0 almost everywhere.
-  relu: { kind: 'elementwise', h: (a) => (a > 0 ? a : 0), d1: (a) => (a > 0 ? 1 : 0), d2: () => 0 },
+  relu: { kind: 'elementwise', h: (a) => (a > 0 ? a : 0), d1: (a) => (a > 0 ? 1 : 0), d2: () => 0, kink: true },
   softplus: { kind: 'elementwise', h: softplus, d1: (a) => sigmoid(a), d2: (a) => { const s = sigmoid(a); return s * (1 - s); } },
   // nn.GELU(), the exact form: h = a·Φ(a), h′ = Φ(a) + a·φ(a), h″ = φ(a)·(2 − a²).
   gelu: { kind: 'elementwise', h: (a) => a * normalCdf(a), d1: (a) => normalCdf(a) + a * normalDensity(a), d2: (a) => normalDensity(a) * (2 - a * a) },
@@ -50,7 +55,7 @@ export const ACTIVATIONS = {
     d2: (a) => { const s = sigmoid(a); return s * (1 - s) * (2 + a * (1 - 2 * s)); },
   },
   // nn.LeakyReLU() (negative slope 0.01); h′(0) = 0.01, as PyTorch takes it.
-  'leaky-relu': { kind: 'elementwise', h: (a) => (a > 0 ? a : 0.01 * a), d1: (a) => (a > 0 ? 1 : 0.01), d2: () => 0 },
+  'leaky-relu': { kind: 'elementwise', h: (a) => (a > 0 ? a : 0.01 * a), d1: (a) => (a > 0 ? 1 : 0.01), d2: () => 0, kink: true },
   // nn.ELU() (α = 1): h = eᵃ − 1 for a ≤ 0, whose h′ = h″ = eᵃ there.
   elu: { kind: 'elementwise', h: (a) => (a > 0 ? a : Math.expm1(a)), d1: (a) => (a > 0 ? 1 : Math.exp(a)), d2: (a) => (a > 0 ? 0 : Math.exp(a)) },
   softmax: { kind: 'softmax' },

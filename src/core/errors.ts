@@ -36,6 +36,25 @@ export type NonFiniteResult =
   | { readonly reason: 'woodbury' }
   | { readonly reason: 'eigen'; readonly info: number };
 
+/**
+ * What the core notes about an answer it still gives (the service renders each as a text in its
+ * `warnings`, src/errors.ts): a code and the parameters.
+ */
+export interface CoreWarningParams {
+  /** Central differences across the kink of an activation whose h′ jumps at 0 (relu, leaky-relu). */
+  readonly FINITE_DIFFERENCE_KINK: {
+    readonly activation: string;
+    /** How many columns i of H have a difference w ± εe_i that changes the side of 0 of some pre-activation of such a layer. */
+    readonly count: number;
+    /** The first KINK_COLUMNS_LISTED of them. */
+    readonly columns: readonly number[];
+    readonly w: number;
+    readonly step: number;
+  };
+}
+export type CoreWarningCode = keyof CoreWarningParams;
+export type CoreWarning = { readonly [C in CoreWarningCode]: { readonly code: C; readonly params: CoreWarningParams[C] } }[CoreWarningCode];
+
 /** Every code the core throws, with its parameters. */
 export interface CoreErrorParams {
   readonly SHAPE_MISMATCH: ShapeMismatch;
@@ -43,7 +62,7 @@ export interface CoreErrorParams {
   readonly SOFTMAX_NOT_AT_OUTPUT: { readonly layer: number; readonly layers: number };
   readonly UNSUPPORTED_PAIRING: { readonly loss: string; readonly activation: string; readonly needs: readonly string[]; readonly losses: readonly string[] };
   readonly TARGET_OUT_OF_DOMAIN: TargetOutOfDomain;
-  readonly INVALID_DAMPING: { readonly damping: number };
+  readonly INVALID_DAMPING: { readonly damping: number; readonly reason: 'notPositive' | 'subnormal' };
   readonly INVALID_SELECTION: { readonly reason: 'range' | 'duplicate'; readonly index: number; readonly layers: number };
   readonly UNSUPPORTED_METHOD:
     | { readonly reason: 'woodburyExact' | 'rowsStructure' }

@@ -36,7 +36,8 @@
 import { linalg } from './linalg/index.ts';
 import { augmentedInputs, backward, chunkSize, outputMatrices, parameterIndexMap, pullBack, thetaIndex, type BackwardPass } from './backprop.ts';
 import { forward, type ForwardPass, type Layer, type LayerSize, type Problem } from './network.ts';
-import { addStackOuterProduct, exactStackHessian, exactStackKind, exactStackScratchBytes, stackScratchBytes, type ExactStackKind } from './stack.ts';
+import { addStackOuterProduct, exactStackChunk, exactStackHessian, exactStackKind, exactStackScratchBytes, stackChunk, stackScratchBytes, type ExactStackKind } from './stack.ts';
+import { columnsWork, curvatureWork, stackWork, type Work } from './work.ts';
 import { blocksByProducts, columnsBatch, columnsScratchBytes, hessianByProducts, hessianRowsByProducts } from './columns.ts';
 
 /** Doubles of temporary block product kept at once (32 MB). */
@@ -506,9 +507,7 @@ function sizeSlabFilter(layers: readonly Required<LayerSize>[], start: number, e
  */
 export function curvatureScratchBytes(layers: readonly LayerSize[], n: number, exact: boolean, answer: CurvatureAnswer = 'matrix', exactStack?: ExactStackKind): number {
   const ls = sizes(layers);
-  const need: BlockFilter | undefined = answer === 'blocks' ? (l, m) => l === m && ls[l].selected : answer === 'matrix' ? undefined : sizeSlabFilter(ls, answer[0], answer[1]);
-  const directions = typeof answer === 'string' ? undefined : answer[1] - answer[0];
-  const form = curvatureForm(layers, n, exact, { need, directions, exactStack: answer === 'matrix' ? exactStack : undefined }).form;
+  const { need, form } = answerForm(ls, n, exact, answer, exactStack);
   if (form !== 'blocks') {
     let w = 0, widest = 0;
     for (const l of ls) if (l.selected) { const wl = l.out * (l.in + (l.hasBias ? 1 : 0)); w += wl; widest = Math.max(widest, wl); }
@@ -517,6 +516,42 @@ export function curvatureScratchBytes(layers: readonly LayerSize[], n: number, e
   }
   const plan = curvaturePlan(layers, n, CHUNK_BUDGET, need);
   return 8 * (plan.chunk * plan.perPoint + (plan.chunked ? plan.sumDoubles : 2 * plan.tileDoubles));
+}
+
+/** The blocks an answer needs (undefined: all of them) and the form the cost model picks for it. */
+function answerForm(ls: readonly Required<LayerSize>[], n: number, exact: boolean, answer: CurvatureAnswer, exactStack: ExactStackKind | undefined): { need: BlockFilter | undefined; directions: number | undefined; form: CurvatureForm['form'] } {
+  const need: BlockFilter | undefined = answer === 'blocks' ? (l, m) => l === m && ls[l].selected : answer === 'matrix' ? undefined : sizeSlabFilter(ls, answer[0], answer[1]);
+  const directions = typeof answer === 'string' ? undefined : answer[1] - answer[0];
+  const form = curvatureForm(ls, n, exact, { need, directions, exactStack: answer === 'matrix' ? exactStack : undefined }).form;
+  return { need, directions, form };
+}
+
+/**
+ * The work (src/core/work.ts) of an exact or outer-product Hessian, all of it, its blocks or a
+ * slab of rows, in the form the cost model picks, as curvatureScratchBytes sizes it: the block
+ * form's loops, the stack form's rows and syrk, or the columns form's batches of directions. For
+ * admission's estimate of seconds (src/cost.ts) before work.
+ */
+export function curvatureWorkOf(layers: readonly LayerSize[], n: number, exact: boolean, answer: CurvatureAnswer = 'matrix', exactStack?: ExactStackKind): Work {
+  const ls = sizes(layers);
+  const { need, directions, form } = answerForm(ls, n, exact, answer, exactStack);
+  let w = 0, blockDoubles = 0;
+  for (const l of ls) if (l.selected) { const wl = l.out * (l.in + (l.hasBias ? 1 : 0)); w += wl; blockDoubles += wl * wl; }
+  const answerDoubles = answer === 'matrix' ? w * w : answer === 'blocks' ? blockDoubles : (directions ?? w) * w;
+  if (form === 'stack') {
+    const stack = exact && answer === 'matrix' ? exactStack : undefined;
+    const chunk = stack ? exactStackChunk(ls, n, w) : stackChunk(ls, n, w);
+    return stackWork(ls, n, w, Math.ceil(n / chunk), stack);
+  }
+  if (form === 'columns') return columnsWork(ls, n, w, directions ?? w, columnsBatch(ls, n, w));
+  const filter = need ?? allSelected(ls);
+  return curvatureWork(ls, n, exact, filter, curvatureChunking(ls, n, filter), answerDoubles, answer === 'matrix');
+}
+
+/** The chunking an exact or outer-product Hessian (or the blocks `need` picks) will use, for its work estimate. */
+export function curvatureChunking(layers: readonly LayerSize[], n: number, need?: BlockFilter): { chunk: number; chunked: boolean; lowest: number } {
+  const { chunk, chunked, lowest } = curvaturePlan(layers, n, CHUNK_BUDGET, need);
+  return { chunk, chunked, lowest };
 }
 
 /** A built layer's sizes. */
@@ -633,14 +668,14 @@ function formOf(p: Problem, exact: boolean, budgets: CurvatureBudgets, need?: Bl
 /** The whole (selected) matrix, W × W. */
 function curvatureMatrix(p: Problem, exact: boolean, budgets: CurvatureBudgets): Float64Array {
   const W = p.network.parameterCount;
-  const h = new Float64Array(W * W);
   const form = formOf(p, exact, budgets);
+  if (form === 'stack' && exact) return exactStackHessian(p, budgets.chunk);
+  if (form === 'columns') return hessianByProducts(p, exact, budgets.chunk);
+  const h = new Float64Array(W * W);
   if (form === 'stack') {
-    if (exact) return exactStackHessian(p, budgets.chunk);
     addStackOuterProduct(p, { kind: 'matrix', h }, budgets.chunk);
     return h;
   }
-  if (form === 'columns') return hessianByProducts(p, exact, budgets.chunk);
   addCurvature(p, exact, { data: h, stride: W, rowStart: 0, rowEnd: W, colOffset: 0, mirror: false }, selectedFilter(p), budgets);
   symmetrizeBlocks(h, W, p.network.layers);
   return h;
@@ -720,6 +755,11 @@ function diagonalPerPoint(layers: readonly LayerSize[]): number {
 }
 
 /** Bytes of the exact diagonal's chunks for N points, besides the answer and the passes. */
+/** Points per chunk of the exact diagonal, for its work estimate. */
+export function hessianDiagonalChunk(layers: readonly LayerSize[], n: number): number {
+  return chunkSize(n, diagonalPerPoint(layers));
+}
+
 export function hessianDiagonalScratchBytes(layers: readonly LayerSize[], n: number): number {
   const perPoint = diagonalPerPoint(layers);
   return 8 * chunkSize(n, perPoint) * perPoint;

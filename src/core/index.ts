@@ -5,7 +5,7 @@
  */
 export { ACTIVATIONS, ACTIVATION_NAMES, type ActivationName } from './activations.ts';
 export { LOSSES, LOSS_NAMES, REDUCTIONS, type LossName, type Reduction } from './losses.ts';
-export { CoreError, type CoreErrorCode, type CoreErrorData, type CoreErrorParams } from './errors.ts';
+export { CoreError, type CoreErrorCode, type CoreErrorData, type CoreErrorParams, type CoreWarning, type CoreWarningCode, type CoreWarningParams } from './errors.ts';
 export {
   buildNetwork, makeProblem, checkInputs, forward, parameterVector, withParameters, countParameters, selectedLayers,
   type Matrix, type Network, type NetworkSpec, type Problem, type Layer, type LayerSize, type Targets,
@@ -17,11 +17,12 @@ export {
   layerSizes, slabFilter, curvatureForm, type BlockFilter, type CurvatureBudgets, type CurvatureForm,
 } from './hessian.ts';
 export { diagonalApproximation, diagonalApproximationScratchBytes } from './diagonal-approximation.ts';
-export { finiteDifferenceHessian, finiteDifferenceScratchBytes, FINITE_DIFFERENCE_STEP } from './finite-difference.ts';
+export { finiteDifferenceHessian, finiteDifferenceKinks, finiteDifferenceScratchBytes, FINITE_DIFFERENCE_STEP } from './finite-difference.ts';
 export { hessianVectorProduct, hessianVectorProductScratchBytes, curvatureOperator, type CurvatureOperator } from './r-operator.ts';
 export { woodburyInverse, woodburyScratchBytes, choleskyInverse, choleskyScratchBytes, checkDamping, type InverseResult } from './inverse.ts';
 export { assertFinite } from './finite.ts';
 export { compute, taskFootprint, SOLVE_DENSE_MAX, type TaskFootprint } from './operations.ts';
+export { NO_WORK, WorkMeter, type Work } from './work.ts';
 export {
   HESSIAN_METHODS, INVERSE_HESSIANS, INVERSE_METHODS, JACOBIAN_WRT, HESSIAN_STRUCTURES, EIGEN_HESSIANS, EIGEN_METHODS, SOLVE_HESSIANS,
   SOLVE_METHODS, PRECONDITIONERS, taskBuffers, isArrayResult, principalArray, resultArrays, npzMembers,

@@ -19,10 +19,16 @@ export interface InverseResult {
 /** Up to this order a refusal for a matrix that is not positive definite names its smallest eigenvalue. */
 const EIGEN_HINT_MAX = 800;
 
+/**
+ * The damping α of H + αI: positive, finite and a normal float64. A subnormal α (below 2^−1022)
+ * is refused as such: 1/α overflows (the Woodbury start (αI)⁻¹ is infinite) and α vanishes next to
+ * any entry of H, so an answer would be infinite or that of H alone.
+ */
 export function checkDamping(damping: number): void {
   if (!(damping > 0) || !Number.isFinite(damping)) {
-    throw new CoreError('INVALID_DAMPING', { damping });
+    throw new CoreError('INVALID_DAMPING', { damping, reason: 'notPositive' });
   }
+  if (damping < 2 ** -1022) throw new CoreError('INVALID_DAMPING', { damping, reason: 'subnormal' });
 }
 
 /** Jacobian rows per Woodbury update (k of the rank-k form). */
@@ -31,7 +37,8 @@ const WOODBURY_BLOCK = 128;
 const WOODBURY_ROWS_BUDGET = 1 << 22;
 
 /** Points per block of rows, points per chunk of Jacobian rows (a whole number of blocks), rows per block. */
-function woodburyPlan(w: number, k: number, n: number, blockSize: number): { pointsPerBlock: number; chunk: number; kMax: number } {
+/** Points per chunk and rows per block of the Woodbury updates. */
+export function woodburyPlan(w: number, k: number, n: number, blockSize = WOODBURY_BLOCK): { pointsPerBlock: number; chunk: number; kMax: number } {
   const pointsPerBlock = Math.max(1, Math.floor(blockSize / k));
   const fits = chunkSize(n, k * w, WOODBURY_ROWS_BUDGET);
   const chunk = Math.max(pointsPerBlock, fits - (fits % pointsPerBlock));

@@ -36,6 +36,11 @@ function parameterJacobianPerPoint(layers: readonly LayerSize[], k: number): num
   return 4 * k * widest;
 }
 
+/** Points per chunk of the input Jacobian, for its work estimate. */
+export function inputJacobianChunk(layers: readonly LayerSize[], n: number): number {
+  return chunkSize(n, inputJacobianPerPoint(layers, layers[layers.length - 1]?.out ?? 0));
+}
+
 /** Bytes of the Jacobians' chunks for K outputs and N points, besides the answer and the forward pass. */
 export function jacobianScratchBytes(layers: readonly LayerSize[], n: number, wrt: 'inputs' | 'parameters'): number {
   const k = layers[layers.length - 1]?.out ?? 0;

@@ -36,6 +36,11 @@ function kfacPerPoint(layers: readonly LayerSize[]): number {
   return s;
 }
 
+/** Points per chunk of the factors, for their work estimate. */
+export function kfacChunk(layers: readonly LayerSize[], n: number): number {
+  return chunkSize(n, kfacPerPoint(layers));
+}
+
 /** Bytes KFAC needs besides its answer (the factors) and the forward pass: the chunks of pull-backs. */
 export function kfacScratchBytes(layers: readonly LayerSize[], n: number): number {
   const perPoint = kfacPerPoint(layers);

@@ -3,16 +3,21 @@
  * takes (footprint: the answer and the working set, from the estimates each method exports beside
  * its budgets). Adding an endpoint adds its task type (tasks.ts) and its entry here.
  */
-import { jacobianScratchBytes, inputJacobian, parameterJacobian } from './jacobian.ts';
+import { jacobianScratchBytes, inputJacobian, inputJacobianChunk, parameterJacobian } from './jacobian.ts';
 import {
-  curvatureBlocks, curvatureRows, curvatureScratchBytes, exactHessian, hessianDiagonal, hessianDiagonalScratchBytes, outerProductHessian,
+  curvatureBlocks, curvatureRows, curvatureScratchBytes, curvatureWorkOf, exactHessian, hessianDiagonal, hessianDiagonalChunk, hessianDiagonalScratchBytes,
+  outerProductHessian,
 } from './hessian.ts';
 import { diagonalApproximation, diagonalApproximationScratchBytes } from './diagonal-approximation.ts';
-import { finiteDifferenceHessian, finiteDifferenceScratchBytes } from './finite-difference.ts';
+import { finiteDifferenceHessian, finiteDifferenceKinks, finiteDifferenceScratchBytes } from './finite-difference.ts';
 import { curvatureOperator, hessianVectorProduct, hessianVectorProductScratchBytes } from './r-operator.ts';
-import { choleskyInverse, choleskyScratchBytes, woodburyInverse, woodburyScratchBytes } from './inverse.ts';
+import { checkDamping, choleskyInverse, choleskyScratchBytes, woodburyInverse, woodburyPlan, woodburyScratchBytes } from './inverse.ts';
 import { denseEigen, EIGEN_DENSE_MAX, lanczosBasis, lanczosEigen } from './eigen.ts';
-import { kfacApply, kfacEigen, kfacFactors, kfacLogDeterminant, kfacPreconditioner, kfacScratchBytes, kfacSolve } from './kfac.ts';
+import { kfacApply, kfacChunk, kfacEigen, kfacFactors, kfacLogDeterminant, kfacPreconditioner, kfacScratchBytes, kfacSolve } from './kfac.ts';
+import {
+  choleskyWork, curvatureOperatorWork, diagonalApproximationWork, diagonalWork, eigenWork, gradientWork, inputJacobianWork, kfacEigenWork,
+  kfacFactorsWork, kfacSolveWork, parameterJacobianWork, WorkMeter, woodburyWork, type Work,
+} from './work.ts';
 import { choleskySolve, conjugateGradient, jacobiPreconditioner, type Preconditioner as SolvePreconditioner, type SolveResult } from './solve.ts';
 import { passesBytes } from './backprop.ts';
 import { exactStackKind, type ExactStackKind } from './stack.ts';
@@ -24,13 +29,19 @@ import {
   type AnswerObject, type AnswerValue, type ArrayResult, type ComputeResult, type CurvatureTask, type Endpoint, type Preconditioner, type ProblemData, type TaskSummary,
 } from './tasks.ts';
 
-/** What a task will hold, in bytes, and what a refusal over a size says of it. */
+/** What a task will hold, in bytes, how much work it is, and what a refusal over a size says of it. */
 export interface TaskFootprint {
   readonly summary: TaskSummary;
   /** The answer: every array it holds. */
   readonly answerBytes: number;
   /** The answer plus everything else alive at the peak of the computation. */
   readonly totalBytes: number;
+  /** The work expected (src/core/work.ts; iterative methods at a typical number of products). */
+  readonly work: Work;
+  /** The most work it can be: iterative methods at maxIterations; the same as `work` for the others. */
+  readonly workBound: Work;
+  /** The work of the same task with one data point: what does not shrink with fewer data points. */
+  readonly fixedWork: Work;
 }
 
 /** A task's sizes, as the operations' estimates need them. */
@@ -46,10 +57,27 @@ interface Dims {
 /** Where auto solves by Cholesky rather than conjugate gradients: W at most this. */
 export const SOLVE_DENSE_MAX = 3000;
 
+/**
+ * Typical curvature-vector products of an iterative method, for the expected work (the bound
+ * takes maxIterations): CG took 281 products unpreconditioned at 784-128-10, N = 2000, α = 0.1
+ * (README, issue 12's measurements); Lanczos converges in a few restarts of its basis.
+ */
+const TYPICAL_CG_PRODUCTS = 300;
+const TYPICAL_LANCZOS_RESTARTS = 3;
+
+interface OperationFootprint {
+  readonly answerDoubles: number;
+  readonly scratchBytes: number;
+  readonly method?: TaskSummary['method'];
+  readonly work: Work;
+  /** Where it differs from `work` (iterative methods): the work at maxIterations. */
+  readonly workBound?: Work;
+}
+
 interface Operation<T extends CurvatureTask> {
   run(task: T): ComputeResult;
-  /** Doubles of the answer, bytes of scratch besides it and the passes, and the method a refusal names. */
-  footprint(task: T, dims: Dims): { readonly answerDoubles: number; readonly scratchBytes: number; readonly method?: TaskSummary['method'] };
+  /** Doubles of the answer, bytes of scratch besides it and the passes, the method a refusal names, and the work (src/core/work.ts). */
+  footprint(task: T, dims: Dims): OperationFootprint;
 }
 
 type Operations = { readonly [E in Endpoint]: Operation<Extract<CurvatureTask, { endpoint: E }>> };
@@ -69,6 +97,7 @@ const OPERATIONS: Operations = {
       answerDoubles: n * k * (task.wrt === 'parameters' ? w : d) + n * k,
       scratchBytes: jacobianScratchBytes(layers, n, task.wrt),
       method: task.wrt,
+      work: task.wrt === 'parameters' ? parameterJacobianWork(layers, n, w) : inputJacobianWork(layers, n, inputJacobianChunk(layers, n)),
     }),
   },
   hessian: {
@@ -85,8 +114,14 @@ const OPERATIONS: Operations = {
         }
         case 'diagonal-approximation':
           return { fields: { parameterCount: w, diagonal: array(diagonalApproximation(p), [w]) }, principal: 'diagonal' };
-        case 'finite-difference':
-          return { fields: { parameterCount: w, hessian: array(finiteDifferenceHessian(p), [w, w]) }, principal: 'hessian' };
+        case 'finite-difference': {
+          const kinks = finiteDifferenceKinks(p);
+          return {
+            fields: { parameterCount: w, hessian: array(finiteDifferenceHessian(p), [w, w]) },
+            principal: 'hessian',
+            warnings: kinks ? [{ code: 'FINITE_DIFFERENCE_KINK', params: kinks }] : undefined,
+          };
+        }
         case 'exact':
         case 'outer-product': {
           const exact = task.method === 'exact';
@@ -111,24 +146,27 @@ const OPERATIONS: Operations = {
       const method = task.method;
       switch (method) {
         case 'diagonal':
-          return { answerDoubles: w, scratchBytes: hessianDiagonalScratchBytes(layers, n), method };
+          return { answerDoubles: w, scratchBytes: hessianDiagonalScratchBytes(layers, n), method, work: diagonalWork(layers, n, true, hessianDiagonalChunk(layers, n), lowestOf(layers)) };
         case 'diagonal-approximation':
-          return { answerDoubles: w, scratchBytes: diagonalApproximationScratchBytes(layers, n), method };
+          return { answerDoubles: w, scratchBytes: diagonalApproximationScratchBytes(layers, n), method, work: diagonalApproximationWork(layers, n) };
         case 'finite-difference':
-          return { answerDoubles: w * w, scratchBytes: finiteDifferenceScratchBytes(layers, n, w), method };
+          // 2W gradients, each with the parameters copied into a network of their own, then H symmetrised
+          return { answerDoubles: w * w, scratchBytes: finiteDifferenceScratchBytes(layers, n, w), method, work: new WorkMeter().add(gradientWork(layers, n), 2 * w).touch(4 * w * w).work() };
         case 'exact':
         case 'outer-product': {
+          const exact = method === 'exact';
           if (task.structure === 'block-diagonal') {
             let doubles = 0;
             for (const l of layers) if (l.selected) doubles += (l.out * (l.in + (l.hasBias ? 1 : 0))) ** 2;
-            return { answerDoubles: doubles, scratchBytes: curvatureScratchBytes(layers, n, method === 'exact', 'blocks'), method: `${method}, block-diagonal` };
+            return { answerDoubles: doubles, scratchBytes: curvatureScratchBytes(layers, n, exact, 'blocks'), method: `${method}, block-diagonal`, work: curvatureWorkOf(layers, n, exact, 'blocks') };
           }
           if (task.rows) {
             const [start, end] = task.rows;
             const rows = Math.max(0, Math.min(end, w) - Math.max(0, start));
-            return { answerDoubles: rows * w, scratchBytes: curvatureScratchBytes(layers, n, method === 'exact', [start, end]), method: `${method}, rows ${start}–${end}` };
+            return { answerDoubles: rows * w, scratchBytes: curvatureScratchBytes(layers, n, exact, [start, end]), method: `${method}, rows ${start}–${end}`, work: curvatureWorkOf(layers, n, exact, [start, end]) };
           }
-          return { answerDoubles: w * w, scratchBytes: curvatureScratchBytes(layers, n, method === 'exact', 'matrix', exactStackOf(task.problem)), method };
+          const stack = exactStackOf(task.problem);
+          return { answerDoubles: w * w, scratchBytes: curvatureScratchBytes(layers, n, exact, 'matrix', stack), method, work: fullCurvatureWork(layers, n, exact, stack) };
         }
       }
     },
@@ -139,7 +177,7 @@ const OPERATIONS: Operations = {
       const w = p.network.parameterCount;
       return { fields: { parameterCount: w, product: array(hessianVectorProduct(p, task.vector), [w]) }, principal: 'product' };
     },
-    footprint: (_task, { layers, n, w }) => ({ answerDoubles: w, scratchBytes: hessianVectorProductScratchBytes(layers, n, w) }),
+    footprint: (_task, { layers, n, w }) => ({ answerDoubles: w, scratchBytes: hessianVectorProductScratchBytes(layers, n, w), work: curvatureOperatorWork(layers, n, w, 1) }),
   },
   'hessian-inverse': {
     run(task): ComputeResult {
@@ -157,14 +195,22 @@ const OPERATIONS: Operations = {
       }
       return { fields: { parameterCount: w, inverse: array(r.inverse, [w, w]), logDeterminant: r.logDeterminant }, principal: 'inverse' };
     },
-    footprint: (task, { layers, n, k, w }) => ({
-      answerDoubles: w * w,
-      scratchBytes: task.method === 'woodbury' ? woodburyScratchBytes(w, k, n) : curvatureScratchBytes(layers, n, task.hessian === 'exact', 'matrix', exactStackOf(task.problem)) + choleskyScratchBytes(w),
-      method: task.method,
-    }),
+    footprint: (task, { layers, n, k, w }) => {
+      const plan = woodburyPlan(w, k, n);
+      const exact = task.hessian === 'exact', stack = exactStackOf(task.problem);
+      return {
+        answerDoubles: w * w,
+        scratchBytes: task.method === 'woodbury' ? woodburyScratchBytes(w, k, n) : curvatureScratchBytes(layers, n, exact, 'matrix', stack) + choleskyScratchBytes(w),
+        method: task.method,
+        work: task.method === 'woodbury'
+          ? woodburyWork(layers, n, w, k, plan.chunk, plan.kMax)
+          : new WorkMeter().add(fullCurvatureWork(layers, n, exact, stack)).add(choleskyWork(w)).work(),
+      };
+    },
   },
   'hessian-kfac': {
     run(task): ComputeResult {
+      if (task.damping !== undefined) checkDamping(task.damping);
       const p = problem(task.problem);
       const factors = kfacFactors(p);
       const layers = factors.map((f) => ({
@@ -181,7 +227,9 @@ const OPERATIONS: Operations = {
       let doubles = 0;
       for (const l of layers) if (l.selected) doubles += (l.in + 1) ** 2 + l.out ** 2;
       // the factors' eigen-decompositions hold about twice the factors again
-      return { answerDoubles: doubles, scratchBytes: kfacScratchBytes(layers, n) + 8 * 2 * doubles };
+      const work = new WorkMeter().add(kfacFactorsWork(layers, n, kfacChunk(layers, n), lowestOf(layers)));
+      if (_task.damping !== undefined) work.add(kfacEigenWork(layers));
+      return { answerDoubles: doubles, scratchBytes: kfacScratchBytes(layers, n) + 8 * 2 * doubles, work: work.work() };
     },
   },
   'hessian-eigen': {
@@ -206,12 +254,22 @@ const OPERATIONS: Operations = {
       const k = Math.min(task.count, w);
       const method = eigenMethod(task.method, w);
       const answerDoubles = w * k + 2 * k;
+      const exact = task.hessian === 'exact';
       if (method === 'dense') {
         // the matrix, a copy for the solver and its workspace (up to 2W² for divide and conquer)
-        return { answerDoubles, scratchBytes: 8 * 4 * w * w + curvatureScratchBytes(layers, n, task.hessian === 'exact', 'matrix', exactStackOf(task.problem)), method };
+        const stack = exactStackOf(task.problem);
+        const work = new WorkMeter().add(fullCurvatureWork(layers, n, exact, stack)).add(eigenWork(w, k)).work();
+        return { answerDoubles, scratchBytes: 8 * 4 * w * w + curvatureScratchBytes(layers, n, exact, 'matrix', stack), method, work };
       }
       const basis = lanczosBasis(k, w);
-      return { answerDoubles, scratchBytes: 8 * (2 * basis * w + basis * basis + k * w) + hessianVectorProductScratchBytes(layers, n, w), method };
+      // each product, then the full reorthogonalisation against the basis (two passes of V u and Vᵀ c), and per restart T's eigenpairs
+      const lanczos = (products: number) => new WorkMeter().add(curvatureOperatorWork(layers, n, w, products))
+        .gemm(basis, 1, w, 4 * products).add(eigenWork(basis, basis), Math.ceil(products / basis)).touch(2 * basis * w * Math.ceil(products / basis)).work();
+      const typical = Math.min(task.maxIterations, TYPICAL_LANCZOS_RESTARTS * basis + k);
+      return {
+        answerDoubles, scratchBytes: 8 * (2 * basis * w + basis * basis + k * w) + hessianVectorProductScratchBytes(layers, n, w), method,
+        work: lanczos(typical), workBound: lanczos(task.maxIterations + k),
+      };
     },
   },
   'hessian-inverse-vector-product': {
@@ -224,6 +282,7 @@ const OPERATIONS: Operations = {
       let r: SolveResult;
       const method = solveMethod(task.hessian, task.method, w);
       if (task.hessian === 'kfac') {
+        checkDamping(task.damping);
         const factors = kfacFactors(p);
         const solutions = kfacSolve(p.network.layers, kfacEigen(factors), task.damping, v, m, w);
         const applied = kfacApply(p.network.layers, factors, task.damping, solutions, m, w);
@@ -259,14 +318,45 @@ const OPERATIONS: Operations = {
       let factorDoubles = 0;
       for (const l of layers) if (l.selected) factorDoubles += (l.in + 1) ** 2 + l.out ** 2;
       const kfacBytes = kfacScratchBytes(layers, n) + 8 * 3 * factorDoubles;
-      if (task.hessian === 'kfac') return { answerDoubles, scratchBytes: kfacBytes + 8 * m * w, method };
+      const exact = task.hessian === 'exact';
+      const factorsWork = () => new WorkMeter().add(kfacFactorsWork(layers, n, kfacChunk(layers, n), lowestOf(layers))).add(kfacEigenWork(layers));
+      if (task.hessian === 'kfac') {
+        const work = factorsWork().add(kfacSolveWork(layers, 2 * m)).touch(3 * m * w).work();
+        return { answerDoubles, scratchBytes: kfacBytes + 8 * m * w, method, work };
+      }
       const operator = hessianVectorProductScratchBytes(layers, n, w);
-      if (method === 'cholesky') return { answerDoubles, scratchBytes: 8 * w * w + curvatureScratchBytes(layers, n, task.hessian === 'exact', 'matrix', exactStackOf(task.problem)) + operator, method };
+      if (method === 'cholesky') {
+        // the matrix, its factorisation (W³/3), two triangular solves per vector, and each solution's residual by a product
+        const stack = exactStackOf(task.problem);
+        const work = new WorkMeter().add(fullCurvatureWork(layers, n, exact, stack)).kernel(w * w * w / 3, w * w).gemm(w, 2 * m, w)
+          .add(curvatureOperatorWork(layers, n, w, m)).work();
+        return { answerDoubles, scratchBytes: 8 * w * w + curvatureScratchBytes(layers, n, exact, 'matrix', stack) + operator, method, work };
+      }
       const pre = task.preconditioner === 'kfac' ? kfacBytes : task.preconditioner === 'diagonal' ? 8 * w + hessianDiagonalScratchBytes(layers, n) : 0;
-      return { answerDoubles, scratchBytes: 8 * 6 * w + operator + pre, method: task.preconditioner === 'none' ? method : `${method}, ${task.preconditioner} preconditioner` };
+      const cg = (perVector: number) => {
+        const meter = new WorkMeter().add(curvatureOperatorWork(layers, n, w, m * perVector)).touch(12 * w * m * perVector);
+        if (task.preconditioner === 'kfac') meter.add(factorsWork().work()).add(kfacSolveWork(layers, m * perVector));
+        if (task.preconditioner === 'diagonal') meter.add(diagonalWork(layers, n, exact, hessianDiagonalChunk(layers, n), lowestOf(layers)));
+        return meter.work();
+      };
+      return {
+        answerDoubles, scratchBytes: 8 * 6 * w + operator + pre, method: task.preconditioner === 'none' ? method : `${method}, ${task.preconditioner} preconditioner`,
+        work: cg(Math.min(task.maxIterations, TYPICAL_CG_PRODUCTS)), workBound: cg(task.maxIterations),
+      };
     },
   },
 };
+
+/** The lowest selected layer (the layers' count when none is). */
+function lowestOf(layers: readonly Required<LayerSize>[]): number {
+  const l = layers.findIndex((x) => x.selected);
+  return l < 0 ? layers.length : l;
+}
+
+/** The whole (selected) exact or outer-product Hessian's work, in the form it will be computed in. */
+function fullCurvatureWork(layers: readonly Required<LayerSize>[], n: number, exact: boolean, exactStack: ExactStackKind | undefined): Work {
+  return curvatureWorkOf(layers, n, exact, 'matrix', exactStack);
+}
 
 /** CG's M⁻¹: none, Jacobi from H's own diagonal, or the KFAC matrix's exact solve. */
 function preconditioner(p: Problem, kind: Preconditioner, exact: boolean, damping: number): SolvePreconditioner | undefined {
@@ -336,12 +426,18 @@ export function taskFootprint(task: CurvatureTask): TaskFootprint {
   const layers: Required<LayerSize>[] = network.layers.map((l, i) => ({ out: l.weights.rows, in: l.weights.cols, hasBias: l.bias !== null, selected: selected[i] }));
   const n = taskInputs(task).rows;
   const dims: Dims = { layers, n, d: layers[0]?.in ?? 0, k: layers[layers.length - 1]?.out ?? 0, w: countParameters(layers) };
-  const f = operationOf(task).footprint(task, dims);
+  const op = operationOf(task);
+  const f = op.footprint(task, dims);
   const answerBytes = 8 * f.answerDoubles;
+  // the answer's finiteness check (compute) reads every entry once
+  const withCheck = (w: Work) => new WorkMeter().add(w).touch(f.answerDoubles).work();
   return {
-    summary: { endpoint: task.endpoint, method: f.method, n, d: dims.d, k: dims.k, w: dims.w },
+    summary: { endpoint: task.endpoint, method: f.method, n, d: dims.d, k: dims.k, w: dims.w, layers: layers.length },
     answerBytes,
     totalBytes: answerBytes + passesBytes(layers, n) + f.scratchBytes,
+    work: withCheck(f.work),
+    workBound: withCheck(f.workBound ?? f.work),
+    fixedWork: n > 1 ? withCheck(op.footprint(task, { ...dims, n: 1 }).work) : withCheck(f.work),
   };
 }
 

@@ -108,10 +108,14 @@ function exactStackPerPoint(layers: readonly LayerSize[], w: number): number {
   return 2 * s;
 }
 
+/** Data points per chunk of the exact stack form. */
+export function exactStackChunk(layers: readonly LayerSize[], n: number, w: number, budget = STACK_BUDGET): number {
+  return chunkSize(n, exactStackPerPoint(layers, w), budget);
+}
+
 /** Bytes the exact stack form needs besides its answer and the passes: one chunk. */
 export function exactStackScratchBytes(layers: readonly LayerSize[], n: number, w: number): number {
-  const perPoint = exactStackPerPoint(layers, w);
-  return 8 * chunkSize(n, perPoint, STACK_BUDGET) * perPoint;
+  return 8 * exactStackChunk(layers, n, w) * exactStackPerPoint(layers, w);
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 import type { ActivationName } from './activations.ts';
 import type { EigenWhich } from './eigen.ts';
+import type { CoreWarning } from './errors.ts';
 import type { LossName, Reduction } from './losses.ts';
 import type { Matrix, Targets } from './network.ts';
 
@@ -158,6 +159,8 @@ export interface AnswerObject {
 export interface ComputeResult {
   readonly fields: AnswerObject;
   readonly principal?: string;
+  /** What the answer should be read with (a finite difference across a kink, ...); rendered as texts at the edge. */
+  readonly warnings?: readonly CoreWarning[];
   readonly members?: readonly { readonly name: string; readonly array: ArrayResult }[];
 }
 
@@ -204,4 +207,6 @@ export interface TaskSummary {
   readonly k: number;
   /** Parameters. */
   readonly w: number;
+  /** Layers of the network (the depth, which a refusal may name). */
+  readonly layers?: number;
 }

@@ -8,6 +8,7 @@
  */
 import { isArrayResult, type AnswerObject, type AnswerValue, type ArrayResult, type ComputeResult } from '../core/index.ts';
 import { openBlasAddon } from '../core/linalg/openblas.ts';
+import { warningText } from '../errors.ts';
 
 /** Numbers per JSON text chunk when streaming (and the most an answer is written in one piece). */
 export const JSON_CHUNK_ELEMENTS = 1 << 15;
@@ -105,19 +106,29 @@ function* valueJson(v: AnswerValue, write: RowWriter): Generator<Buffer> {
   yield Buffer.from(JSON.stringify(v));
 }
 
-function* objectJson(o: AnswerObject, write: RowWriter): Generator<Buffer> {
+/** `o` as JSON text in chunks; `extra`: members already as JSON text ("name":value), appended. */
+function* objectJson(o: AnswerObject, write: RowWriter, extra?: string): Generator<Buffer> {
   let first = true;
   for (const [k, v] of Object.entries(o)) {
     yield Buffer.from(`${first ? '{' : ','}${JSON.stringify(k)}:`);
     first = false;
     yield* valueJson(v, write);
   }
+  if (extra !== undefined) { yield Buffer.from(`${first ? '{' : ','}${extra}`); first = false; }
   yield Buffer.from(first ? '{}' : '}');
 }
 
-/** The answer's JSON text in chunks (`write`: the row writer, by default the fastest that loads). */
+/** The answer's warnings as a JSON member, or undefined. */
+function warningsJson(result: ComputeResult): string | undefined {
+  return result.warnings?.length ? `"warnings":${JSON.stringify(result.warnings.map(warningText))}` : undefined;
+}
+
+/**
+ * The answer's JSON text in chunks (`write`: the row writer, by default the fastest that loads):
+ * its fields, then its warnings' texts when it has any.
+ */
 export function answerJson(result: ComputeResult, write: RowWriter = jsonRowWriter()): Generator<Buffer> {
-  return objectJson(result.fields, write);
+  return objectJson(result.fields, write, warningsJson(result));
 }
 
 /** Numbers an answer's JSON holds (its arrays' entries). */

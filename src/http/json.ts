@@ -122,8 +122,22 @@ class Parser {
   }
 
   private fail(what: string): never {
+    const bom = this.byteOrderMark();
+    if (bom !== undefined) throw new Syntax(bom);
     const b = this.buf[this.pos];
     throw new Syntax(`${what}, found ${describeByte(b)} at position ${this.pos}${this.lineColumn()}`);
+  }
+
+  /** What a byte order mark where the parser failed means: UTF-16 at the start, or a UTF-8 mark after it. */
+  private byteOrderMark(): string | undefined {
+    const buf = this.buf, p = this.pos;
+    if (p === 0 && ((buf[0] === 0xff && buf[1] === 0xfe) || (buf[0] === 0xfe && buf[1] === 0xff))) {
+      return `the JSON is UTF-16 (it starts with the byte order mark ${buf[0] === 0xff ? 'FF FE' : 'FE FF'}); send it as UTF-8 (RFC 8259 §8.1), e.g. json.dumps(request).encode('utf-8')`;
+    }
+    if (buf[p] === 0xef && buf[p + 1] === 0xbb && buf[p + 2] === 0xbf) {
+      return `a UTF-8 byte order mark (EF BB BF) at position ${p}${this.lineColumn()}; one may come at the very start of the JSON, nowhere else`;
+    }
+    return undefined;
   }
 
   private lineColumn(): string {

@@ -8,6 +8,13 @@ import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { asServiceError, CATALOGUE, ServiceError, type ErrorCode } from '../errors.ts';
 import { ANSWER_HEADERS } from './representation.ts';
 
+declare module 'fastify' {
+  interface FastifyReply {
+    /** The catalogue code of the refusal this reply sends, for /metrics' refusal counter (src/plugins/metrics.ts). */
+    problemCode?: string;
+  }
+}
+
 export interface Problem {
   type: string;
   title: string;
@@ -26,6 +33,11 @@ function problemType(code: string): string {
 /** The problem+json body of a refusal (also the OpenAPI document's examples of refusals). */
 export function problemOf(err: ServiceError): Problem {
   return { type: problemType(err.code), title: CATALOGUE[err.code].title, status: err.status, detail: err.detail, code: err.code };
+}
+
+/** The problem+json text of a refusal. */
+export function problemBody(err: ServiceError): string {
+  return JSON.stringify(problemOf(err));
 }
 
 /** `/network/layers/0/weights` → `network.layers[0].weights`. */
@@ -69,7 +81,9 @@ export function sendProblem(reply: FastifyReply, err: ServiceError): FastifyRepl
   if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
   const allow = err.allow;
   if (allow !== undefined) reply.header('allow', allow.join(', '));
-  return reply.code(err.status).type('application/problem+json; charset=utf-8').send(JSON.stringify(problemOf(err)));
+  // counted by code in /metrics (src/plugins/metrics.ts)
+  reply.problemCode = err.code;
+  return reply.code(err.status).type('application/problem+json; charset=utf-8').send(problemBody(err));
 }
 
 /** The app's error handler; `bodyLimit` is quoted in the 413 of a body over it. */

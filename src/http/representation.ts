@@ -4,7 +4,7 @@
  * result's Float64Array with an exact Content-Length; JSON of a large array is streamed as
  * text chunks (json-text.ts), never built as one string.
  */
-import { Readable } from 'node:stream';
+import { pipeline, Readable, Transform } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import { ServiceError } from '../errors.ts';
 import { isArrayResult, npzMembers, principalArray, type AnswerValue, type ArrayResult, type ComputeResult } from '../core/index.ts';
@@ -68,6 +68,7 @@ export const ANSWER_HEADERS: readonly AnswerHeader[] = [
   fieldHeader('X-Method', 'method', 'string', 'Binary answers of /hessian/eigen and /hessian/inverse-vector-product: the method used (auto resolved).'),
   fieldHeader('X-Iterations', 'iterations', 'string', 'Binary answers of /hessian/eigen and /hessian/inverse-vector-product: curvature-vector products used (one per vector, comma-separated, for the latter).'),
   fieldHeader('X-Residuals', 'residuals', 'string', 'Binary answers of /hessian/eigen and /hessian/inverse-vector-product: the residuals reached, comma-separated (up to 1000 of them).'),
+  { name: 'X-Warnings', field: 'warnings', type: 'string', description: "Binary answers with notes on how to read them: the codes, comma-separated (FINITE_DIFFERENCE_KINK); the JSON answer's warnings has their texts.", value: (r) => (r.warnings?.length ? r.warnings.map((w) => w.code).join(',') : undefined) },
 ];
 
 /**
@@ -110,13 +111,30 @@ export function negotiate(accept: string | undefined, offered: readonly Represen
   return best;
 }
 
-/** Sends `result` in the representation `rep` (one the route offered). The result must already be checked (finite). */
-export function sendResult(reply: FastifyReply, result: ComputeResult, rep: Representation): FastifyReply {
+/** `stream`, with `onChunk` told the bytes of each chunk as the response takes it (for the stall watch of src/http/answer.ts). */
+function counted(stream: Readable, onChunk: ((bytes: number) => void) | undefined): Readable {
+  if (!onChunk) return stream;
+  const counter = new Transform({
+    transform(chunk: Buffer | string, _enc, done) {
+      onChunk(typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length);
+      done(null, chunk);
+    },
+  });
+  // the source ends (or is destroyed) with the counter: a response cut off stops the stream too
+  return pipeline(stream, counter, () => undefined);
+}
+
+/**
+ * Sends `result` in the representation `rep` (one the route offered). The result must already be
+ * checked (finite). `onChunk`, when given, hears the bytes of each streamed chunk as the response
+ * takes it (a short JSON answer, sent as one string, is not streamed).
+ */
+export function sendResult(reply: FastifyReply, result: ComputeResult, rep: Representation, onChunk?: (bytes: number) => void): FastifyReply {
   reply.header('vary', 'Accept');
   if (rep === 'json') {
     reply.type('application/json; charset=utf-8');
     if (jsonSize(result) <= JSON_CHUNK_ELEMENTS) return reply.send(Buffer.concat([...answerJson(result)]));
-    return reply.send(Readable.from(answerJson(result), { objectMode: false }));
+    return reply.send(counted(Readable.from(answerJson(result), { objectMode: false }), onChunk));
   }
   for (const h of ANSWER_HEADERS) {
     if (rep === 'npz' && (h.name === 'X-Array-Shape' || h.name === 'X-Array-Name')) continue;
@@ -127,10 +145,10 @@ export function sendResult(reply: FastifyReply, result: ComputeResult, rep: Repr
   if (rep === 'npz') {
     const { stream, length } = npzStream(npzMembers(result).map((m) => ({ name: m.name, data: m.array.data, shape: m.array.shape })));
     reply.header('content-length', String(length));
-    return reply.send(stream);
+    return reply.send(counted(stream, onChunk));
   }
   const principal = principalArray(result) as ArrayResult;
   const prefix = rep === 'npy' ? npyHeader(principal.shape) : undefined;
   reply.header('content-length', String((prefix?.length ?? 0) + principal.data.byteLength));
-  return reply.send(float64Stream(principal.data, prefix));
+  return reply.send(counted(float64Stream(principal.data, prefix), onChunk));
 }

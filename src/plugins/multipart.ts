@@ -15,6 +15,7 @@ import type { FastifyRequest } from 'fastify';
 import fastifyMultipart from '@fastify/multipart';
 import fp from 'fastify-plugin';
 import { ServiceError } from '../errors.ts';
+import { BodyStall, untilStalled } from '../http/body-deadline.ts';
 import type { DenseArray } from '../http/dense.ts';
 import { parseJsonBody } from '../http/json.ts';
 import { NpyReceiver } from '../http/npy.ts';
@@ -37,8 +38,14 @@ export function arrayFieldsOf(bodySchema: unknown): ArrayPart[] {
   return (Object.keys(ARRAY_PARTS) as ArrayPart[]).filter((f) => f in shape);
 }
 
-/** @fastify/multipart's and busboy's own errors, as catalogued refusals. */
-function fromMultipartError(err: unknown, bodyLimit: number): unknown {
+/** The boundary parameter of a multipart Content-Type, as busboy reads it (quoted or not). */
+function boundaryOf(contentType: string | undefined): string {
+  const m = /;\s*boundary\s*=\s*(?:"([^"]*)"|([^;\s]*))/i.exec(contentType ?? '');
+  return m ? (m[1] ?? m[2]) : '';
+}
+
+/** @fastify/multipart's and busboy's own errors, as catalogued refusals; `partsSeen` tells a wrong boundary from a cut body. */
+function fromMultipartError(err: unknown, bodyLimit: number, req: FastifyRequest, partsSeen: number): unknown {
   if (err instanceof ServiceError) return err;
   const e = err as { code?: string; statusCode?: number; message?: string };
   switch (e.code) {
@@ -51,6 +58,11 @@ function fromMultipartError(err: unknown, bodyLimit: number): unknown {
     case 'FST_PROTO_VIOLATION':
       return new ServiceError('MALFORMED_BODY', { reason: 'protoPart', parts: ALL_PARTS });
   }
+  if (e.message === 'Multipart: Boundary not found') return new ServiceError('MALFORMED_BODY', { reason: 'noBoundary' });
+  // busboy reads to the end without meeting the boundary once: the body and its Content-Type disagree
+  if (e.message === 'Unexpected end of multipart data' && partsSeen === 0) {
+    return new ServiceError('MALFORMED_BODY', { reason: 'boundary', boundary: boundaryOf(req.headers['content-type']) });
+  }
   if (typeof e.message === 'string' && (e.statusCode === undefined || e.statusCode < 500)) {
     // busboy: 'Multipart: Boundary not found', 'Unexpected end of multipart data', ...
     return new ServiceError('MALFORMED_BODY', { reason: 'multipart', message: e.message });
@@ -58,8 +70,11 @@ function fromMultipartError(err: unknown, bodyLimit: number): unknown {
   return err;
 }
 
-/** Reads every part of a multipart request into the body a JSON request would have made. */
-async function readParts(req: FastifyRequest, bodyLimit: number): Promise<unknown> {
+/**
+ * Reads every part of a multipart request into the body a JSON request would have made; a body
+ * of which no byte arrives for `bodyTimeoutMs` is refused with 408 (src/http/body-deadline.ts).
+ */
+async function readParts(req: FastifyRequest, bodyLimit: number, bodyTimeoutMs: number): Promise<unknown> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > bodyLimit) throw new ServiceError('PAYLOAD_TOO_LARGE', { reason: 'body', bytes: declared, limit: bodyLimit });
   const fields = arrayFieldsOf(req.routeOptions.schema?.body);
@@ -72,10 +87,23 @@ async function readParts(req: FastifyRequest, bodyLimit: number): Promise<unknow
     total += n;
     if (total > bodyLimit) throw new ServiceError('PAYLOAD_TOO_LARGE', { reason: 'parts', limit: bodyLimit });
   };
+  let partsSeen = 0;
+  const stall = new BodyStall(bodyTimeoutMs);
+  const touch = (chunk: Buffer) => stall.touch(chunk.length);
+  const parts = req.parts();
+  // after req.parts(), which pipes the request into busboy: listening now does not start the flow early
+  req.raw.on('data', touch);
   try {
-    for await (const part of req.parts()) {
+    for await (const part of untilStalled(parts, stall)) {
+      partsSeen++;
       if (part.type !== 'file') continue; // isPartAFile makes every part a file
-      const name = part.fieldname;
+      // busboy names a part without name="..." in its Content-Disposition undefined
+      const name = part.fieldname as string | undefined;
+      if (name === undefined || name === '') {
+        failure ??= new ServiceError('MALFORMED_BODY', { reason: 'namelessPart', parts: allowed });
+        for await (const chunk of untilStalled(part.file, stall)) count((chunk as Buffer).length);
+        continue;
+      }
       // After a refusal, the rest of the body is read and dropped, so the client is not cut off mid-upload.
       let error: unknown;
       if (failure !== undefined) error = failure;
@@ -85,18 +113,18 @@ async function readParts(req: FastifyRequest, bodyLimit: number): Promise<unknow
       }
       if (error !== undefined) {
         failure = error;
-        for await (const chunk of part.file) count((chunk as Buffer).length);
+        for await (const chunk of untilStalled(part.file, stall)) count((chunk as Buffer).length);
         continue;
       }
       if (name === REQUEST_PART) {
         const chunks: Buffer[] = [];
-        for await (const chunk of part.file) { count((chunk as Buffer).length); chunks.push(chunk as Buffer); }
+        for await (const chunk of untilStalled(part.file, stall)) { count((chunk as Buffer).length); chunks.push(chunk as Buffer); }
         json = Buffer.concat(chunks);
         continue;
       }
       const field = name as ArrayPart;
       const receiver = new NpyReceiver(field, ARRAY_PARTS[field], bodyLimit, INTEGER_PARTS.has(field));
-      for await (const chunk of part.file) {
+      for await (const chunk of untilStalled(part.file, stall)) {
         count((chunk as Buffer).length);
         if (failure === undefined) {
           try { receiver.push(chunk as Buffer); } catch (err) {
@@ -113,7 +141,10 @@ async function readParts(req: FastifyRequest, bodyLimit: number): Promise<unknow
       }
     }
   } catch (err) {
-    throw fromMultipartError(err, bodyLimit);
+    throw fromMultipartError(err, bodyLimit, req, partsSeen);
+  } finally {
+    stall.stop();
+    req.raw.off('data', touch);
   }
   if (failure !== undefined) throw failure;
   if (json === undefined) throw new ServiceError('MALFORMED_BODY', { reason: 'noRequestPart', parts: fields });
@@ -132,8 +163,8 @@ async function readParts(req: FastifyRequest, bodyLimit: number): Promise<unknow
  * Registers @fastify/multipart and the hook that reads a multipart body before validation.
  * Registered inside the compute routes' plugin, so only they take multipart bodies.
  */
-export const multipartPlugin = fp<{ readonly bodyLimit: number }>(async (app, opts) => {
-  const { bodyLimit } = opts;
+export const multipartPlugin = fp<{ readonly bodyLimit: number; readonly bodyTimeoutMs: number }>(async (app, opts) => {
+  const { bodyLimit, bodyTimeoutMs } = opts;
   await app.register(fastifyMultipart, {
     // Every part is read as a stream, the JSON part too, so that we parse it ourselves and report
     // its syntax errors as a JSON body's are.
@@ -142,7 +173,7 @@ export const multipartPlugin = fp<{ readonly bodyLimit: number }>(async (app, op
     limits: { parts: ALL_PARTS.length, files: ALL_PARTS.length, fields: 0, fileSize: bodyLimit, headerPairs: 32 },
   });
   app.addHook('preValidation', async (req) => {
-    if (req.isMultipart()) req.body = await readParts(req, bodyLimit);
+    if (req.isMultipart()) req.body = await readParts(req, bodyLimit, bodyTimeoutMs);
   });
 }, { name: 'multipart-bodies' });
 

@@ -71,7 +71,9 @@ test('the Python client passes its pytest suite against the live service (numpy,
   // A third with one worker, no queue and a short REQUEST_TIMEOUT_MS: a second request while one
   // computes gets 503 OVERLOADED (retried by the client), a long computation 503 TIMEOUT (not retried).
   const busyTimeoutMs = 1500;
-  const busy = await buildApp({ config: { workers: 1, queueLimit: 0, requestTimeoutMs: busyTimeoutMs } });
+  // no cheap lane and nothing computed in the main thread (FAST_WORKERS=0, INLINE_TASK_MS=0): the
+  // small second request must find the one worker busy
+  const busy = await buildApp({ config: { workers: 1, queueLimit: 0, fastWorkers: 0, inlineTaskMs: 0, requestTimeoutMs: busyTimeoutMs } });
   t.after(() => busy.close());
   const busyUrl = await busy.listen({ host: '127.0.0.1', port: 0 });
   // A fourth, the real server in a child process: slabs of one Hessian computed by two processes.

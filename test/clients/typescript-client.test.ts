@@ -22,8 +22,9 @@ const USAGE = `import type { components, operations } from './api.ts';
 
 type Schemas = components['schemas'];
 type JsonBody<O extends keyof operations> = operations[O] extends { requestBody: { content: { 'application/json': infer B } } } ? B : never;
-type JsonAnswer<O extends keyof operations> = operations[O]['responses'][200]['content']['application/json'];
-type PostOperation = Exclude<keyof operations, 'health'>;
+type JsonAnswer<O extends keyof operations> = operations[O]['responses'][200] extends { content: { 'application/json': infer A } } ? A : never;
+/** The compute operations; the GETs are health, the probes and /metrics (text). */
+type PostOperation = Exclude<keyof operations, 'health' | 'checkLiveness' | 'checkReadiness' | 'getMetrics'>;
 
 const PATHS = {
   computeJacobian: '/jacobian',
@@ -64,6 +65,7 @@ export async function run(base: string) {
   const solve = await post('inverseVectorProduct', { network, inputs, targets, loss, damping: 0.1, vectors: [[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]], method: 'cg' });
   const kfac = await post('kfacFactors', { network, inputs, targets, loss, parameters: { layers: [-1] }, damping: 0.1 });
   const health = (await (await fetch(base + '/health')).json()) as JsonAnswer<'health'>;
+  const readiness = (await (await fetch(base + '/health/ready')).json()) as JsonAnswer<'checkReadiness'>;
 
   // the /hessian answer is one of its variants: narrowed by its fields
   const matrix: number[][] = 'hessian' in hessian ? hessian.hessian : [];
@@ -72,6 +74,7 @@ export async function run(base: string) {
   const firstFactor: number[][] = kfac.layers[0].inputFactor;
   const eigenMethod: 'lanczos' | 'dense' = eigen.method;
   const workers: number = health.pool.workers;
+  const ready: boolean = readiness.ready;
 
   // @ts-expect-error an unknown loss is not a Loss
   const wrongLoss: Schemas['Loss'] = 'mse';
@@ -86,7 +89,7 @@ export async function run(base: string) {
   void [wrongLoss, noNetwork, wrongMethod, unnarrowed, noOperation];
 
   const retryAfter: components['headers']['Retry-After'] = 1;
-  return { jacobian, matrix, diag, trace, product, inverse, eigen, solve, firstFactor, eigenMethod, workers, retryAfter };
+  return { jacobian, matrix, diag, trace, product, inverse, eigen, solve, firstFactor, eigenMethod, workers, ready, retryAfter };
 }
 `;
 
@@ -130,4 +133,5 @@ test('a TypeScript client generated from the document by openapi-typescript type
   assert.equal((out.firstFactor as number[][]).length, 3);
   assert.equal(out.eigenMethod, 'dense');
   assert.equal(typeof out.workers, 'number');
+  assert.equal(typeof out.ready, 'boolean');
 });

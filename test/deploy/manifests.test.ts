@@ -5,6 +5,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { loadConfig } from '../../src/config.ts';
+import { defaultMemoryBudget } from '../../src/budget.ts';
+import { BODY_FACTOR } from '../../src/plugins/admission.ts';
 
 // The fields the README's deployment guide relies on, read from deploy/*.yaml as kubectl would
 // apply them. Typed loosely on purpose: a missing field must fail an assertion, not the compiler.
@@ -64,20 +66,25 @@ test('the selectors agree: Deployment, Service and PodDisruptionBudget all selec
   assert.ok(matches(one('PodDisruptionBudget').spec.selector.matchLabels, podLabels), 'PodDisruptionBudget selector must match the pods');
 });
 
-test('the probes call GET /health on the container port, which is the PORT the service listens on and the port the image EXPOSEs', () => {
+test('the probes call GET /health/live (startup, liveness) and /health/ready (readiness) on the container port, which is the PORT the service listens on and the port the image EXPOSEs; Prometheus scrapes /metrics there', () => {
   const port = container.ports.find((p: Doc) => p.name === 'http');
   assert.ok(port, 'the container names its port http');
   assert.equal(String(port.containerPort), env.PORT ?? '3000');
   assert.ok(exposed.includes(String(port.containerPort)), `the Dockerfile EXPOSEs ${exposed.join(', ')}`);
+  const paths: Record<string, string> = { startupProbe: '/health/live', readinessProbe: '/health/ready', livenessProbe: '/health/live' };
   for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
     const get = container[probe]?.httpGet;
     assert.ok(get, `${probe} is an httpGet probe`);
-    assert.equal(get.path, '/health', `${probe} path`);
+    assert.equal(get.path, paths[probe], `${probe} path`);
     assert.ok(get.port === port.name || get.port === port.containerPort, `${probe} port ${get.port} is the container port`);
   }
   // Liveness must not restart a pod that is only busy: it tolerates more silence than readiness.
   const silence = (p: Doc): number => p.periodSeconds * p.failureThreshold;
   assert.ok(silence(container.livenessProbe) > silence(container.readinessProbe));
+  const annotations: Record<string, string> = deployment.spec.template.metadata.annotations ?? {};
+  assert.equal(annotations['prometheus.io/scrape'], 'true');
+  assert.equal(annotations['prometheus.io/path'], '/metrics');
+  assert.equal(annotations['prometheus.io/port'], String(port.containerPort));
   const svcPort = one('Service').spec.ports[0];
   assert.ok(svcPort.targetPort === port.name || svcPort.targetPort === port.containerPort, 'Service targetPort is the container port');
 });
@@ -92,7 +99,7 @@ test('the HorizontalPodAutoscaler scales the Deployment on CPU, which the pods r
   assert.equal(deployment.spec.replicas, undefined, 'the HPA owns replicas; the Deployment must not set them');
 });
 
-test('resources follow the memory arithmetic of deployment.yaml from the limits the service enforces (workers, queue, body, task and answer sizes)', () => {
+test('resources follow the memory arithmetic of deployment.yaml: the memory budget the service takes from the pod limit holds both workers at their task limit with their previous answers and a body, and leaves room for Node itself', () => {
   const { requests, limits } = container.resources;
   for (const r of ['cpu', 'memory']) {
     assert.ok(requests[r] && limits[r], `requests and limits of ${r}`);
@@ -101,10 +108,14 @@ test('resources follow the memory arithmetic of deployment.yaml from the limits 
   const config = loadConfig(env);
   const MiB = 2 ** 20;
   const idle = 192 * MiB; // Node + Fastify + workers + addon (measured ~125 MiB) and OpenBLAS buffers
-  const body = 6 * config.bodyLimit; // JSON text, parsed arrays, the worker's copy, Float64Arrays
-  const worst = idle + config.workers * (config.maxTaskBytes + config.maxResultBytes) + (config.workers + config.queueLimit) * body;
+  const body = BODY_FACTOR.json * config.bodyLimit; // what the budget holds for a body being parsed
+  assert.equal(env.MEMORY_BUDGET_BYTES, undefined, 'the budget comes from the pod limit (the cgroup), as the comment says');
+  // the service's own default, from the container's limit (cgroup memory.max)
+  const budget = defaultMemoryBudget(quantity(limits.memory), Number.MAX_SAFE_INTEGER);
+  const busiest = config.workers * (config.maxTaskBytes + config.maxResultBytes) + body;
   assert.ok(config.workers >= 1, 'WORKERS >= 1: computations off the main thread, so /health answers while busy');
-  assert.ok(quantity(limits.memory) >= worst, `memory limit ${limits.memory} < worst case ${worst / MiB} MiB`);
+  assert.ok(budget >= busiest, `the memory budget ${budget / MiB} MiB (75 % of ${limits.memory}) < ${busiest / MiB} MiB: both workers at MAX_TASK_BYTES, their answers and a body`);
+  assert.ok(quantity(limits.memory) - budget >= idle, `${limits.memory} leaves ${(quantity(limits.memory) - budget) / MiB} MiB beside the budget for Node itself`);
   const busy = idle + config.maxTaskBytes + body;
   assert.ok(quantity(requests.memory) >= busy, `memory request ${requests.memory} < ${busy / MiB} MiB`);
   const heap = /--max-old-space-size=(\d+)/.exec(env.NODE_OPTIONS ?? '');

@@ -2,7 +2,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { TestContext } from 'node:test';
 import { buildApp, type AppOptions } from '../../src/app.ts';
-import { SERVICE_MALLOC_MMAP_THRESHOLD } from '../../src/config.ts';
 
 type Layer = { weights: number[][]; bias: number[]; activation: string };
 
@@ -32,6 +31,19 @@ export async function listen(t: TestContext, options: AppOptions = {}): Promise<
   return { app, base };
 }
 
+/** A TCP port free on 127.0.0.1 now (for a server started with quiet logs, which print no listening line). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
 /** GET /health's pool counters. */
 export async function poolStats(base: string): Promise<Record<string, number>> {
   const r = await fetch(`${base}/health`, { signal: AbortSignal.timeout(10_000) });
@@ -50,7 +62,8 @@ export async function until(check: () => Promise<boolean> | boolean, ms: number)
 
 /**
  * The real server (node --import tsx src/server.ts) in a child process, as an operator runs it:
- * with the container image's glibc setting (MALLOC_MMAP_THRESHOLD_, checked in the Dockerfile).
+ * the environment of the test runner (without MALLOC_MMAP_THRESHOLD_: the server sets glibc's
+ * setting for itself, src/malloc.ts) and `env`.
  */
 export interface ServerProcess {
   readonly child: import('node:child_process').ChildProcess;
@@ -66,7 +79,7 @@ export async function spawnServer(t: TestContext, env: Record<string, string>): 
   const { readFileSync } = await import('node:fs');
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     cwd: new URL('../../', import.meta.url),
-    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', MALLOC_MMAP_THRESHOLD_: SERVICE_MALLOC_MMAP_THRESHOLD, ...env },
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', MALLOC_MMAP_THRESHOLD_: undefined, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
@@ -75,11 +88,25 @@ export async function spawnServer(t: TestContext, env: Record<string, string>): 
   child.stderr.setEncoding('utf8').on('data', (d: string) => { out += d; });
   const base = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no listening line in 60 s:\n${out}`)), 60_000);
+    child.on('exit', () => { clearTimeout(timer); reject(new Error(`exited before listening:\n${out}`)); });
+    if (env.PORT && env.PORT !== '0') {
+      // a port chosen by the caller (quiet logs print no listening line): wait until it answers
+      const at = `http://127.0.0.1:${env.PORT}`;
+      const poll = async () => {
+        try {
+          if ((await fetch(`${at}/health/live`, { signal: AbortSignal.timeout(1000) })).ok) { clearTimeout(timer); resolve(at); return; }
+        } catch {
+          // not listening yet
+        }
+        if (child.exitCode === null) setTimeout(poll, 100);
+      };
+      void poll();
+      return;
+    }
     child.stdout.on('data', () => {
       const m = /listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
       if (m) { clearTimeout(timer); resolve(m[1]); }
     });
-    child.on('exit', () => { clearTimeout(timer); reject(new Error(`exited before listening:\n${out}`)); });
   });
   return {
     child,

@@ -114,7 +114,7 @@ test('a result that overflows float64 is refused with 422 rather than sent as nu
 test('an unknown path answers 404 as problem+json listing the endpoints; a known path with another method 405 with Allow', async (t) => {
   const app = await build(t);
   const missing = await app.inject({ method: 'GET', url: '/hessians' });
-  assertProblem(missing, 404, 'NOT_FOUND', /POST \/jacobian, POST \/hessian, POST \/hessian\/vector-product, POST \/hessian\/inverse, POST \/hessian\/kfac, POST \/hessian\/eigen, POST \/hessian\/inverse-vector-product, GET \/docs, GET \/openapi\.json, GET \/health$/);
+  assertProblem(missing, 404, 'NOT_FOUND', /POST \/jacobian, POST \/hessian, POST \/hessian\/vector-product, POST \/hessian\/inverse, POST \/hessian\/kfac, POST \/hessian\/eigen, POST \/hessian\/inverse-vector-product, GET \/docs, GET \/openapi\.json, GET \/metrics, GET \/health, GET \/health\/live, GET \/health\/ready$/);
   const wrong = await app.inject({ method: 'GET', url: '/hessian' });
   assertProblem(wrong, 405, 'METHOD_NOT_ALLOWED', /\/hessian does not take GET; it takes POST/);
   assert.equal(wrong.headers.allow, 'POST');

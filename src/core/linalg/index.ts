@@ -98,6 +98,20 @@ export function useBackend(backend: LinalgBackend): void {
   current = backend;
 }
 
+/**
+ * Runs `fn` with `backend` as this thread's backend, then restores the one in use (the pool runs
+ * its smallest tasks in the main thread on the TypeScript kernels this way, src/pool.ts).
+ */
+export function withBackend<T>(backend: LinalgBackend, fn: () => T): T {
+  const before = current;
+  current = backend;
+  try {
+    return fn();
+  } finally {
+    current = before;
+  }
+}
+
 /** The active backend, its thread count and why it was chosen. */
 export function linalgInfo(): LinalgInfo {
   if (current.name === 'typescript') return { backend: 'typescript', threads: 1, reason };
