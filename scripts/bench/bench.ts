@@ -8,6 +8,12 @@
  * - `sweep` (issue 13, scripts/bench/sweep.ts): the shapes of workloads.ts's SWEEP, exact and
  *   outer product, against torch.func and JAX (scripts/bench/peers.py) and against the flop floor
  *   at the machine's dgemm rate measured in the same run; one table per method.
+ * - `scale` (issue 12, scripts/bench/scale.ts): the curvature-at-scale endpoints on 784-128-10,
+ *   N = 10,000 (W = 101,770), data sent once per request as multipart .npy: eigen top 5 by
+ *   Lanczos, CG solves with and without the KFAC preconditioner, KFAC factors, H·v; against
+ *   PyTorch 2 doing the same (scripts/bench/scale_peers.py: PyHessian-style power iteration, scipy
+ *   eigsh on double-backward HVPs, CG on Gauss–Newton products, KFAC by definition), with the
+ *   per-product cost and the peak memory of each side.
  *
  * Issue-4 method: after /health, one toy request of the same kind warms the JIT, the worker pool
  * and the BLAS threads; then --repeat=N (default 3) timed requests ask for `Accept:
@@ -21,8 +27,10 @@
  * it: PyTorch 2 and JAX), else Debian's /usr/bin/python3 (PyTorch 1.13 with functorch, no JAX).
  *
  * Options:
- *   --shapes=LIST       `benchmark`, `sweep`, or sweep shape ids (workloads.ts), comma-separated;
- *                       default benchmark,sweep
+ *   --shapes=LIST       `benchmark`, `sweep`, `scale` (alone: `npm run bench:scale`), or sweep shape ids (workloads.ts),
+ *                       comma-separated; default benchmark,sweep,scale
+ *   --scale-rows=LIST   the scale group's rows: eigen,cg,cg-kfac,kfac,hvp (default all)
+ *   --scale-n=N         the scale group's data points (default 10000; smaller for a quick look)
  *   --peers=LIST        torch,jax (default: those the Python has) or none
  *   --methods=LIST      the sweep's methods: exact,outer-product (default both)
  *   --only=LIST         substrings of the issue-4 workloads' names
@@ -49,6 +57,7 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { peakRss, post, ROOT, SERVER, startService, stopService } from './service.ts';
 import { findPeerPython, measureDgemm, peerEnv, peerMemoryCap, runSweep, sweepTables, SWEEP_AGREE, SWEEP_METHODS, type DgemmRates, type Peer, type PeerPython, type SweepMethod, type SweepRow } from './sweep.ts';
+import { MEMORY_CONSTANT, runScaleGroup, scalePeerPython, scaleTables, scaleVerdicts, SCALE_N, SCALE_ROWS, SCALE_SIZES, SCALE_AGREE, SCALE_REPEAT_SECONDS, type ScaleRowId } from './scale.ts';
 import { DAMPING, SIZES, SWEEP, WORKLOADS, blasEnv, flops, floorFlops, makeProblem, parameterCount, request, shapeLabel, type Problem, type Workload } from './workloads.ts';
 
 const TORCH_SCRIPT = join(ROOT, 'scripts/bench/torch_bench.py');
@@ -234,6 +243,27 @@ async function issue4Table(dir: string, py: PeerPython | undefined, serviceEnv: 
   return { lines, json: { torch, runs: runs.map((r, i) => ({ ...r, workload: r.workload.name, torch: torch?.tasks[String(i)] })) }, agreed };
 }
 
+/** The scale group's markdown section: method, verdicts, tables and the reading. */
+function scaleSection(
+  n: number, backend: string, peers: string, started: Date, load0: number, loadMax: number, load1: number, minutes: number, verdicts: string[], tables: string[],
+): string[] {
+  return [
+    '## Curvature at scale (issue 12)',
+    '',
+    `784-128-10 (tanh hidden, logits out), softmax-cross-entropy on labels, summed, W = 101,770, N = ${n.toLocaleString('en-US')}; started ${started.toISOString().replace('T', ' ').slice(0, 16)} UTC, ${minutes.toFixed(1)} min, load average (1 min) ${load0.toFixed(2)} before, at most ${loadMax.toFixed(2)} during, ${load1.toFixed(2)} after, on ${cpus().length} cores.`,
+    '',
+    `- **Service**: \`node dist/src/server.js\` (${backend}), a fresh process per row. The data go once per request as multipart/form-data: the JSON (network, loss, options) in the part \`request\`, inputs (N × 784 float64, 63 MB at N = 10,000) and labels (int64) as .npy parts. After toy requests of the row's kinds warm it up, each request is timed from sending to the last byte (the upload, parsing and answer included), up to ${REPEAT} times (no more once ${SCALE_REPEAT_SECONDS} s are spent); *s* columns give the range. Products: what the answer reports (X-Iterations), the residual checks included.`,
+    `- **PyTorch 2** (${peers}; float64, CPU, ${THREADS} threads): scripts/bench/scale_peers.py, the computation alone from the forward pass on (the data already in tensors), each task in its own process. Power iteration: PyHessian's \`hessian.eigenvalues\` (maxIter 100, tol 1e-3: the relative change of the Rayleigh quotient; top 5 by orthonormalising against the vectors found), on double-backward HVPs with the gradient graph kept (\`torch.autograd.grad(grads, params, v, retain_graph=True)\`), re-implemented after PyHessian's source. eigsh: \`scipy.sparse.linalg.eigsh(k=5, which='LA', tol=1e-8)\` on a LinearOperator of the same HVPs. CG: the service's algorithm step for step on G v = Jᵀ L J v (\`torch.func.jvp\` of the logits, L_n = diag(p) − ppᵀ, the vjp of one kept forward pass); the KFAC preconditioner from the factors by definition and their \`eigh\`. KFAC: A_l = mean z̃z̃ᵀ, G_l = Σ_n Rᵀ L R with L_n by \`torch.func.hessian\` and R_{l,n} = ∂logits/∂a_l by \`torch.func.jacrev\`, vmapped over points; log det from \`eigvalsh\`.`,
+    `- **Per product** (the second table): inside a service run, (run − a one-product request of the same body in the same process) / (products − 1): the upload, parsing and the passes over the data taken out, the orthogonalisation or CG vector work left in. PyTorch: each product timed alone, and inside its algorithms as (run − setup) / products, setup being the gradient graph (or the kept forward pass and the KFAC factors); the verdict takes the fastest PyTorch figure. The two sides' products are timed in their own processes minutes apart on a shared machine: the load, not only the code, moves them (see the load line).`,
+    `- **Memory**: the service's VmHWM (its whole process, worker threads included) after the toy warm-up (*idle*), after the one-product baseline and after the row's own requests; PyTorch's VmHWM of the task's process (*loaded*: after importing torch and reading the data). The expectation is O(N·(D + Σ_l out_l) + k·W) (the inputs, the passes' per-unit arrays, k vectors of W: Lanczos' basis of 40 and its products plus the k locked, CG's 6); the *model* column is that with constant 1, in doubles, and a row passes with its peak above idle within ${MEMORY_CONSTANT}x of it (scale.ts memoryModel, MEMORY_CONSTANT); a W × W array would be 8·W² = 83 GB.`,
+    `- **Agreement** (a disagreement fails the run, exit 1): eigenvalues with eigsh ≤ ${SCALE_AGREE.eigenvalues} relative; CG solutions ≤ ${SCALE_AGREE.solution} (max|a − b| / max|b|); KFAC factors ≤ ${SCALE_AGREE.factors} and log det ≤ ${SCALE_AGREE.logDeterminant}; H·v ≤ ${SCALE_AGREE.product}. The power iteration's eigenvalues are reported against the service's, at its own tolerance.`,
+    '',
+    ...verdicts.map((v) => `    ${v}`),
+    '',
+    ...tables,
+  ];
+}
+
 function describeVersions(py: PeerPython | undefined): string {
   if (!py) return 'none';
   const v = py.versions;
@@ -245,11 +275,14 @@ function describeVersions(py: PeerPython | undefined): string {
 
 async function main(): Promise<void> {
   if (!existsSync(SERVER)) throw new Error(`${SERVER} is missing: run \`npm run build\` first (npm run bench does)`);
-  const shapeArgs = list('shapes') ?? ['benchmark', 'sweep'];
+  const shapeArgs = list('shapes') ?? ['benchmark', 'sweep', 'scale'];
   const runIssue4 = shapeArgs.includes('benchmark');
-  const sweepIds = shapeArgs.filter((s) => s !== 'benchmark');
+  const runScale = shapeArgs.includes('scale');
+  const scaleRows = (list('scale-rows') ?? [...SCALE_ROWS]) as ScaleRowId[];
+  if (scaleRows.some((r) => !SCALE_ROWS.includes(r))) throw new Error(`--scale-rows: use ${SCALE_ROWS.join(', ')}`);
+  const sweepIds = shapeArgs.filter((s) => s !== 'benchmark' && s !== 'scale');
   const unknown = sweepIds.filter((s) => s !== 'sweep' && !SWEEP.some((x) => x.id === s));
-  if (unknown.length) throw new Error(`--shapes: unknown ${unknown.join(', ')}; use benchmark, sweep or a sweep shape: ${SWEEP.map((s) => s.id).join(', ')}`);
+  if (unknown.length) throw new Error(`--shapes: unknown ${unknown.join(', ')}; use benchmark, sweep, scale or a sweep shape: ${SWEEP.map((s) => s.id).join(', ')}`);
   const shapes = sweepIds.includes('sweep') ? SWEEP : SWEEP.filter((s) => sweepIds.includes(s.id));
   const methods = (list('methods') ?? [...SWEEP_METHODS]) as SweepMethod[];
   if (methods.some((m) => !SWEEP_METHODS.includes(m))) throw new Error(`--methods: use ${SWEEP_METHODS.join(', ')}`);
@@ -337,6 +370,39 @@ async function main(): Promise<void> {
     if (bad.length) console.log(`\n*** ${bad.length} row(s) DISAGREE with a peer beyond ${SWEEP_AGREE}: ${bad.map((r) => `${r.label} ${r.method} (${r.worstDiff!.toExponential(2)})`).join(', ')}`);
   }
 
+  if (runScale) {
+    const scaleStarted = new Date();
+    const scaleLoad0 = loadavg()[0];
+    let scaleLoadMax = scaleLoad0;
+    const scaleSampler = setInterval(() => (scaleLoadMax = Math.max(scaleLoadMax, loadavg()[0])), 2000);
+    const svc = await startService(serviceEnv);
+    const scaleBackend = `${svc.backend}, ${svc.workers ?? '?'} workers, ${svc.openblas ?? 'no OpenBLAS'}`;
+    await stopService(svc.child);
+    const scalePy = scalePeerPython(py?.peers.includes('torch') ? py.python : undefined, peerEnv(1));
+    if ('missing' in scalePy) log(`scale: the service alone (${scalePy.missing})\n`);
+    const python = 'python' in scalePy ? scalePy.python : undefined;
+    const { result, problem } = await runScaleGroup({
+      sizes: SCALE_SIZES, n: Math.floor(num('scale-n', SCALE_N)), rows: scaleRows, dir, repeat: REPEAT, repeatSeconds: SCALE_REPEAT_SECONDS,
+      serviceEnv, timeoutSeconds: num('service-timeout', 300) * 3, python, peerEnv: peerEnv(THREADS), threads: THREADS,
+      peerWallSeconds: 30 * 60, log,
+    });
+    clearInterval(scaleSampler);
+    scaleLoadMax = Math.max(scaleLoadMax, loadavg()[0]);
+    const minutes = (Date.now() - scaleStarted.getTime()) / 60000;
+    const verdicts = scaleVerdicts(result, problem);
+    const tables = scaleTables(result, problem);
+    const sec = scaleSection(problem.n, scaleBackend, python ? describeVersions(py) : 'none (no Python with torch)', scaleStarted, scaleLoad0, scaleLoadMax, loadavg()[0], minutes, verdicts, tables);
+    console.log('');
+    for (const l of sec) console.log(l);
+    md.push(...sec);
+    json.scale = { ...result, n: problem.n, w: problem.w };
+    const bad = result.checks.filter((c) => !c.ok);
+    if (bad.length) {
+      agreed = false;
+      console.log(`\n*** scale: ${bad.length} comparison(s) DISAGREE: ${bad.map((c) => `${c.what} ${c.value.toExponential(2)} > ${c.limit}`).join('; ')}`);
+    }
+  }
+
   clearInterval(sampler);
   const load1 = loadavg();
   loadMax = Math.max(loadMax, load1[0]);
@@ -358,7 +424,7 @@ async function main(): Promise<void> {
       `- **Machine**: ${cpus().length} cores (${cpu}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}; shared with other sessions. ${loadLine}`,
       `- **Service**: ${serviceBackend || '(see the tables)'}${coretype ? `; OPENBLAS_CORETYPE=${coretype}` : `; OPENBLAS_CORETYPE=${blasEnv().OPENBLAS_CORETYPE ?? 'unset'} (the service's choice from the CPU flags, as in the container)`}.`,
       `- **${peerNote}**`,
-      '- **How to run**: `bash scripts/bench/peers-setup.sh` once (makes .peers/ with PyTorch 2 and JAX from the machine\'s package sources), then `npm run bench` (everything: 19 min at a load of about 4 on these 2 cores, 27 min with other sessions pushing it to 7), or a subset: `npm run bench -- --shapes=benchmark,one-input --peers=torch --methods=exact`, `--peers=none` for the service alone; see the header of scripts/bench/bench.ts.',
+      '- **How to run**: `bash scripts/bench/peers-setup.sh` once (makes .peers/ with PyTorch 2 and JAX from the machine\'s package sources), then `npm run bench` (everything: 51 min on these 2 cores with other sessions loading them to 4–12, the issue-4 table and the sweep 32 min of it, the scale group 19), or a subset: `npm run bench:scale` (the scale group alone), `npm run bench -- --shapes=benchmark,one-input --peers=torch --methods=exact`, `--peers=none` for the service alone; see the header of scripts/bench/bench.ts.',
       '',
     ];
     mkdirSync(dirname(mdPath), { recursive: true });

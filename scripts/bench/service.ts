@@ -1,7 +1,8 @@
 /**
  * The service side of `npm run bench`: a fresh `node dist/src/server.js` on 127.0.0.1 and a free
  * port (limits raised by environment only), its /health, timed POSTs read to the last byte, and
- * its peak RSS. Shared by the issue-4 table (bench.ts) and the sweep (sweep.ts).
+ * its peak RSS. Shared by the issue-4 table (bench.ts), the sweep (sweep.ts) and the scale group
+ * (scale.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -47,14 +48,14 @@ export interface HttpAnswer { status: number; headers: Record<string, string | s
  * `timeoutMs`, a request not answered in full by then is abandoned (the socket destroyed, which
  * the service takes as a client gone) and the promise rejects with a message that says so.
  */
-export function post(port: number, path: string, body: string | Buffer, accept: string, timeoutMs?: number): Promise<HttpAnswer> {
+export function post(port: number, path: string, body: string | Buffer, accept: string, timeoutMs?: number, contentType = 'application/json'): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const payload = typeof body === 'string' ? Buffer.from(body) : body;
     const t0 = performance.now();
     let tFirst = 0;
     let timer: NodeJS.Timeout | undefined;
     const req = httpRequest(
-      { host: '127.0.0.1', port, path, method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'content-length': payload.length, accept } },
+      { host: '127.0.0.1', port, path, method: 'POST', agent: false, headers: { 'content-type': contentType, 'content-length': payload.length, accept } },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => {
@@ -116,10 +117,14 @@ export interface Service {
   workers?: number;
 }
 
-/** Starts a fresh service and waits for /health. `nodeArgs` go before the script (e.g. --cpu-prof). */
-export async function startService(env: Readonly<Record<string, string>>, nodeArgs: string[] = []): Promise<Service> {
+/**
+ * Starts a fresh service and waits for /health. `nodeArgs` go before the script (e.g. --cpu-prof);
+ * `script` is what node runs: the built server, or `['--import', 'tsx', 'src/server.ts']` where
+ * dist/ may be stale (the smoke tests).
+ */
+export async function startService(env: Readonly<Record<string, string>>, nodeArgs: string[] = [], script: readonly string[] = [SERVER]): Promise<Service> {
   const port = await freePort();
-  const child = spawn(process.execPath, [...nodeArgs, SERVER], { env: { ...blasEnv(), ...SERVICE_ENV, ...env, PORT: String(port) }, stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = spawn(process.execPath, [...nodeArgs, ...script], { cwd: ROOT, env: { ...blasEnv(), ...SERVICE_ENV, ...env, PORT: String(port) }, stdio: ['ignore', 'inherit', 'inherit'] });
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`the service exited with code ${child.exitCode} before answering /health`);
