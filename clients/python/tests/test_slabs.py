@@ -81,7 +81,9 @@ def test_a_failing_service_stops_the_assembly_with_its_error(service_url):
     case = SCALE_CASES[0]
     net, x, kw = problem(case)
     w = case["expected"]["parameterCount"]
-    client = CurvatureClient([service_url, "http://127.0.0.1:9"], timeout=10)
+    # the failing URL first: its thread starts first and takes the first slab (with it second, the
+    # working URL's thread could take every slab before the other had started, and nothing failed)
+    client = CurvatureClient(["http://127.0.0.1:9", service_url], timeout=10)
     with pytest.raises(CurvatureServiceError) as e:
         client.assemble_hessian(net, x, out=np.zeros((w, w)), rows_per_slab=3, **kw)
     assert e.value.status is None and "127.0.0.1:9" in str(e.value)
