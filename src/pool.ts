@@ -466,10 +466,7 @@ abstract class BasePool implements ComputePool {
       const result = await settled;
       this.completed++;
       outcome = 'completed';
-      let bytes = 0;
-      for (const a of resultArrays(result)) bytes += a.data.byteLength;
-      hold.become('answer', bytes);
-      return { result, hold };
+      return answered(result, hold);
     } catch (err) {
       hold.release();
       const why = controller.signal.aborted ? (controller.signal.reason as TaskAborted).why : undefined;
@@ -511,10 +508,7 @@ abstract class BasePool implements ComputePool {
       const result = withBackend(typescriptBackend, () => compute(task));
       this.completed++;
       outcome = 'completed';
-      let bytes = 0;
-      for (const a of resultArrays(result)) bytes += a.data.byteLength;
-      hold.become('answer', bytes);
-      return { result, hold };
+      return answered(result, hold);
     } catch (err) {
       hold.release();
       const known = asServiceError(err);
@@ -618,6 +612,14 @@ class WorkerBug extends Error {
 }
 
 /** Turns a worker's reply into a result, or rethrows its refusal as the same catalogued error. */
+/** A computed answer: its hold on the memory budget becomes the answer's bytes, held until they are sent. */
+function answered(result: ComputeResult, hold: Hold): PoolAnswer {
+  let bytes = 0;
+  for (const a of resultArrays(result)) bytes += a.data.byteLength;
+  hold.become('answer', bytes);
+  return { result, hold };
+}
+
 function unwrap(reply: WorkerReply): ComputeResult {
   if ('error' in reply) throw ServiceError.fromCore(reply.error);
   // the pool asked it to stop, and answers the caller itself (run's catch)

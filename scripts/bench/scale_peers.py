@@ -50,29 +50,13 @@ and factors max|service - peer| / max|peer|; the log det |a - b| / |b|.
 import io
 import json
 import os
-import resource
 import sys
 import time
 import zipfile
 
 import numpy as np
 
-
-def rss():
-    """Peak resident memory of this process so far, bytes: VmHWM of /proc/self/status.
-
-    Not getrusage's ru_maxrss: Linux keeps that across execve, so a Python started by a large
-    Node process (the bench holds the problem and the answers) reports the parent's peak from
-    before the exec as its own until it grows past it.
-    """
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+from peers import rss  # the same VmHWM reading as the sweep's peers (this folder is on sys.path)
 
 
 def rel_diff(a, b):
