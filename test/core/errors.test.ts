@@ -89,3 +89,17 @@ test('non-finite results are refused', () => {
   refuses(() => assertFinite('hessian', Float64Array.of(1, 2, Infinity, NaN), [2, 2]), 'NON_FINITE_RESULT', /hessian has 2 non-finite entries, the first hessian\[1\]\[0\] = Infinity/);
   assert.doesNotThrow(() => assertFinite('hessian', Float64Array.of(1, 2), [2]));
 });
+
+test('the finiteness pass finds one bad entry at every position (each of the four running sums and the tail) and passes the extremes of the finite doubles', () => {
+  for (const n of [1, 3, 4, 7, 8, 13]) {
+    for (let at = 0; at < n; at++) {
+      for (const bad of [Infinity, -Infinity, NaN]) {
+        const a = Float64Array.from({ length: n }, (_, i) => (i % 2 ? -1.7976931348623157e308 : 5e-324));
+        a[at] = bad;
+        assert.throws(() => assertFinite('v', a, [n]), (e: unknown) => e instanceof CoreError && e.code === 'NON_FINITE_RESULT', `n ${n}, ${bad} at ${at}`);
+      }
+    }
+    assert.doesNotThrow(() => assertFinite('v', Float64Array.from({ length: n }, (_, i) => [1.7976931348623157e308, -0, -1.7976931348623157e308, 5e-324][i % 4]), [n]));
+  }
+  assert.doesNotThrow(() => assertFinite('v', new Float64Array(0), [0]));
+});
