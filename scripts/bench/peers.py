@@ -54,7 +54,12 @@ def threads():
 
 def load_body(path):
     with open(path) as f:
-        body = json.load(f)
+        return problem_of(json.load(f))
+
+
+def problem_of(body):
+    """A request body's flat parameters (parameters_to_vector order: per layer the weights
+    row-major, then the bias), layer sizes and activations, inputs and targets, as float64 arrays."""
     layers = body["network"]["layers"]
     meta, parts = [], []
     for layer in layers:

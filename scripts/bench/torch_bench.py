@@ -28,21 +28,15 @@ import time
 import numpy as np
 import torch
 
+from peers import problem_of  # the same reading of a body as the sweep's peers (this folder is on sys.path)
+
 
 def load_problem(path):
     with open(path) as f:
         body = json.load(f)
-    layers = body["network"]["layers"]
-    meta, parts = [], []
-    for layer in layers:
-        w = torch.tensor(layer["weights"], dtype=torch.float64)
-        b = torch.tensor(layer["bias"], dtype=torch.float64)
-        meta.append((w.shape[0], w.shape[1], layer["activation"]))
-        parts += [w.reshape(-1), b]
-    theta = torch.cat(parts)  # parameters_to_vector order: weights row-major, then bias, per layer
-    x = torch.tensor(body["inputs"], dtype=torch.float64)
-    t = torch.tensor(body["targets"], dtype=torch.float64)
-    return {"theta": theta, "meta": meta, "x": x, "t": t, "damping": body.get("damping")}
+    theta, meta, x, t = problem_of(body)
+    return {"theta": torch.from_numpy(theta), "meta": meta, "x": torch.from_numpy(x), "t": torch.from_numpy(t),
+            "damping": body.get("damping")}
 
 
 def forward(theta, meta, x):
