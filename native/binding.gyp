@@ -2,13 +2,13 @@
   "targets": [
     {
       "target_name": "curvature_openblas",
-      "sources": ["src/addon.cc"],
+      "sources": ["src/addon.cc", "src/scatter.cc"],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"
       ],
       "defines": ["NAPI_VERSION=8"],
-      "cflags_cc": ["-O2", "-std=c++17"],
-      "libraries": ["-lopenblas", "-llapacke"]
+      "cflags_cc": ["-O3", "-std=c++17"],
+      "libraries": ["-lopenblas", "-llapacke", "-pthread"]
     }
   ]
 }

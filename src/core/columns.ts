@@ -11,7 +11,7 @@
  * exactly symmetric by averaging H and Hᵀ.
  */
 import { curvatureOperator, operatorDoublesPerDirection } from './r-operator.ts';
-import { symmetrizeByAveraging } from './linalg/index.ts';
+import { newMatrix, symmetrizeByAveraging } from './linalg/index.ts';
 import type { LayerSize, Problem } from './network.ts';
 
 /** Doubles of one batch of directions' working arrays and rows (128 MB). */
@@ -51,7 +51,7 @@ export function hessianRowsByProducts(p: Problem, exact: boolean, start: number,
 /** The whole matrix by products, W × W, exactly symmetric. */
 export function hessianByProducts(p: Problem, exact: boolean, budget = COLUMNS_BUDGET): Float64Array {
   const W = p.network.parameterCount;
-  const h = new Float64Array(W * W);
+  const h = newMatrix(W * W);
   hessianRowsByProducts(p, exact, 0, W, h, W, budget);
   symmetrizeByAveraging(W, h);
   return h;

@@ -33,8 +33,9 @@
  * others held fixed), and of those only the diagonal blocks for a block-diagonal answer, or those
  * that reach a slab of rows. The pull-backs stop at the lowest layer needed.
  */
-import { linalg } from './linalg/index.ts';
-import { augmentedInputs, backward, chunkSize, outputMatrices, parameterIndexMap, pullBack, thetaIndex, type BackwardPass } from './backprop.ts';
+import { linalg, newMatrix } from './linalg/index.ts';
+import type { BlockTarget } from './linalg/types.ts';
+import { augmentedInputs, backward, chunkSize, outputMatrices, parameterIndexMap, pullBack, type BackwardPass } from './backprop.ts';
 import { forward, type ForwardPass, type Layer, type LayerSize, type Problem } from './network.ts';
 import { addStackOuterProduct, exactStackChunk, exactStackHessian, exactStackKind, exactStackScratchBytes, stackChunk, stackScratchBytes, type ExactStackKind } from './stack.ts';
 import { columnsWork, curvatureWork, stackWork, type CurvatureTarget, type Work } from './work.ts';
@@ -103,24 +104,12 @@ function khatriRao(x: Float64Array, nx: number, y: Float64Array, ny: number, c: 
 }
 
 /**
- * Where the entries of H go: rows rowStart … rowEnd − 1 of H, row r at (r − rowStart)·stride,
- * column c at c − colOffset. The whole matrix, a slab of rows, or one layer's own block. With
- * `mirror`, a block between two layers is written with its transpose as it is scattered (a slab
- * needs rows of both); otherwise only its lower half is, and `symmetrizeBlocks` copies it over.
+ * Where the entries of H go (types.ts BlockTarget): the whole matrix, a slab of rows, or one
+ * layer's own block. With `mirror`, a block between two layers is written with its transpose as
+ * it is scattered (a slab needs rows of both); otherwise only its lower half is, and
+ * `symmetrizeBlocks` copies it over.
  */
-interface Target {
-  readonly data: Float64Array;
-  readonly stride: number;
-  readonly rowStart: number;
-  readonly rowEnd: number;
-  readonly colOffset: number;
-  readonly mirror: boolean;
-}
-
-/** The index of H[r][colOffset] in the target's storage (so H[r][c] is at it + c − colOffset), or −1 when row r is not stored. */
-function rowBase(t: Target, r: number): number {
-  return r >= t.rowStart && r < t.rowEnd ? (r - t.rowStart) * t.stride : -1;
-}
+type Target = BlockTarget;
 
 /**
  * T[(i,p),(j,q)] (+)= Σ_n X[n][(i,p)] · Y[n][(j,q)] over one chunk of c points, for rows
@@ -133,34 +122,10 @@ function curvatureProduct(ll: Layer, lm: Layer, x: Float64Array, y: Float64Array
 
 /**
  * H[θ_l[i][j]][θ_m[p][q]] += T[(i,p),(j,q)] for rows i0 … i0 + ti − 1 (and the transposed
- * entries with a mirroring target); the inner loop runs over contiguous q.
+ * entries with a mirroring target): the backend's scatterBlock, inner loops over contiguous q.
  */
 function scatterCurvature(h: Target, ll: Layer, lm: Layer, t: Float64Array, i0: number, ti: number): void {
-  const inL1 = ll.aug, inM1 = lm.aug, outM = lm.out, inM = lm.in;
-  const yCols = inL1 * inM1;
-  const co = h.colOffset;
-  const biasCols = lm.offset + outM * inM - co;
-  const d = h.data;
-  for (let di = 0; di < ti; di++) {
-    for (let p = 0; p < outM; p++) {
-      const col = lm.offset + p * inM - co;
-      const trow = (di * outM + p) * yCols;
-      for (let j = 0; j < inL1; j++) {
-        const r = thetaIndex(ll, i0 + di, j);
-        const to = trow + j * inM1;
-        const base = rowBase(h, r);
-        if (base >= 0) {
-          const dst = base + col;
-          for (let q = 0; q < inM; q++) d[dst + q] += t[to + q];
-          if (lm.bias) d[base + biasCols + p] += t[to + inM];
-        }
-        if (h.mirror) {
-          for (let q = 0; q < inM; q++) { const b = rowBase(h, col + co + q); if (b >= 0) d[b + r - co] += t[to + q]; }
-          if (lm.bias) { const b = rowBase(h, biasCols + co + p); if (b >= 0) d[b + r - co] += t[to + inM]; }
-        }
-      }
-    }
-  }
+  linalg().scatterBlock(h, ll, lm, t, i0, ti, ll.aug, true);
 }
 
 /** Packed lower pairs of c symmetric r × r matrices: out[n][i(i+1)/2 + p] = x[n][i][p], p ≤ i. */
@@ -202,38 +167,11 @@ function diagonalProduct(ll: Layer, x: Float64Array, y: Float64Array, c: number,
 
 /**
  * H[θ(i,j)][θ(p,q)] += T[(i,p),(max(j,q),min(j,q))] and, for p < i, the mirrored
- * H[θ(p,j)][θ(i,q)] by the same value: the whole block, exactly symmetric, written with
- * contiguous inner loops over q.
+ * H[θ(p,j)][θ(i,q)] by the same value: the whole block, exactly symmetric (the backend's
+ * scatterOwnBlock, contiguous inner loops over q).
  */
 function scatterDiagonal(h: Target, ll: Layer, t: Float64Array, i0: number, i1: number): void {
-  const inL = ll.in, inL1 = ll.aug;
-  const yCols = (inL1 * (inL1 + 1)) / 2;
-  const r0 = (i0 * (i0 + 1)) / 2;
-  const co = h.colOffset;
-  const bias = ll.offset + ll.out * inL - co;
-  const d = h.data;
-  for (let i = i0; i < i1; i++) {
-    for (let p = 0; p <= i; p++) {
-      const trow = ((i * (i + 1)) / 2 + p - r0) * yCols;
-      const colP = ll.offset + p * inL - co, colI = ll.offset + i * inL - co;
-      for (let j = 0; j < inL1; j++) {
-        const rowIJ = rowBase(h, thetaIndex(ll, i, j));
-        const rowPJ = p !== i ? rowBase(h, thetaIndex(ll, p, j)) : -1;
-        if (rowIJ < 0 && rowPJ < 0) continue;
-        const below = trow + (j * (j + 1)) / 2;
-        for (let q = 0; q < inL; q++) {
-          const v = t[q <= j ? below + q : trow + (q * (q + 1)) / 2 + j];
-          if (rowIJ >= 0) d[rowIJ + colP + q] += v;
-          if (rowPJ >= 0) d[rowPJ + colI + q] += v;
-        }
-        if (ll.bias) {
-          const vb = t[trow + (inL * inL1) / 2 + j]; // q = in (bias) ≥ j
-          if (rowIJ >= 0) d[rowIJ + bias + p] += vb;
-          if (rowPJ >= 0) d[rowPJ + bias + i] += vb;
-        }
-      }
-    }
-  }
+  linalg().scatterOwnBlock(h, ll, t, i0, i1);
 }
 
 /** Ends of the tiles of i for a layer's own block, each within the tile budget. */
@@ -260,36 +198,14 @@ function curvatureTile(ll: Layer, lm: Layer, budget: number): number {
  * cross term of 5.95, m < l), as one GEMM per tile of j and a scatter over contiguous q.
  */
 function addCrossBlock(h: Target, ll: Layer, lm: Layer, s: Float64Array, dz: Float64Array, c: number, budget: number): void {
-  const inM1 = lm.aug, outM = lm.out, inM = lm.in;
-  const zCols = ll.out * inM1;
+  const outM = lm.out;
+  const zCols = ll.out * lm.aug;
   const tileJ = Math.max(1, Math.min(ll.in, Math.floor(budget / (outM * zCols))));
   const t = new Float64Array(tileJ * outM * zCols);
-  const co = h.colOffset;
-  const biasCols = lm.offset + outM * inM - co;
-  const d = h.data;
   for (let j0 = 0; j0 < ll.in; j0 += tileJ) {
     const tj = Math.min(tileJ, ll.in - j0);
     linalg().gemm(true, false, tj * outM, zCols, c, 1, s.subarray(j0 * outM), ll.in * outM, dz, zCols, 0, t, zCols);
-    for (let dj = 0; dj < tj; dj++) {
-      for (let p = 0; p < outM; p++) {
-        const col = lm.offset + p * inM - co;
-        const trow = (dj * outM + p) * zCols;
-        for (let i = 0; i < ll.out; i++) {
-          const r = thetaIndex(ll, i, j0 + dj);
-          const to = trow + i * inM1;
-          const base = rowBase(h, r);
-          if (base >= 0) {
-            const dst = base + col;
-            for (let q = 0; q < inM; q++) d[dst + q] += t[to + q];
-            if (lm.bias) d[base + biasCols + p] += t[to + inM];
-          }
-          if (h.mirror) {
-            for (let q = 0; q < inM; q++) { const b = rowBase(h, col + co + q); if (b >= 0) d[b + r - co] += t[to + q]; }
-            if (lm.bias) { const b = rowBase(h, biasCols + co + p); if (b >= 0) d[b + r - co] += t[to + inM]; }
-          }
-        }
-      }
-    }
+    linalg().scatterBlock(h, ll, lm, t, j0, tj, ll.out, false);
   }
 }
 
@@ -299,17 +215,10 @@ function addCrossBlock(h: Target, ll: Layer, lm: Layer, s: Float64Array, dz: Flo
  * tiles.
  */
 function symmetrizeBlocks(h: Float64Array, W: number, layers: readonly Layer[]): void {
-  const B = 64; // tiles keep the column-wise writes in cache
   const selected = layers.filter((l) => l.offset >= 0);
   for (let l = 1; l < selected.length; l++) {
-    const rStart = selected[l].offset, rEnd = rStart + selected[l].size;
-    for (let i0 = rStart; i0 < rEnd; i0 += B) {
-      const i1 = Math.min(rEnd, i0 + B);
-      for (let j0 = 0; j0 < rStart; j0 += B) {
-        const j1 = Math.min(rStart, j0 + B);
-        for (let i = i0; i < i1; i++) for (let j = j0; j < j1; j++) h[j * W + i] = h[i * W + j];
-      }
-    }
+    const rStart = selected[l].offset;
+    linalg().mirrorLower(h, W, rStart, rStart + selected[l].size, 0, rStart);
   }
 }
 
@@ -681,7 +590,7 @@ function curvatureMatrix(p: Problem, exact: boolean, budgets: CurvatureBudgets):
   const form = formOf(p, exact, budgets);
   if (form === 'stack' && exact) return exactStackHessian(p, budgets.chunk);
   if (form === 'columns') return hessianByProducts(p, exact, budgets.chunk);
-  const h = new Float64Array(W * W);
+  const h = newMatrix(W * W);
   if (form === 'stack') {
     addStackOuterProduct(p, { kind: 'matrix', h }, budgets.chunk);
     return h;
@@ -748,7 +657,7 @@ export function slabFilter(layers: readonly { offset: number; size: number }[], 
  */
 export function curvatureRows(p: Problem, exact: boolean, start: number, end: number, budgets: CurvatureBudgets = {}): Float64Array {
   const W = p.network.parameterCount;
-  const h = new Float64Array((end - start) * W);
+  const h = newMatrix((end - start) * W);
   const need = slabFilter(p.network.layers, start, end);
   const form = formOf(p, exact, budgets, need, end - start);
   if (form === 'stack') addStackOuterProduct(p, { kind: 'rows', h, start, end }, budgets.chunk);

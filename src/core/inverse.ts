@@ -6,7 +6,7 @@ import { EigenvalueDecomposition, Matrix as MlMatrix } from 'ml-matrix';
 import { chunkSize, outputMatrices } from './backprop.ts';
 import { CoreError } from './errors.ts';
 import { jacobianRows } from './jacobian.ts';
-import { linalg, symmetrizeFromLower } from './linalg/index.ts';
+import { linalg, newMatrix, symmetrizeFromLower } from './linalg/index.ts';
 import { forward, type Problem } from './network.ts';
 
 export interface InverseResult {
@@ -75,7 +75,7 @@ export function woodburyInverse(p: Problem, damping: number, blockSize = WOODBUR
   const W = net.parameterCount;
   const K = net.outputSize;
   const la = linalg();
-  const m = new Float64Array(W * W);
+  const m = newMatrix(W * W);
   for (let i = 0; i < W; i++) m[i * W + i] = 1 / damping;
   let logDet = W * Math.log(damping);
   const f = forward(net, p.inputs);

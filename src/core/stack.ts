@@ -17,7 +17,7 @@
  */
 import { augmentedInputs, backward, chunkSize, outputMatrices, parameterIndexMap } from './backprop.ts';
 import { jacobianRows } from './jacobian.ts';
-import { linalg, symmetrizeFromLower } from './linalg/index.ts';
+import { linalg, newMatrix, symmetrizeFromLower } from './linalg/index.ts';
 import { forward, type Layer, type LayerSize, type Problem } from './network.ts';
 
 /** Doubles of one chunk of stacked rows (128 MB): long enough for syrk's inner dimension. */
@@ -142,7 +142,7 @@ export function exactStackHessian(p: Problem, budget = STACK_BUDGET): Float64Arr
   const L = layers.length;
   const w = net.parameterCount;
   const k = net.outputSize;
-  const h = new Float64Array(w * w);
+  const h = newMatrix(w * w);
   const f = forward(net, p.inputs);
   const b = backward(p, f);
   const la = linalg();

@@ -41,6 +41,11 @@ export const KERNEL_FLOPS: FlopsOf = {
   potri: (n) => FLOPS.potri(n),
   potrs: (n, nrhs) => FLOPS.potrs(n, nrhs),
   syevr: (n, _a, _lda, lo, hi, _w, z) => FLOPS.syevr(n, z ? hi - lo : 0),
+  // memory moves, no flops
+  scatterOwnBlock: () => 0,
+  scatterBlock: () => 0,
+  mirrorLower: () => 0,
+  populate: () => 0,
 };
 
 /** The nominal flops of calling `kernel` with `args` (0 for a name that is no kernel). */

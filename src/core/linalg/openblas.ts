@@ -38,6 +38,17 @@ export interface OpenBlasAddon {
   /** e.g. "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64". */
   config(): string;
   corename(): string;
+  scatterOwnBlock(
+    data: Float64Array, stride: number, rowStart: number, rowEnd: number, colOffset: number,
+    offset: number, inputs: number, outputs: number, bias: boolean, t: Float64Array, i0: number, i1: number,
+  ): void;
+  scatterBlock(
+    data: Float64Array, stride: number, rowStart: number, rowEnd: number, colOffset: number, mirror: boolean,
+    lOffset: number, lIn: number, lOut: number, lBias: boolean, mOffset: number, mIn: number, mOut: number, mBias: boolean,
+    t: Float64Array, a0: number, na: number, nb: number, aIsI: boolean,
+  ): void;
+  mirrorLower(a: Float64Array, lda: number, r0: number, r1: number, c0: number, c1: number): void;
+  populate(a: Float64Array, threads: number): number;
 }
 
 export const ADDON_PACKAGE = 'curvature-openblas';
@@ -122,5 +133,10 @@ export function openBlasBackend(): LinalgBackend {
     potri: (n, a, lda) => x.dpotri(n, a, lda),
     potrs: (n, nrhs, a, lda, b, ldb) => x.dpotrs(n, nrhs, a, lda, b, ldb),
     syevr: (n, a, lda, lo, hi, w, z, ldz) => x.dsyevr(n, a, lda, lo, hi, w, z, ldz),
+    scatterOwnBlock: (h, l, t, i0, i1) => x.scatterOwnBlock(h.data, h.stride, h.rowStart, h.rowEnd, h.colOffset, l.offset, l.in, l.out, l.aug > l.in, t, i0, i1),
+    scatterBlock: (h, l, m, t, a0, na, nb, aIsI) =>
+      x.scatterBlock(h.data, h.stride, h.rowStart, h.rowEnd, h.colOffset, h.mirror, l.offset, l.in, l.out, l.aug > l.in, m.offset, m.in, m.out, m.aug > m.in, t, a0, na, nb, aIsI),
+    mirrorLower: (a, lda, r0, r1, c0, c1) => x.mirrorLower(a, lda, r0, r1, c0, c1),
+    populate: (a) => void x.populate(a, x.getNumThreads()),
   };
 }

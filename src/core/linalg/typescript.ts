@@ -6,6 +6,7 @@
  */
 import type { LinalgBackend } from './types.ts';
 import { syevr as symmetricEigen } from './typescript-eigen.ts';
+import { mirrorLower, scatterBlock, scatterOwnBlock } from './typescript-scatter.ts';
 
 const MR = 4;
 const NR = 4;
@@ -377,4 +378,8 @@ export const typescriptBackend: LinalgBackend = {
   potri,
   potrs,
   syevr: (n, a, lda, lo, hi, w, z, ldz) => symmetricEigen(gemm, n, a, lda, lo, hi, w, z, ldz),
+  scatterOwnBlock,
+  scatterBlock,
+  mirrorLower,
+  populate: () => undefined,
 };

@@ -1,0 +1,152 @@
+// The block form's scatter kernels (see scatter.h). Each is the loop of its TypeScript reference
+// with the same order of additions, so the two backends give bit-identical matrices.
+#include "scatter.h"
+
+#include <algorithm>
+#include <thread>
+#include <vector>
+
+namespace curvature {
+
+namespace {
+
+/** Row r of the target, or nullptr when the target does not store it. */
+inline double* RowOf(const Target& h, long r) {
+  return r >= h.rowStart && r < h.rowEnd ? h.data + static_cast<size_t>(r - h.rowStart) * h.stride : nullptr;
+}
+
+inline size_t Pairs(long r) { return static_cast<size_t>(r) * static_cast<size_t>(r + 1) / 2; }
+
+/** Entries below which a call runs in its caller's thread alone (a thread costs tens of µs to start). */
+constexpr double kEntriesPerThread = 1 << 18;
+
+/**
+ * fn(k, begin, end) over [0, n) in `threads` contiguous parts of about equal `weight` each
+ * (weight(i): the work of item i's prefix [0, i)), part 0 in the caller's thread. With fewer
+ * than kEntriesPerThread entries a part, fewer threads.
+ */
+template <typename Weight, typename Fn>
+void InParts(int threads, long n, double total, Weight prefix, Fn fn) {
+  const int parts = static_cast<int>(std::max(1.0, std::min<double>(threads, total / kEntriesPerThread)));
+  if (parts <= 1 || n <= 1) {
+    fn(0, 0L, n);
+    return;
+  }
+  std::vector<long> ends(parts + 1, n);
+  ends[0] = 0;
+  long i = 0;
+  for (int k = 1; k < parts; k++) {
+    const double goal = total * k / parts;
+    while (i < n && prefix(i) < goal) i++;
+    ends[k] = i;
+  }
+  std::vector<std::thread> pool;
+  for (int k = 1; k < parts; k++) pool.emplace_back(fn, k, ends[k], ends[k + 1]);
+  fn(0, ends[0], ends[1]);
+  for (std::thread& t : pool) t.join();
+}
+
+}  // namespace
+
+void ScatterOwnBlock(const Target& h, const Layer& l, const double* t, long i0, long i1, int threads) {
+  const long in = l.in, aug = l.aug();
+  const size_t yCols = Pairs(aug), r0 = Pairs(i0);
+  const long co = h.colOffset;
+  const long biasCol = l.offset + l.out * in - co;
+  const double perPair = 2.0 * aug * aug;
+  // rows i split between threads: pair (i, p) alone writes H's sub-blocks (i, p) and (p, i), so the parts never write the same entry
+  InParts(threads, i1 - i0, perPair * (Pairs(i1) - r0), [&](long k) { return perPair * (Pairs(i0 + k) - r0); }, [&](int, long k0, long k1) {
+    std::vector<double> scratch(static_cast<size_t>(aug) * aug);
+    double* u = scratch.data();
+    for (long i = i0 + k0; i < i0 + k1; i++) {
+      for (long p = 0; p <= i; p++) {
+        // the packed symmetric aug × aug matrix of pair (i, p), unpacked so that rows are contiguous
+        const double* tr = t + (Pairs(i) + p - r0) * yCols;
+        for (long j = 0; j < aug; j++) {
+          const double* packed = tr + Pairs(j);
+          double* uj = u + static_cast<size_t>(j) * aug;
+          for (long q = 0; q <= j; q++) {
+            uj[q] = packed[q];
+            u[static_cast<size_t>(q) * aug + j] = packed[q];
+          }
+        }
+        const long colP = l.offset + p * in - co, colI = l.offset + i * in - co;
+        for (long j = 0; j < aug; j++) {
+          double* rowIJ = RowOf(h, l.theta(i, j));
+          double* rowPJ = p != i ? RowOf(h, l.theta(p, j)) : nullptr;
+          const double* uj = u + static_cast<size_t>(j) * aug;
+          if (rowIJ) {
+            double* d = rowIJ + colP;
+            for (long q = 0; q < in; q++) d[q] += uj[q];
+            if (l.bias) rowIJ[biasCol + p] += uj[in];
+          }
+          if (rowPJ) {
+            double* d = rowPJ + colI;
+            for (long q = 0; q < in; q++) d[q] += uj[q];
+            if (l.bias) rowPJ[biasCol + i] += uj[in];
+          }
+        }
+      }
+    }
+  });
+}
+
+void ScatterBlock(const Target& h, const Layer& l, const Layer& m, const double* t, long a0, long na, long nb, bool aIsI, int threads) {
+  const long inM = m.in, augM = m.aug(), outM = m.out, co = h.colOffset;
+  const long biasCols = m.offset + outM * inM - co;
+  const double perA = static_cast<double>(outM) * nb * augM * (h.mirror ? 2 : 1);
+  // rows a split between threads: each (a, b) is its own row θ_l(i, j) of H (and column, mirrored)
+  InParts(threads, na, perA * na, [&](long k) { return perA * k; }, [&](int, long k0, long k1) {
+    for (long da = k0; da < k1; da++) {
+      for (long p = 0; p < outM; p++) {
+        const long col = m.offset + p * inM - co;
+        const double* trow = t + (static_cast<size_t>(da) * outM + p) * static_cast<size_t>(nb) * augM;
+        for (long b = 0; b < nb; b++) {
+          const long r = aIsI ? l.theta(a0 + da, b) : l.theta(b, a0 + da);
+          const double* src = trow + static_cast<size_t>(b) * augM;
+          if (double* base = RowOf(h, r)) {
+            double* d = base + col;
+            for (long q = 0; q < inM; q++) d[q] += src[q];
+            if (m.bias) base[biasCols + p] += src[inM];
+          }
+          if (h.mirror) {
+            for (long q = 0; q < inM; q++) {
+              if (double* b2 = RowOf(h, col + co + q)) b2[r - co] += src[q];
+            }
+            if (m.bias) {
+              if (double* b2 = RowOf(h, biasCols + co + p)) b2[r - co] += src[inM];
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+void MirrorLower(double* a, size_t lda, long r0, long r1, long c0, long c1, int threads) {
+  constexpr long B = 64;  // tiles keep the column-wise writes in cache
+  const long tiles = (r1 - r0 + B - 1) / B;
+  // the entries rows 0 … i − 1 copy (row r copies max(0, min(c1, r) − c0) of them)
+  const auto upTo = [&](long i) {
+    const double m = static_cast<double>(std::max(0L, std::min(i, c1 + 1) - c0));
+    return 0.5 * m * (m - 1) + static_cast<double>(std::max(0L, i - c1 - 1)) * static_cast<double>(c1 - c0);
+  };
+  const auto prefix = [&](long k) { return upTo(r0 + k * B) - upTo(r0); };
+  // row tiles split between threads: a[j][i] is written for its row i alone, and only the lower part is read
+  InParts(threads, tiles, prefix(tiles), prefix, [&](int, long k0, long k1) {
+    for (long ib = r0 + k0 * B; ib < std::min(r1, r0 + k1 * B); ib += B) {
+      const long ie = std::min(r1, ib + B);
+      const long cEnd = std::min(c1, ie);
+      for (long jb = c0; jb < cEnd; jb += B) {
+        const long je = std::min(cEnd, jb + B);
+        for (long i = ib; i < ie; i++) {
+          const double* src = a + static_cast<size_t>(i) * lda;
+          const long jEnd = std::min(je, i);
+          for (long j = jb; j < jEnd; j++) a[static_cast<size_t>(j) * lda + i] = src[j];
+        }
+      }
+    }
+  });
+}
+
+}  // namespace curvature
