@@ -142,6 +142,7 @@ class OpenBlasAddon : public Napi::Addon<OpenBlasAddon> {
                              InstanceMethod("scatterBlock", &OpenBlasAddon::ScatterBlock),
                              InstanceMethod("mirrorLower", &OpenBlasAddon::MirrorLower),
                              InstanceMethod("populate", &OpenBlasAddon::Populate),
+                             InstanceMethod("allFinite", &OpenBlasAddon::AllFinite),
                          });
   }
 
@@ -591,6 +592,14 @@ class OpenBlasAddon : public Napi::Addon<OpenBlasAddon> {
     if (r0 > r1 || c0 > c1) g.Fail(3, "at least r0 (and c1 at least c0)");
     curvature::MirrorLower(a.Data(), static_cast<size_t>(lda), r0, r1, c0, c1, openblas_get_num_threads());
     return info.Env().Undefined();
+  }
+
+  // allFinite(a) -> whether no entry is NaN or ±Infinity (on OpenBLAS's thread count).
+  Napi::Value AllFinite(const Napi::CallbackInfo& info) {
+    const Args g{info, "allFinite"};
+    g.Count(1);
+    Napi::Float64Array a = g.F64(0);
+    return Napi::Boolean::New(info.Env(), curvature::AllFinite(a.Data(), a.ElementLength(), openblas_get_num_threads()));
   }
 
   // populate(a, threads) -> bytes populated: faults in the pages of a's memory (the whole pages

@@ -123,6 +123,25 @@ void ScatterBlock(const Target& h, const Layer& l, const Layer& m, const double*
   });
 }
 
+bool AllFinite(const double* a, size_t n, int threads) {
+  // x·0 is 0 for every finite x and NaN for ±Infinity and NaN: sums of it stay 0 exactly when all are finite
+  std::vector<double> sums(std::max(1, threads), 0.0);
+  const long blocks = static_cast<long>((n + 4095) / 4096);
+  InParts(threads, blocks, static_cast<double>(n), [&](long k) { return 4096.0 * k; }, [&](int part, long k0, long k1) {
+    const size_t s = static_cast<size_t>(k0) * 4096, e = std::min(n, static_cast<size_t>(k1) * 4096);
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = s;
+    for (; i + 8 <= e; i += 8) for (int j = 0; j < 8; j++) acc[j] += a[i + j] * 0.0;
+    for (; i < e; i++) acc[0] += a[i] * 0.0;
+    double t = 0;
+    for (double v : acc) t += v;
+    sums[part] = t;
+  });
+  double total = 0;
+  for (double v : sums) total += v;
+  return total == 0;
+}
+
 void MirrorLower(double* a, size_t lda, long r0, long r1, long c0, long c1, int threads) {
   constexpr long B = 64;  // tiles keep the column-wise writes in cache
   const long tiles = (r1 - r0 + B - 1) / B;

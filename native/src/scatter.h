@@ -1,5 +1,5 @@
-// Memory-bound kernels of the curvature matrix's block form (src/core/hessian.ts): they move the
-// products of its GEMMs into H's layout. Plain C++, no N-API; addon.cc checks the arguments
+// Memory-bound kernels of the curvature matrix's block form (src/core/hessian.ts), which move the
+// products of its GEMMs into H's layout, and the finiteness pass over every answer (finite.ts). Plain C++, no N-API; addon.cc checks the arguments
 // (every index these kernels write or read is inside its buffer, see there) and calls them.
 //
 // The layouts are those of hessian.ts, whose TypeScript functions of the same names are the
@@ -44,6 +44,9 @@ void ScatterOwnBlock(const Target& h, const Layer& l, const double* t, long i0, 
  * target also the transposed entry.
  */
 void ScatterBlock(const Target& h, const Layer& l, const Layer& m, const double* t, long a0, long na, long nb, bool aIsI, int threads);
+
+/** Whether every one of the n entries is finite (no NaN, no ±Infinity). */
+bool AllFinite(const double* a, size_t n, int threads);
 
 /** a[j][i] = a[i][j] for r0 ≤ i < r1 and c0 ≤ j < min(c1, i): the lower part of those rows mirrored above the diagonal, in tiles. */
 void MirrorLower(double* a, size_t lda, long r0, long r1, long c0, long c1, int threads);

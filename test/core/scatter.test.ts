@@ -224,3 +224,30 @@ test('the addon refuses scatter arguments that would reach outside a buffer, wit
   assert.throws(() => x.mirrorLower(h4, 4, 0, 5, 0, 5), RangeError, 'rows past the matrix');
   assert.throws(() => x.mirrorLower(h4, 4, 3, 2, 0, 2), TypeError, 'r1 below r0');
 });
+
+test('allFinite finds one NaN or ±Infinity anywhere, on every backend and thread count (a pass over parts)', (t) => {
+  const addon = native ? openBlasAddon() : undefined;
+  const before = addon?.getNumThreads();
+  const kernels: [LinalgBackend, number][] = [[typescriptBackend, 1], ...(native ? [[native, 1], [native, 3]] as [LinalgBackend, number][] : [])];
+  try {
+    for (const length of [0, 1, 7, 4096, 4097, 3 << 20]) {
+      const a = randomArray(length, seededRandom(length + 1));
+      a[0] = Number.MAX_VALUE;
+      if (length > 1) a[length - 1] = -Number.MAX_VALUE;
+      for (const [k, threads] of kernels) {
+        addon?.setNumThreads(threads);
+        assert.equal(k.allFinite(a), true, `${k.name}/${threads}t: length ${length}, all finite`);
+        const spots = length < 20 ? [...Array(length).keys()] : [0, 4095, 4096, Math.floor(length / 2), Math.floor((2 * length) / 3) + 1, length - 1].filter((i) => i < length);
+        for (const at of spots) for (const bad of [Number.NaN, Infinity, -Infinity]) {
+          const keep = a[at];
+          a[at] = bad;
+          assert.equal(k.allFinite(a), false, `${k.name}/${threads}t: ${bad} at ${at} of ${length}`);
+          a[at] = keep;
+        }
+      }
+    }
+  } finally {
+    if (before !== undefined) addon!.setNumThreads(before);
+  }
+  if (!native) t.diagnostic(`native backend not tested: ${nativeMissing}`);
+});

@@ -46,6 +46,7 @@ export const KERNEL_FLOPS: FlopsOf = {
   scatterBlock: () => 0,
   mirrorLower: () => 0,
   populate: () => 0,
+  allFinite: () => 0,
 };
 
 /** The nominal flops of calling `kernel` with `args` (0 for a name that is no kernel). */

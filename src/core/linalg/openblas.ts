@@ -49,6 +49,7 @@ export interface OpenBlasAddon {
   ): void;
   mirrorLower(a: Float64Array, lda: number, r0: number, r1: number, c0: number, c1: number): void;
   populate(a: Float64Array, threads: number): number;
+  allFinite(a: Float64Array): boolean;
 }
 
 export const ADDON_PACKAGE = 'curvature-openblas';
@@ -138,5 +139,6 @@ export function openBlasBackend(): LinalgBackend {
       x.scatterBlock(h.data, h.stride, h.rowStart, h.rowEnd, h.colOffset, h.mirror, l.offset, l.in, l.out, l.aug > l.in, m.offset, m.in, m.out, m.aug > m.in, t, a0, na, nb, aIsI),
     mirrorLower: (a, lda, r0, r1, c0, c1) => x.mirrorLower(a, lda, r0, r1, c0, c1),
     populate: (a) => void x.populate(a, x.getNumThreads()),
+    allFinite: (a) => x.allFinite(a),
   };
 }

@@ -144,6 +144,9 @@ export interface LinalgBackend {
    * TypeScript backend does nothing.
    */
   populate(a: Float64Array): void;
+
+  /** Whether no entry of `a` is NaN or ±Infinity (the finiteness pass over every answer, finite.ts). Cost: a read of `a`. */
+  allFinite(a: Float64Array): boolean;
 }
 
 /** What {@link LinalgBackend.syevr} returns: LAPACK's info and the number of eigenpairs found. */

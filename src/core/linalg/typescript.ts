@@ -6,7 +6,7 @@
  */
 import type { LinalgBackend } from './types.ts';
 import { syevr as symmetricEigen } from './typescript-eigen.ts';
-import { mirrorLower, scatterBlock, scatterOwnBlock } from './typescript-scatter.ts';
+import { allFinite, mirrorLower, scatterBlock, scatterOwnBlock } from './typescript-scatter.ts';
 
 const MR = 4;
 const NR = 4;
@@ -382,4 +382,5 @@ export const typescriptBackend: LinalgBackend = {
   scatterBlock,
   mirrorLower,
   populate: () => undefined,
+  allFinite,
 };
