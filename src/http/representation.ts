@@ -9,7 +9,7 @@ import type { FastifyReply } from 'fastify';
 import { ServiceError } from '../errors.ts';
 import { isArrayResult, npzMembers, principalArray, type AnswerValue, type ArrayResult, type ComputeResult } from '../core/index.ts';
 import { answerJson, JSON_CHUNK_ELEMENTS, jsonSize } from './json-text.ts';
-import { float64Stream, npyHeader } from './npy.ts';
+import { CHUNK_BYTES, float64Stream, npyHeader } from './npy.ts';
 import { npzStream } from './npz.ts';
 
 export const MEDIA_TYPES = {
@@ -114,7 +114,11 @@ export function negotiate(accept: string | undefined, offered: readonly Represen
 /** `stream`, with `onChunk` told the bytes of each chunk as the response takes it (for the stall watch of src/http/answer.ts). */
 function counted(stream: Readable, onChunk: ((bytes: number) => void) | undefined): Readable {
   if (!onChunk) return stream;
+  // a few chunks of buffer on each side: at the default 16 KiB the 1 MiB chunks of a binary answer
+  // go through one at a time, a wait for the socket between each (734 MB over loopback: 2.3–2.6
+  // GB/s with 4 MiB here, ~25 % slower with the default)
   const counter = new Transform({
+    highWaterMark: 4 * CHUNK_BYTES,
     transform(chunk: Buffer | string, _enc, done) {
       onChunk(typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length);
       done(null, chunk);
