@@ -243,7 +243,8 @@ export interface FloorModel { flops: number; model: string }
  * W_l = out_l·(in_l + 1):
  * - own blocks, from packed symmetric pairs: Σ_l 2·N·P(out_l)·P(in_l + 1);
  * - blocks between layers l > m (lower triangle): Σ_{l>m} 2·N·W_l·W_m;
- * - cross terms of 5.95 (exact only): Σ_{l>m} 2·N·(out_l·in_l)·W_m.
+ * - cross terms of 5.95 (exact only): Σ_{l>m} 2·N·(out_l·in_l)·W_m, but 2·N·(out_l·in_l)·(in_m + 1)
+ *   for m = l − 1, whose S_{l,l−1} = diag(h′_{l−1}) leaves one product per unit of layer m.
  * exact = own + lower + cross. outer product = the smaller of own + lower and N·K·W(W+1) (one
  * SYRK of the N·K × W Jacobian, the way a Jacobian-based peer would form it).
  */
@@ -256,7 +257,7 @@ export function floorFlops(kind: 'exact' | 'outer-product', sizes: readonly numb
     own += 2 * n * P(l.out) * P(l.in + 1);
     for (let m = 0; m < i; m++) {
       lower += 2 * n * ws[i] * ws[m];
-      cross += 2 * n * l.out * l.in * ws[m];
+      cross += 2 * n * l.out * l.in * (m === i - 1 ? layers[m].in + 1 : ws[m]);
     }
   });
   if (kind === 'exact') return { flops: own + lower + cross, model: 'blocks' };

@@ -210,6 +210,34 @@ function addCrossBlock(h: Target, ll: Layer, lm: Layer, s: Float64Array, dz: Flo
 }
 
 /**
+ * The cross term for m = l − 1, where S_{l,l−1} = diag(h′_{l−1}) leaves only p = j:
+ * T[(j,j),(i,q)] = Σ_n h′_{l−1,n}[j] · DZ[n][(i,q)] is one GEMM of in_l × (out_l·aug_m) over the
+ * chunk, 2c·in_l·out_l·aug_m flops (out_m = in_l times fewer than addCrossBlock's with S dense),
+ * laid into addCrossBlock's (j, p) tiles (zero for p ≠ j) and scattered the same way.
+ */
+function addAdjacentCrossBlock(h: Target, ll: Layer, lm: Layer, d1: Float64Array, dz: Float64Array, c: number, budget: number): void {
+  const outM = lm.out;
+  const zCols = ll.out * lm.aug;
+  const product = new Float64Array(ll.in * zCols);
+  linalg().gemm(true, false, ll.in, zCols, c, 1, d1, ll.in, dz, zCols, 0, product, zCols);
+  const tileJ = Math.max(1, Math.min(ll.in, Math.floor(budget / (outM * zCols))));
+  const t = new Float64Array(tileJ * outM * zCols);
+  for (let j0 = 0; j0 < ll.in; j0 += tileJ) {
+    const tj = Math.min(tileJ, ll.in - j0);
+    for (let dj = 0; dj < tj; dj++) t.set(product.subarray((j0 + dj) * zCols, (j0 + dj + 1) * zCols), (dj * outM + j0 + dj) * zCols);
+    linalg().scatterBlock(h, ll, lm, t, j0, tj, ll.out, false);
+    for (let dj = 0; dj < tj; dj++) t.fill(0, (dj * outM + j0 + dj) * zCols, (dj * outM + j0 + dj + 1) * zCols);
+  }
+}
+
+/** S_{l,l−1} = diag(h′) for c points, dense: c × r × r with the c rows of `d1` (c × r) on the diagonals. */
+function diagonalStack(d1: Float64Array, c: number, r: number): Float64Array {
+  const s = new Float64Array(c * r * r);
+  for (let i = 0; i < c; i++) for (let j = 0; j < r; j++) s[i * r * r + j * r + j] = d1[i * r + j];
+  return s;
+}
+
+/**
  * Fills the upper triangle of the blocks between two different selected layers from the lower;
  * a layer's own block is written whole and exactly symmetric by `scatterDiagonal`. Cost W²/2, in
  * tiles.
@@ -348,7 +376,9 @@ export function curvatureForm(layers: readonly LayerSize[], n: number, exact: bo
       if (!needed(l, m)) continue;
       const lm = ls[m];
       const wl = ll.out * (ll.in + (ll.hasBias ? 1 : 0)), wm = lm.out * (lm.in + (lm.hasBias ? 1 : 0));
-      blockFlops += (m === l ? 0.5 : 2) * n * wl * wm * (exact && m < l ? 2 : 1);
+      // own: a quarter of 2N·W_l²; between layers 2N·W_l·W_m, and for the exact Hessian the cross term's 2N·out_l·in_l·W_m (·aug_m/W_m for m = l − 1, where S = diag(h′))
+      const cross = exact && m < l ? 2 * n * ll.out * ll.in * (m === l - 1 ? lm.in + (lm.hasBias ? 1 : 0) : wm) : 0;
+      blockFlops += (m === l ? 0.5 : 2) * n * wl * wm + cross;
       products += blockSumLength(ll, lm, m === l);
       blocks++;
     }
@@ -533,10 +563,8 @@ function addCurvature(p: Problem, exact: boolean, h: Target | ((l: number) => Ta
         pm = pullBack(net, f, m, pm, c, ll.out, n0);
         if (exact) {
           if (m === l - 1) {
-            // S_{l,l−1} = diag(h′_{l−1})
-            const d1 = f.d1[m]!;
-            s = new Float64Array(c * ll.in * lm.out);
-            for (let i = 0; i < c; i++) for (let j = 0; j < ll.in; j++) s[i * ll.in * lm.out + j * lm.out + j] = d1[(n0 + i) * ll.in + j];
+            // S_{l,l−1} = diag(h′_{l−1}), held densely only for the pull-backs to the layers further down
+            s = m > low ? diagonalStack(f.d1[m]!.subarray(n0 * ll.in), c, ll.in) : undefined;
           } else {
             s = pullBack(net, f, m, s!, c, ll.in, n0);
           }
@@ -557,7 +585,8 @@ function addCurvature(p: Problem, exact: boolean, h: Target | ((l: number) => Ta
         }
         if (exact) {
           const dz = khatriRao(b!.deltas[l].subarray(n0 * ll.out), ll.out, zt[m], lm.aug, c);
-          addCrossBlock(target(l), ll, lm, s!, dz, c, tileBudget);
+          if (m === l - 1) addAdjacentCrossBlock(target(l), ll, lm, f.d1[m]!.subarray(n0 * ll.in), dz, c, tileBudget);
+          else addCrossBlock(target(l), ll, lm, s!, dz, c, tileBudget);
         }
       }
     }

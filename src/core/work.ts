@@ -230,16 +230,16 @@ export function curvatureWork(layers: Sizes, n: number, exact: boolean, need: Bl
       const aM = aug(lm);
       pullBackWork(layers, m, c, ll.out, per);
       if (exact) {
-        if (m === l - 1) per.touch(2 * c * ll.in * lm.out).call(1);
-        else pullBackWork(layers, m, c, ll.in, per);
+        // S_{l,l−1} = diag(h′) is held densely only for the layers further down
+        if (m === l - 1) { if (m > low) per.touch(2 * c * ll.in * lm.out).call(1); } else pullBackWork(layers, m, c, ll.in, per);
       }
       per.call(BLOCK_CALLS);
       if (!need(l, m)) continue;
       per.touch(c * aL * aM).gemm(ll.out * lm.out, aL * aM, c).call(2);
       scatter.touch(2 * paramsOf(ll) * paramsOf(lm)).call(1);
       if (exact) {
-        // the cross term: its Khatri–Rao rows, one GEMM and a scatter of in_l·out_m × out_l·aug_m, every chunk
-        per.touch(c * ll.out * aM + 2 * ll.in * lm.out * ll.out * aM).gemm(ll.in * lm.out, ll.out * aM, c).call(2);
+        // the cross term: its Khatri–Rao rows, one GEMM (in_l rows for m = l − 1, where S is diagonal; in_l·out_m below) and a scatter of in_l·out_m × out_l·aug_m, every chunk
+        per.touch(c * ll.out * aM + 2 * ll.in * lm.out * ll.out * aM).gemm(m === l - 1 ? ll.in : ll.in * lm.out, ll.out * aM, c).call(2);
       }
     }
   }

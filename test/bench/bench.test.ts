@@ -102,13 +102,17 @@ test("the sweep has the issue's shapes and spans N·K ≪ W to N·K ≫ W, depth
 });
 
 test("the sweep's floor models count the block form's GEMMs", () => {
-  // 2 → 3 → 2: W_1 = 9, W_2 = 8; own blocks 2N·P(3)·P(3) + 2N·P(2)·P(4) = 2N·(36 + 30); lower 2N·72; cross 2N·(2·3)·9
+  // 2 → 3 → 2: W_1 = 9, W_2 = 8; own blocks 2N·P(3)·P(3) + 2N·P(2)·P(4) = 2N·(36 + 30); lower 2N·72;
+  // cross 2N·(2·3)·(2 + 1), the adjacent layer's (S = diag(h′): one product per unit of layer 1)
   const n = 5;
-  const own = 2 * n * (6 * 6 + 3 * 10), lower = 2 * n * 8 * 9, cross = 2 * n * 6 * 9;
+  const own = 2 * n * (6 * 6 + 3 * 10), lower = 2 * n * 8 * 9, cross = 2 * n * 6 * 3;
   assert.deepEqual(floorFlops('exact', [2, 3, 2], n), { flops: own + lower + cross, model: 'blocks' });
   const outer = floorFlops('outer-product', [2, 3, 2], n);
   assert.equal(outer.flops, Math.min(own + lower, n * 2 * 17 * 18));
   for (const s of SWEEP) assert.equal(floorFlops('outer-product', s.sizes, s.n).model, 'blocks', s.id);
+  // three layers 1 → 2 → 2 → 1: the cross term of layers (2, 0) has S dense, 2N·(1·2)·W_0
+  const deep = floorFlops('exact', [1, 2, 2, 1], n).flops - floorFlops('outer-product', [1, 2, 2, 1], n).flops;
+  assert.equal(deep, 2 * n * (2 * 2 * (1 + 1) + 1 * 2 * (2 + 1) + 1 * 2 * 4));
 });
 
 test("the sweep's peers agree with the service to 1e-13 at a toy size, where they are installed", async (t) => {
