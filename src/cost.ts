@@ -32,8 +32,11 @@ export interface CostRates {
 export const COST_RATES: { readonly openblas: CostRates; readonly typescript: CostRates } = {
   openblas: { flopsPerSecond: 1.1e11, elementsPerSecond: 4e8, secondsPerCall: 5e-7, secondsPerTask: 1e-4 },
   // --flops-only, 2026-12-01 12:44 (load 3–7): 4.2e9; its calls are cheaper than the addon's (deep
-  // narrow networks estimated 3x over here), which errs on the safe side for the cheap lane
-  typescript: { flopsPerSecond: 4.2e9, elementsPerSecond: 4e8, secondsPerCall: 5e-7, secondsPerTask: 1e-4 },
+  // narrow networks estimated 3x over here), which errs on the safe side for the cheap lane. Halved
+  // (17:05): the Jacobian stack's syrk of a tall N·K × W stack runs at 1.6e9 (8-10-1, N = 10,000:
+  // 1e8 flops, estimated 45 ms and so cheap, took 100–200 ms on the cheap lane against 30–45 ms on
+  // OpenBLAS); the cheap lane is for tasks whose kernels are not what costs
+  typescript: { flopsPerSecond: 2e9, elementsPerSecond: 4e8, secondsPerCall: 5e-7, secondsPerTask: 1e-4 },
 };
 
 /** Seconds of `work` at `rates`, times `scale`. */

@@ -671,6 +671,10 @@ class ThreadPool extends BasePool {
       idleTimeout: Infinity,
       // one task per worker at a time: a worker computes, it never interleaves
       concurrentTasksPerWorker: 1,
+      // an idle worker waits for its next task on Atomics.waitAsync, its event loop running: the
+      // full collection it schedules after a large task (src/worker.ts) runs once the answer has
+      // gone, not before it (piscina's default, a blocking Atomics.wait, would hold it back to the next task)
+      atomics: 'async',
       env: { ...process.env, CURVATURE_BLAS_THREADS: String(blas), CURVATURE_WORKER_LANE: slot },
     });
     this.pools = { general: lane(config.workers, 'general'), fast: fast > 0 ? lane(fast, 'fast') : undefined };
