@@ -259,8 +259,24 @@ function blockSumLength(ll: Required<LayerSize>, lm: Required<LayerSize>, own: b
 /** Which blocks (l, m), l ≥ m, an answer needs: both layers selected, and only l = m for a block-diagonal one. */
 export type BlockFilter = (l: number, m: number) => boolean;
 
-function sizes(layers: readonly LayerSize[]): Required<LayerSize>[] {
-  return layers.map((l) => ({ in: l.in, out: l.out, hasBias: l.hasBias !== false, selected: l.selected !== false }));
+/** The sizes with their defaults, one array per input array (layer sizes are never changed in place), so that the pair totals below are computed once a request. */
+const sizesOf = new WeakMap<readonly LayerSize[], readonly Required<LayerSize>[]>();
+
+function sizes(layers: readonly LayerSize[]): readonly Required<LayerSize>[] {
+  let ls = sizesOf.get(layers);
+  if (!ls) {
+    ls = layers.map((l) => ({ in: l.in, out: l.out, hasBias: l.hasBias !== false, selected: l.selected !== false }));
+    sizesOf.set(layers, ls);
+    sizesOf.set(ls, ls);
+  }
+  return ls;
+}
+
+/** The layer sizes as typed arrays, for the loops over all pairs of layers. */
+function sizeArrays(ls: readonly Required<LayerSize>[]): { outs: Float64Array; ins: Float64Array; augs: Float64Array; selected: Uint8Array } {
+  const outs = new Float64Array(ls.length), ins = new Float64Array(ls.length), augs = new Float64Array(ls.length), selected = new Uint8Array(ls.length);
+  ls.forEach((l, i) => { outs[i] = l.out; ins[i] = l.in; augs[i] = l.in + (l.hasBias ? 1 : 0); selected[i] = l.selected ? 1 : 0; });
+  return { outs, ins, augs, selected };
 }
 
 /** The default blocks: every pair of selected layers. */
@@ -273,29 +289,49 @@ function allSelected(layers: readonly Required<LayerSize>[]): BlockFilter {
  * S, the Khatri–Rao rows), points per chunk, the doubles of the block sums kept when there is
  * more than one chunk, and the lowest layer any needed block reaches.
  */
-function curvaturePlan(layers: readonly LayerSize[], n: number, budget: number, need?: BlockFilter): { chunk: number; chunked: boolean; perPoint: number; sumDoubles: number; lowest: number; tileDoubles: number } {
+/** The pair loop's totals for the default blocks (every selected pair), by the layers array: sizing a request asks for them several times. */
+const pairTotalsOf = new WeakMap<readonly LayerSize[], PairTotals>();
+
+interface PairTotals { readonly blockSize: number; readonly sumDoubles: number; readonly lowest: number; readonly tileDoubles: number }
+
+/**
+ * Over the needed pairs of layers: the per-point doubles of the largest pair, the block sums'
+ * doubles, the lowest layer reached and the largest temporary tile. Plain loops over typed arrays:
+ * a network of 1,000 layers has 500,500 pairs.
+ */
+function pairTotals(layers: readonly LayerSize[], need?: BlockFilter): PairTotals {
+  const known = need ? undefined : pairTotalsOf.get(layers);
+  if (known) return known;
   const ls = sizes(layers);
-  const needed = need ?? allSelected(ls);
-  let selfSize = 0;
+  const { outs, ins, augs, selected } = sizeArrays(ls);
   let blockSize = 0;
   let sumDoubles = 0;
   let lowest = ls.length;
   // the largest temporary tile: a block's product (or its cross term's), cut to TILE_BUDGET unless one row is larger
   let tileDoubles = 0;
-  ls.forEach((ll, l) => {
+  for (let l = 0; l < ls.length; l++) {
+    const oL = outs[l], iL = ins[l], aL = augs[l];
     for (let m = 0; m <= l; m++) {
-      if (!needed(l, m)) continue;
-      lowest = Math.min(lowest, m);
-      const lm = ls[m];
-      blockSize = Math.max(blockSize, 2 * ll.out * lm.out + 2 * ll.in * lm.out + (ll.in + 1) * (lm.in + 1) + ll.out * (lm.in + 1));
-      const product = blockSumLength(ll, lm, m === l);
+      if (need ? !need(l, m) : !(selected[l] && selected[m])) continue;
+      if (m < lowest) lowest = m;
+      const oM = outs[m], iM = ins[m], aM = augs[m];
+      blockSize = Math.max(blockSize, 2 * oL * oM + 2 * iL * oM + (iL + 1) * (iM + 1) + oL * (iM + 1));
+      const product = m === l ? ((oL * (oL + 1)) / 2) * ((aL * (aL + 1)) / 2) : oL * oM * aL * aM; // blockSumLength
       sumDoubles += product;
-      const aM = lm.in + (lm.hasBias ? 1 : 0);
-      const cross = m < l ? ll.in * lm.out * ll.out * aM : 0;
-      const row = Math.max(product / ll.out, m < l ? lm.out * ll.out * aM : 0);
+      const cross = m < l ? iL * oM * oL * aM : 0;
+      const row = Math.max(product / oL, m < l ? oM * oL * aM : 0);
       tileDoubles = Math.max(tileDoubles, Math.min(Math.max(product, cross), Math.max(TILE_BUDGET, row)));
     }
-  });
+  }
+  const totals = { blockSize, sumDoubles, lowest, tileDoubles };
+  if (!need) pairTotalsOf.set(layers, totals);
+  return totals;
+}
+
+function curvaturePlan(layers: readonly LayerSize[], n: number, budget: number, need?: BlockFilter): { chunk: number; chunked: boolean; perPoint: number; sumDoubles: number; lowest: number; tileDoubles: number } {
+  const ls = sizes(layers);
+  const { blockSize, sumDoubles, lowest, tileDoubles } = pairTotals(layers, need);
+  let selfSize = 0;
   ls.forEach((ll, l) => { if (l >= lowest) selfSize += ll.out * ll.out + (ll.in + 1); });
   const perPoint = selfSize + blockSize;
   const chunk = chunkSize(n, perPoint, budget);
@@ -363,26 +399,42 @@ export interface FormQuestion {
   readonly exactStack?: ExactStackKind;
 }
 
-export function curvatureForm(layers: readonly LayerSize[], n: number, exact: boolean, { need, directions, exactStack }: FormQuestion = {}): CurvatureForm {
-  const ls = sizes(layers);
-  const needed = need ?? allSelected(ls);
-  const plan = curvaturePlan(layers, n, CHUNK_BUDGET, need);
-  const chunks = Math.ceil(n / plan.chunk);
-  let blockFlops = 0;
+/** The block form's totals over the needed pairs for the default blocks, by the layers array and `exact` (asked several times a request). */
+const formTotalsOf = new WeakMap<readonly LayerSize[], { exact?: FormTotals; outer?: FormTotals }>();
+
+interface FormTotals { readonly flopsPerPoint: number; readonly products: number; readonly blocks: number }
+
+/** The block form's GEMM flops per data point, block-sum doubles and block count over the needed pairs (plain loops, as pairTotals). */
+function formTotals(ls: readonly Required<LayerSize>[], exact: boolean, need?: BlockFilter): FormTotals {
+  const known = need ? undefined : formTotalsOf.get(ls)?.[exact ? 'exact' : 'outer'];
+  if (known) return known;
+  let flopsPerPoint = 0;
   let products = 0;
   let blocks = 0;
-  ls.forEach((ll, l) => {
+  const { outs, ins, augs, selected } = sizeArrays(ls);
+  for (let l = 0; l < ls.length; l++) {
+    const oL = outs[l], iL = ins[l], aL = augs[l], wl = oL * aL;
     for (let m = 0; m <= l; m++) {
-      if (!needed(l, m)) continue;
-      const lm = ls[m];
-      const wl = ll.out * (ll.in + (ll.hasBias ? 1 : 0)), wm = lm.out * (lm.in + (lm.hasBias ? 1 : 0));
+      if (need ? !need(l, m) : !(selected[l] && selected[m])) continue;
+      const aM = augs[m], wm = outs[m] * aM;
       // own: a quarter of 2N·W_l²; between layers 2N·W_l·W_m, and for the exact Hessian the cross term's 2N·out_l·in_l·W_m (·aug_m/W_m for m = l − 1, where S = diag(h′))
-      const cross = exact && m < l ? 2 * n * ll.out * ll.in * (m === l - 1 ? lm.in + (lm.hasBias ? 1 : 0) : wm) : 0;
-      blockFlops += (m === l ? 0.5 : 2) * n * wl * wm + cross;
-      products += blockSumLength(ll, lm, m === l);
+      const cross = exact && m < l ? 2 * oL * iL * (m === l - 1 ? aM : wm) : 0;
+      flopsPerPoint += (m === l ? 0.5 : 2) * wl * wm + cross;
+      products += m === l ? ((oL * (oL + 1)) / 2) * ((aL * (aL + 1)) / 2) : wl * wm; // blockSumLength
       blocks++;
     }
-  });
+  }
+  const totals = { flopsPerPoint, products, blocks };
+  if (!need) formTotalsOf.set(ls, { ...formTotalsOf.get(ls), [exact ? 'exact' : 'outer']: totals });
+  return totals;
+}
+
+export function curvatureForm(layers: readonly LayerSize[], n: number, exact: boolean, { need, directions, exactStack }: FormQuestion = {}): CurvatureForm {
+  const ls = sizes(layers);
+  const plan = curvaturePlan(layers, n, CHUNK_BUDGET, need);
+  const chunks = Math.ceil(n / plan.chunk);
+  const totals = formTotals(ls, exact, need);
+  const blockFlops = n * totals.flopsPerPoint, products = totals.products, blocks = totals.blocks;
   const blockSeconds = blockFlops / GEMM_FLOPS_PER_SECOND + (n * plan.perPoint + (chunks + 1) * products) / MOVED_DOUBLES_PER_SECOND + chunks * blocks * SECONDS_PER_BLOCK;
   let w = 0, units = 0, through = 0;
   for (const l of ls) if (l.selected) w += l.out * (l.in + (l.hasBias ? 1 : 0));
