@@ -28,12 +28,13 @@
  * the row's request; the peers' is each task's own process's VmHWM (not ru_maxrss, which Linux
  * carries over from the Node process that forked it).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { lanczosBasis } from '../../src/core/eigen.ts';
 import { npyHeader } from '../../src/http/npy.ts';
 import { seededRandom } from '../../test/helpers/random.ts';
+import { runPeerProcess } from './peer-process.ts';
 import { ROOT, peakRss, post, SERVER, startService, stopService } from './service.ts';
 import type { LayerSpec } from './workloads.ts';
 
@@ -383,30 +384,15 @@ export function runScalePeer(o: ScalePeerOptions, task: ScalePeerTask, files: Sc
     damping: SCALE_DAMPING, count: EIGEN_COUNT, eigenTolerance: EIGEN_TOLERANCE, powerTolerance: POWER_TOLERANCE, powerMaxIterations: POWER_MAX_ITERATIONS,
     cgTolerance: CG_TOLERANCE, maxIterations: SCALE_MAX_ITERATIONS,
   }));
-  return new Promise((resolve) => {
-    const child = spawn(o.python, [SCALE_PEERS_SCRIPT, spec], { env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '', timedOut = false;
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr = (stderr + c).slice(-20_000)));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, o.wallSeconds * 1000);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      resolve({ task, error: err.message });
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      if (timedOut) return resolve({ task, error: `did not finish within ${o.wallSeconds} s (killed)` });
-      if (signal) return resolve({ task, error: `killed by ${signal}` });
-      if (code !== 0) return resolve({ task, error: stderr.trim().split('\n').slice(-3).join(' | ').slice(0, 500) || `exit ${code}` });
-      try {
-        resolve(JSON.parse(stdout.trim().split('\n').pop()!) as ScalePeerResult);
-      } catch (err) {
-        resolve({ task, error: `unreadable answer: ${(err as Error).message}` });
-      }
-    });
+  return runPeerProcess(o.python, [SCALE_PEERS_SCRIPT, spec], o.env, o.wallSeconds * 1000).then((end): ScalePeerResult => {
+    if ('answer' in end) return end.answer as ScalePeerResult;
+    switch (end.failed) {
+      case 'spawn': return { task, error: end.message };
+      case 'timeout': return { task, error: `did not finish within ${o.wallSeconds} s (killed)` };
+      case 'signal': return { task, error: `killed by ${end.signal}` };
+      case 'exit': return { task, error: end.stderrTail.slice(0, 500) || `exit ${end.code}` };
+      case 'unreadable': return { task, error: `unreadable answer: ${end.message}` };
+    }
   });
 }
 
@@ -546,16 +532,10 @@ function perRatio(service: readonly number[] | undefined, peer: readonly number[
   return q >= 1 ? `${q.toFixed(1)}x faster` : `${(1 / q).toFixed(1)}x slower`;
 }
 
-export interface ScaleGroupOptions {
+/** The service rows' options (its problem made from `sizes` and `n`), and the peers'. */
+export interface ScaleGroupOptions extends Omit<ScaleOptions, 'problem'> {
   sizes: readonly number[];
   n: number;
-  rows: readonly ScaleRowId[];
-  dir: string;
-  repeat: number;
-  repeatSeconds: number;
-  serviceEnv: Readonly<Record<string, string>>;
-  serverArgs?: readonly string[];
-  timeoutSeconds: number;
   /** The peers' Python (with torch; scipy for eigsh), or none: the service alone. */
   python?: string;
   peerEnv: NodeJS.ProcessEnv;
@@ -563,7 +543,6 @@ export interface ScaleGroupOptions {
   peerWallSeconds: number;
   /** Peer processes at once: 1 for timing (the bench); more where only the answers matter (the smoke test). */
   peerConcurrency?: number;
-  log: (s: string) => void;
 }
 
 /** The whole group: the problem and its files, the service rows, then the peers of each row (one at a time unless peerConcurrency says otherwise), then the checks. */

@@ -14,10 +14,11 @@
  * comparing its matrix with the service's .npy; see peers.py for what is timed and how a peer
  * that would exceed the time or memory budget is skipped with a reason.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { freemem } from 'node:os';
 import { join } from 'node:path';
+import { runPeerProcess } from './peer-process.ts';
 import { ROOT, peakRss, post, startService, stopService } from './service.ts';
 import { blasEnv, floorFlops, makeNetwork, request, shapeLabel, shapeParameterCount, type Kind, type SweepShape } from './workloads.ts';
 
@@ -222,30 +223,15 @@ function runPeer(o: SweepOptions, peer: Peer, method: SweepMethod, bodyFile: str
   writeFileSync(specFile, JSON.stringify({ problem: bodyFile, peer, method, service: serviceNpy ?? null, repeats: o.repeat, budget: o.budget, memory: o.memory, gn: 'auto' }));
   // pilots + a first call + timed calls, each bounded by the budget: a process past this is stuck (e.g. compiling)
   const wallMs = (5 * o.budget + 120) * 1000;
-  return new Promise((resolve) => {
-    const child = spawn(o.python!, [PEERS_SCRIPT, 'run', specFile], { env: peerEnv(o.threads), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '', timedOut = false;
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr = (stderr + c).slice(-20_000)));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, wallMs);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      resolve({ error: err.message });
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      if (timedOut) return resolve({ skipped: `did not finish within ${(wallMs / 1000).toFixed(0)} s (killed)` });
-      if (signal) return resolve({ skipped: `killed by ${signal}${signal === 'SIGKILL' ? ' (out of memory?)' : ''}` });
-      if (code !== 0) return resolve({ error: stderr.trim().split('\n').slice(-3).join(' | ').slice(0, 400) || `exit ${code}` });
-      try {
-        resolve(JSON.parse(stdout.trim().split('\n').pop()!) as PeerResult);
-      } catch (err) {
-        resolve({ error: `unreadable answer: ${(err as Error).message}` });
-      }
-    });
+  return runPeerProcess(o.python!, [PEERS_SCRIPT, 'run', specFile], peerEnv(o.threads), wallMs).then((end): PeerResult => {
+    if ('answer' in end) return end.answer as PeerResult;
+    switch (end.failed) {
+      case 'spawn': return { error: end.message };
+      case 'timeout': return { skipped: `did not finish within ${(wallMs / 1000).toFixed(0)} s (killed)` };
+      case 'signal': return { skipped: `killed by ${end.signal}${end.signal === 'SIGKILL' ? ' (out of memory?)' : ''}` };
+      case 'exit': return { error: end.stderrTail.slice(0, 400) || `exit ${end.code}` };
+      case 'unreadable': return { error: `unreadable answer: ${end.message}` };
+    }
   });
 }
 
