@@ -186,12 +186,17 @@ export function arrayAnswer<T extends z.ZodType>(json: T, what: string) {
       'little-endian float64 in C order. Binary answers carry the shape in X-Array-Shape (comma-separated), the ' +
       "array's JSON field name in X-Array-Name, and the answer's scalar fields in the headers below; they are " +
       'streamed with an exact Content-Length.',
-    content: {
-      [MEDIA_TYPES.json]: { schema: json },
-      [MEDIA_TYPES.npy]: { schema: BinaryBodySchema },
-      [MEDIA_TYPES.raw]: { schema: BinaryBodySchema },
-      [MEDIA_TYPES.npz]: { schema: BinaryBodySchema },
-    },
+    content: everyForm(json),
+  };
+}
+
+/** The content of an answer in every form: `json`, and .npy, raw float64 and .npz as binary bodies (a job's result offers each its endpoint does). */
+export function everyForm<T extends z.ZodType>(json: T) {
+  return {
+    [MEDIA_TYPES.json]: { schema: json },
+    [MEDIA_TYPES.npy]: { schema: BinaryBodySchema },
+    [MEDIA_TYPES.raw]: { schema: BinaryBodySchema },
+    [MEDIA_TYPES.npz]: { schema: BinaryBodySchema },
   };
 }
 

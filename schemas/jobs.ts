@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { JOB_STATES } from '../src/jobs.ts';
 import { MEDIA_TYPES } from '../src/http/representation.ts';
-import { BinaryBodySchema } from './common.ts';
+import { everyForm } from './common.ts';
 import { answerComponent } from './components.ts';
 import { HessianResponseSchema, InverseResponseSchema, VectorProductResponseSchema } from './hessian.ts';
 import { JacobianResponseSchema } from './jacobian.ts';
@@ -73,11 +73,6 @@ export function jobResult() {
     description: 'The job’s answer, byte for byte the synchronous answer: JSON by default, or with Accept the forms its endpoint offers ' +
       `(\`${MEDIA_TYPES.npy}\` and \`${MEDIA_TYPES.raw}\` for answers with one principal array, \`${MEDIA_TYPES.npz}\`), with the same headers. ` +
       'Streamed with an exact Content-Length; it may be fetched again, in any form, until the job expires.',
-    content: {
-      [MEDIA_TYPES.json]: { schema: JobResultAnswerSchema },
-      [MEDIA_TYPES.npy]: { schema: BinaryBodySchema },
-      [MEDIA_TYPES.raw]: { schema: BinaryBodySchema },
-      [MEDIA_TYPES.npz]: { schema: BinaryBodySchema },
-    },
+    content: everyForm(JobResultAnswerSchema),
   };
 }
