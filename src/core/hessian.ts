@@ -292,11 +292,23 @@ function allSelected(layers: readonly Required<LayerSize>[]): BlockFilter {
 /** The pair loop's totals for the default blocks (every selected pair), by the layers array: sizing a request asks for them several times. */
 const pairTotalsOf = new WeakMap<readonly LayerSize[], PairTotals>();
 
-interface PairTotals { readonly blockSize: number; readonly sumDoubles: number; readonly lowest: number; readonly tileDoubles: number }
+interface PairTotals {
+  readonly blockSize: number;
+  /** The block sums' doubles: packed pairs for a layer's own block, the full product layout otherwise (blockSumLength). */
+  readonly sumDoubles: number;
+  readonly lowest: number;
+  readonly tileDoubles: number;
+  /** The needed blocks. */
+  readonly blocks: number;
+  /** The block form's GEMM flops per data point, for the outer product and for the exact Hessian (with its cross terms). */
+  readonly outerFlopsPerPoint: number;
+  readonly exactFlopsPerPoint: number;
+}
 
 /**
  * Over the needed pairs of layers: the per-point doubles of the largest pair, the block sums'
- * doubles, the lowest layer reached and the largest temporary tile. Plain loops over typed arrays:
+ * doubles, the lowest layer reached, the largest temporary tile, and the block form's count and
+ * flops (for the cost model). Plain loops over typed arrays:
  * a network of 1,000 layers has 500,500 pairs.
  */
 function pairTotals(layers: readonly LayerSize[], need?: BlockFilter): PairTotals {
@@ -309,12 +321,17 @@ function pairTotals(layers: readonly LayerSize[], need?: BlockFilter): PairTotal
   let lowest = ls.length;
   // the largest temporary tile: a block's product (or its cross term's), cut to TILE_BUDGET unless one row is larger
   let tileDoubles = 0;
+  let blocks = 0, outerFlopsPerPoint = 0, crossFlopsPerPoint = 0;
   for (let l = 0; l < ls.length; l++) {
-    const oL = outs[l], iL = ins[l], aL = augs[l];
+    const oL = outs[l], iL = ins[l], aL = augs[l], wl = oL * aL;
     for (let m = 0; m <= l; m++) {
       if (need ? !need(l, m) : !(selected[l] && selected[m])) continue;
       if (m < lowest) lowest = m;
-      const oM = outs[m], iM = ins[m], aM = augs[m];
+      const oM = outs[m], iM = ins[m], aM = augs[m], wm = oM * aM;
+      blocks++;
+      // own: a quarter of 2N·W_l²; between layers 2N·W_l·W_m, and for the exact Hessian the cross term's 2N·out_l·in_l·W_m (·aug_m/W_m for m = l − 1, where S = diag(h′))
+      outerFlopsPerPoint += (m === l ? 0.5 : 2) * wl * wm;
+      if (m < l) crossFlopsPerPoint += 2 * oL * iL * (m === l - 1 ? aM : wm);
       blockSize = Math.max(blockSize, 2 * oL * oM + 2 * iL * oM + (iL + 1) * (iM + 1) + oL * (iM + 1));
       const product = m === l ? ((oL * (oL + 1)) / 2) * ((aL * (aL + 1)) / 2) : oL * oM * aL * aM; // blockSumLength
       sumDoubles += product;
@@ -323,7 +340,7 @@ function pairTotals(layers: readonly LayerSize[], need?: BlockFilter): PairTotal
       tileDoubles = Math.max(tileDoubles, Math.min(Math.max(product, cross), Math.max(TILE_BUDGET, row)));
     }
   }
-  const totals = { blockSize, sumDoubles, lowest, tileDoubles };
+  const totals = { blockSize, sumDoubles, lowest, tileDoubles, blocks, outerFlopsPerPoint, exactFlopsPerPoint: outerFlopsPerPoint + crossFlopsPerPoint };
   if (!need) pairTotalsOf.set(layers, totals);
   return totals;
 }
@@ -399,42 +416,12 @@ export interface FormQuestion {
   readonly exactStack?: ExactStackKind;
 }
 
-/** The block form's totals over the needed pairs for the default blocks, by the layers array and `exact` (asked several times a request). */
-const formTotalsOf = new WeakMap<readonly LayerSize[], { exact?: FormTotals; outer?: FormTotals }>();
-
-interface FormTotals { readonly flopsPerPoint: number; readonly products: number; readonly blocks: number }
-
-/** The block form's GEMM flops per data point, block-sum doubles and block count over the needed pairs (plain loops, as pairTotals). */
-function formTotals(ls: readonly Required<LayerSize>[], exact: boolean, need?: BlockFilter): FormTotals {
-  const known = need ? undefined : formTotalsOf.get(ls)?.[exact ? 'exact' : 'outer'];
-  if (known) return known;
-  let flopsPerPoint = 0;
-  let products = 0;
-  let blocks = 0;
-  const { outs, ins, augs, selected } = sizeArrays(ls);
-  for (let l = 0; l < ls.length; l++) {
-    const oL = outs[l], iL = ins[l], aL = augs[l], wl = oL * aL;
-    for (let m = 0; m <= l; m++) {
-      if (need ? !need(l, m) : !(selected[l] && selected[m])) continue;
-      const aM = augs[m], wm = outs[m] * aM;
-      // own: a quarter of 2N·W_l²; between layers 2N·W_l·W_m, and for the exact Hessian the cross term's 2N·out_l·in_l·W_m (·aug_m/W_m for m = l − 1, where S = diag(h′))
-      const cross = exact && m < l ? 2 * oL * iL * (m === l - 1 ? aM : wm) : 0;
-      flopsPerPoint += (m === l ? 0.5 : 2) * wl * wm + cross;
-      products += m === l ? ((oL * (oL + 1)) / 2) * ((aL * (aL + 1)) / 2) : wl * wm; // blockSumLength
-      blocks++;
-    }
-  }
-  const totals = { flopsPerPoint, products, blocks };
-  if (!need) formTotalsOf.set(ls, { ...formTotalsOf.get(ls), [exact ? 'exact' : 'outer']: totals });
-  return totals;
-}
-
 export function curvatureForm(layers: readonly LayerSize[], n: number, exact: boolean, { need, directions, exactStack }: FormQuestion = {}): CurvatureForm {
   const ls = sizes(layers);
   const plan = curvaturePlan(layers, n, CHUNK_BUDGET, need);
   const chunks = Math.ceil(n / plan.chunk);
-  const totals = formTotals(ls, exact, need);
-  const blockFlops = n * totals.flopsPerPoint, products = totals.products, blocks = totals.blocks;
+  const totals = pairTotals(layers, need);
+  const blockFlops = n * (exact ? totals.exactFlopsPerPoint : totals.outerFlopsPerPoint), products = totals.sumDoubles, blocks = totals.blocks;
   const blockSeconds = blockFlops / GEMM_FLOPS_PER_SECOND + (n * plan.perPoint + (chunks + 1) * products) / MOVED_DOUBLES_PER_SECOND + chunks * blocks * SECONDS_PER_BLOCK;
   let w = 0, units = 0, through = 0;
   for (const l of ls) if (l.selected) w += l.out * (l.in + (l.hasBias ? 1 : 0));
