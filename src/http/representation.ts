@@ -115,8 +115,8 @@ export function negotiate(accept: string | undefined, offered: readonly Represen
 function counted(stream: Readable, onChunk: ((bytes: number) => void) | undefined): Readable {
   if (!onChunk) return stream;
   // a few chunks of buffer on each side: at the default 16 KiB the 1 MiB chunks of a binary answer
-  // go through one at a time, a wait for the socket between each (734 MB over loopback: 2.3–2.6
-  // GB/s with 4 MiB here, ~25 % slower with the default)
+  // go through one at a time, a wait for the socket between each (a 734 MB .npy over loopback:
+  // 1.9–2.5 GB/s with 4 MiB here, 1.3–1.5 with the default)
   const counter = new Transform({
     highWaterMark: 4 * CHUNK_BYTES,
     transform(chunk: Buffer | string, _enc, done) {
