@@ -143,6 +143,11 @@ class OpenBlasAddon : public Napi::Addon<OpenBlasAddon> {
                              InstanceMethod("mirrorLower", &OpenBlasAddon::MirrorLower),
                              InstanceMethod("populate", &OpenBlasAddon::Populate),
                              InstanceMethod("allFinite", &OpenBlasAddon::AllFinite),
+                             InstanceMethod("khatriRao", &OpenBlasAddon::KhatriRao),
+                             InstanceMethod("symmetricKhatriRao", &OpenBlasAddon::SymmetricKhatriRao),
+                             InstanceMethod("packLower", &OpenBlasAddon::PackLower),
+                             InstanceMethod("transposeEach", &OpenBlasAddon::TransposeEach),
+                             InstanceMethod("scaleColumns", &OpenBlasAddon::ScaleColumns),
                          });
   }
 
@@ -591,6 +596,79 @@ class OpenBlasAddon : public Napi::Addon<OpenBlasAddon> {
     const int lda = g.Fits(a, "A", r1, r1, g.Dim(1));
     if (r0 > r1 || c0 > c1) g.Fail(3, "at least r0 (and c1 at least c0)");
     curvature::MirrorLower(a.Data(), static_cast<size_t>(lda), r0, r1, c0, c1, openblas_get_num_threads());
+    return info.Env().Undefined();
+  }
+
+  // The per-point row kernels (scatter.h): each checks that every array holds the c points' entries it reads or writes.
+
+  /** Refuses an array of fewer than `need` entries (argument i, named `name`). */
+  void Holds(const Args& g, const Napi::Float64Array& a, const char* name, uint64_t need) const {
+    if (a.ElementLength() < need) {
+      throw Napi::RangeError::New(g.info.Env(), std::string(g.fn) + ": " + name + " holds " + std::to_string(a.ElementLength()) +
+                                                    " elements, the points need " + std::to_string(need));
+    }
+  }
+
+  static uint64_t PairsOf(uint64_t r) { return r * (r + 1) / 2; }
+
+  // khatriRao(x, nx, y, ny, c, out): out[n][j·ny + q] = x[n][j]·y[n][q].
+  Napi::Value KhatriRao(const Napi::CallbackInfo& info) {
+    const Args g{info, "khatriRao"};
+    g.Count(6);
+    Napi::Float64Array x = g.F64(0), y = g.F64(2), out = g.F64(5);
+    const uint64_t nx = g.Dim(1), ny = g.Dim(3), c = g.Dim(4);
+    Holds(g, x, "x", c * nx);
+    Holds(g, y, "y", c * ny);
+    Holds(g, out, "out", c * nx * ny);
+    curvature::KhatriRao(x.Data(), nx, y.Data(), ny, c, out.Data(), openblas_get_num_threads());
+    return info.Env().Undefined();
+  }
+
+  // symmetricKhatriRao(z, nz, c, out): out[n][j(j+1)/2 + q] = z[n][j]·z[n][q], q ≤ j.
+  Napi::Value SymmetricKhatriRao(const Napi::CallbackInfo& info) {
+    const Args g{info, "symmetricKhatriRao"};
+    g.Count(4);
+    Napi::Float64Array z = g.F64(0), out = g.F64(3);
+    const uint64_t nz = g.Dim(1), c = g.Dim(2);
+    Holds(g, z, "z", c * nz);
+    Holds(g, out, "out", c * PairsOf(nz));
+    curvature::SymmetricKhatriRao(z.Data(), nz, c, out.Data(), openblas_get_num_threads());
+    return info.Env().Undefined();
+  }
+
+  // packLower(x, r, c, out): out[n][i(i+1)/2 + p] = x[n][i][p], p ≤ i.
+  Napi::Value PackLower(const Napi::CallbackInfo& info) {
+    const Args g{info, "packLower"};
+    g.Count(4);
+    Napi::Float64Array x = g.F64(0), out = g.F64(3);
+    const uint64_t r = g.Dim(1), c = g.Dim(2);
+    Holds(g, x, "x", c * r * r);
+    Holds(g, out, "out", c * PairsOf(r));
+    curvature::PackLower(x.Data(), r, c, out.Data(), openblas_get_num_threads());
+    return info.Env().Undefined();
+  }
+
+  // transposeEach(x, c, r, q, out): out[n][j][i] = x[n][i][j] for each of c r × q matrices.
+  Napi::Value TransposeEach(const Napi::CallbackInfo& info) {
+    const Args g{info, "transposeEach"};
+    g.Count(5);
+    Napi::Float64Array x = g.F64(0), out = g.F64(4);
+    const uint64_t c = g.Dim(1), r = g.Dim(2), q = g.Dim(3);
+    Holds(g, x, "x", c * r * q);
+    Holds(g, out, "out", c * r * q);
+    curvature::TransposeEach(x.Data(), c, r, q, out.Data(), openblas_get_num_threads());
+    return info.Env().Undefined();
+  }
+
+  // scaleColumns(x, c, r, w, d): x[n][i][j] *= d[n][j] for each of c r × w matrices.
+  Napi::Value ScaleColumns(const Napi::CallbackInfo& info) {
+    const Args g{info, "scaleColumns"};
+    g.Count(5);
+    Napi::Float64Array x = g.F64(0), d = g.F64(4);
+    const uint64_t c = g.Dim(1), r = g.Dim(2), w = g.Dim(3);
+    Holds(g, x, "x", c * r * w);
+    Holds(g, d, "d", c * w);
+    curvature::ScaleColumns(x.Data(), c, r, w, d.Data(), openblas_get_num_threads());
     return info.Env().Undefined();
   }
 

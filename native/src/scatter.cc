@@ -1,4 +1,4 @@
-// The block form's scatter kernels (see scatter.h). Each is the loop of its TypeScript reference
+// The block form's memory-bound kernels (see scatter.h). Each is the loop of its TypeScript reference
 // with the same order of additions, so the two backends give bit-identical matrices.
 #include "scatter.h"
 
@@ -164,6 +164,79 @@ void MirrorLower(double* a, size_t lda, long r0, long r1, long c0, long c1, int 
           for (long j = jb; j < jEnd; j++) a[static_cast<size_t>(j) * lda + i] = src[j];
         }
       }
+    }
+  });
+}
+
+namespace {
+
+/** fn(begin, end) over ranges of the c points, each point `perPoint` entries of work. */
+template <typename Fn>
+void OverPoints(int threads, long c, double perPoint, Fn fn) {
+  InParts(threads, c, perPoint * c, [&](long k) { return perPoint * k; }, [&](int, long n0, long n1) { fn(n0, n1); });
+}
+
+}  // namespace
+
+void KhatriRao(const double* x, long nx, const double* y, long ny, long c, double* out, int threads) {
+  OverPoints(threads, c, static_cast<double>(nx) * ny, [&](long n0, long n1) {
+    for (long n = n0; n < n1; n++) {
+      const double* xn = x + static_cast<size_t>(n) * nx;
+      const double* yn = y + static_cast<size_t>(n) * ny;
+      double* o = out + static_cast<size_t>(n) * nx * ny;
+      for (long j = 0; j < nx; j++, o += ny) {
+        const double v = xn[j];
+        for (long q = 0; q < ny; q++) o[q] = v * yn[q];
+      }
+    }
+  });
+}
+
+void SymmetricKhatriRao(const double* z, long nz, long c, double* out, int threads) {
+  const size_t w = Pairs(nz);
+  OverPoints(threads, c, static_cast<double>(w), [&](long n0, long n1) {
+    for (long n = n0; n < n1; n++) {
+      const double* zn = z + static_cast<size_t>(n) * nz;
+      double* o = out + static_cast<size_t>(n) * w;
+      for (long j = 0; j < nz; j++) {
+        const double v = zn[j];
+        for (long q = 0; q <= j; q++) *o++ = v * zn[q];
+      }
+    }
+  });
+}
+
+void PackLower(const double* x, long r, long c, double* out, int threads) {
+  const size_t w = Pairs(r);
+  OverPoints(threads, c, static_cast<double>(w), [&](long n0, long n1) {
+    for (long n = n0; n < n1; n++) {
+      const double* xn = x + static_cast<size_t>(n) * r * r;
+      double* o = out + static_cast<size_t>(n) * w;
+      for (long i = 0; i < r; i++) {
+        const double* row = xn + static_cast<size_t>(i) * r;
+        for (long p = 0; p <= i; p++) *o++ = row[p];
+      }
+    }
+  });
+}
+
+void TransposeEach(const double* x, long c, long r, long q, double* out, int threads) {
+  const size_t size = static_cast<size_t>(r) * q;
+  OverPoints(threads, c, static_cast<double>(size), [&](long n0, long n1) {
+    for (long n = n0; n < n1; n++) {
+      const double* xn = x + n * size;
+      double* o = out + n * size;
+      for (long i = 0; i < r; i++) for (long j = 0; j < q; j++) o[static_cast<size_t>(j) * r + i] = xn[static_cast<size_t>(i) * q + j];
+    }
+  });
+}
+
+void ScaleColumns(double* x, long c, long r, long w, const double* d, int threads) {
+  OverPoints(threads, c, static_cast<double>(r) * w, [&](long n0, long n1) {
+    for (long n = n0; n < n1; n++) {
+      const double* dn = d + static_cast<size_t>(n) * w;
+      double* xn = x + static_cast<size_t>(n) * r * w;
+      for (long i = 0; i < r; i++, xn += w) for (long j = 0; j < w; j++) xn[j] *= dn[j];
     }
   });
 }

@@ -1,5 +1,5 @@
-// Memory-bound kernels of the curvature matrix's block form (src/core/hessian.ts), which move the
-// products of its GEMMs into H's layout, and the finiteness pass over every answer (finite.ts). Plain C++, no N-API; addon.cc checks the arguments
+// Memory-bound kernels of the curvature matrix's block form (src/core/hessian.ts), which lay out
+// the per-point rows its GEMMs multiply and move their products into H's layout, and the finiteness pass over every answer (finite.ts). Plain C++, no N-API; addon.cc checks the arguments
 // (every index these kernels write or read is inside its buffer, see there) and calls them.
 //
 // The layouts are those of hessian.ts, whose TypeScript functions of the same names are the
@@ -50,5 +50,23 @@ bool AllFinite(const double* a, size_t n, int threads);
 
 /** a[j][i] = a[i][j] for r0 ≤ i < r1 and c0 ≤ j < min(c1, i): the lower part of those rows mirrored above the diagonal, in tiles. */
 void MirrorLower(double* a, size_t lda, long r0, long r1, long c0, long c1, int threads);
+
+// The per-point rows the block form's GEMMs multiply (hessian.ts), for c points, each point's
+// row at n · (its length). Every output entry is written once; parts are ranges of points.
+
+/** Khatri–Rao rows: out[n][j·ny + q] = x[n][j] · y[n][q]. */
+void KhatriRao(const double* x, long nx, const double* y, long ny, long c, double* out, int threads);
+
+/** Symmetric Khatri–Rao rows: out[n][j(j+1)/2 + q] = z[n][j] · z[n][q], q ≤ j < nz. */
+void SymmetricKhatriRao(const double* z, long nz, long c, double* out, int threads);
+
+/** Packed lower pairs of c symmetric r × r matrices: out[n][i(i+1)/2 + p] = x[n][i][p], p ≤ i. */
+void PackLower(const double* x, long r, long c, double* out, int threads);
+
+/** Each of c r × q matrices transposed: out[n][j][i] = x[n][i][j]. */
+void TransposeEach(const double* x, long c, long r, long q, double* out, int threads);
+
+/** Each of c r × w matrices times diag(d_n) on the right, in place: x[n][i][j] *= d[n][j]. */
+void ScaleColumns(double* x, long c, long r, long w, const double* d, int threads);
 
 }  // namespace curvature

@@ -112,16 +112,7 @@ export function pullBack(
   const w = layer.in;
   const out = new Float64Array(c * r * w);
   linalg().gemm(false, false, c * r, w, layer.out, 1, x, layer.out, layer.weights, w, 0, out, w);
-  if (scale) {
-    const d1 = f.d1[m]!;
-    for (let i = 0; i < c; i++) {
-      const h = d1.subarray((n0 + i) * w, (n0 + i + 1) * w);
-      for (let row = 0; row < r; row++) {
-        const o = (i * r + row) * w;
-        for (let j = 0; j < w; j++) out[o + j] *= h[j];
-      }
-    }
-  }
+  if (scale) linalg().scaleColumns(out, c, r, w, f.d1[m]!.subarray(n0 * w, (n0 + c) * w));
   return out;
 }
 
@@ -160,9 +151,14 @@ export function thetaIndex(layer: Layer, i: number, j: number): number {
 /** Doubles of per-chunk working arrays of the Jacobians and the diagonal (64 MiB). */
 export const CHUNK_DOUBLES = 1 << 23;
 
-/** How many data points to process at once so that `perPoint` doubles per point stay near `budget`. */
+/**
+ * How many data points to process at once so that `perPoint` doubles per point stay within
+ * `budget`: the fewest chunks that fit, of equal sizes (1,000 points at 848 a chunk become two of
+ * 500, not 848 and a short tail whose GEMMs have a short inner dimension).
+ */
 export function chunkSize(n: number, perPoint: number, budget = CHUNK_DOUBLES): number {
-  return Math.max(1, Math.min(n, Math.floor(budget / Math.max(1, perPoint))));
+  const most = Math.max(1, Math.min(n, Math.floor(budget / Math.max(1, perPoint))));
+  return Math.max(1, Math.ceil(n / Math.ceil(n / most)));
 }
 
 /**

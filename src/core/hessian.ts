@@ -73,10 +73,7 @@ export function selfCurvatures(p: Problem, f: ForwardPass, b: BackwardPass | und
     // X_n = A^{l+1} W diag(h′) (out_{l+1} × out_l); its transpose is diag(h′) Wᵀ A^{l+1} (A symmetric)
     const x = pullBack(net, f, l, as[l + 1], c, outNext, n0);
     const xt = new Float64Array(c * w * outNext);
-    for (let i = 0; i < c; i++) {
-      const o = i * w * outNext;
-      for (let r = 0; r < outNext; r++) for (let q = 0; q < w; q++) xt[o + q * outNext + r] = x[o + r * w + q];
-    }
+    linalg().transposeEach(x, c, outNext, w, xt);
     const a = pullBack(net, f, l, xt, c, w, n0);
     if (exact) {
       const g = b!.gs[l]!, d2 = f.d2[l]!;
@@ -89,17 +86,24 @@ export function selfCurvatures(p: Problem, f: ForwardPass, b: BackwardPass | und
   return as;
 }
 
-/** Khatri–Rao rows: out[n][(j,q)] = x[n][j]·y[n][q] for c points. Cost c·nx·ny. */
-function khatriRao(x: Float64Array, nx: number, y: Float64Array, ny: number, c: number): Float64Array {
-  const out = new Float64Array(c * nx * ny);
-  for (let i = 0; i < c; i++) {
-    const xo = i * nx, yo = i * ny;
-    let o = i * nx * ny;
-    for (let j = 0; j < nx; j++) {
-      const v = x[xo + j];
-      for (let q = 0; q < ny; q++) out[o++] = v * y[yo + q];
-    }
+/**
+ * A buffer reused for per-chunk rows of one kind (the Khatri–Rao rows, the packed A's), grown to
+ * the largest asked for: the rows of one pair of layers are consumed by its GEMMs before the
+ * next pair's are laid out, so one buffer serves them all, with no fresh pages or garbage per pair.
+ */
+class Rows {
+  private buffer = new Float64Array(0);
+  /** `length` doubles, contents unspecified (the kernels overwrite every one). */
+  take(length: number): Float64Array {
+    if (this.buffer.length < length) this.buffer = new Float64Array(length);
+    return this.buffer.subarray(0, length);
   }
+}
+
+/** Khatri–Rao rows: out[n][(j,q)] = x[n][j]·y[n][q] for c points (the backend's khatriRao). Cost c·nx·ny. */
+function khatriRao(x: Float64Array, nx: number, y: Float64Array, ny: number, c: number, rows: Rows): Float64Array {
+  const out = rows.take(c * nx * ny);
+  linalg().khatriRao(x, nx, y, ny, c, out);
   return out;
 }
 
@@ -128,29 +132,17 @@ function scatterCurvature(h: Target, ll: Layer, lm: Layer, t: Float64Array, i0: 
   linalg().scatterBlock(h, ll, lm, t, i0, ti, ll.aug, true);
 }
 
-/** Packed lower pairs of c symmetric r × r matrices: out[n][i(i+1)/2 + p] = x[n][i][p], p ≤ i. */
-function packLower(x: Float64Array, r: number, c: number): Float64Array {
-  const w = (r * (r + 1)) / 2;
-  const out = new Float64Array(c * w);
-  for (let n = 0; n < c; n++) {
-    let o = n * w;
-    for (let i = 0; i < r; i++) for (let p = 0; p <= i; p++) out[o++] = x[n * r * r + i * r + p];
-  }
+/** Packed lower pairs of c symmetric r × r matrices: out[n][i(i+1)/2 + p] = x[n][i][p], p ≤ i (the backend's packLower). */
+function packLower(x: Float64Array, r: number, c: number, rows: Rows): Float64Array {
+  const out = rows.take((c * r * (r + 1)) / 2);
+  linalg().packLower(x, r, c, out);
   return out;
 }
 
-/** Symmetric Khatri–Rao rows: out[n][j(j+1)/2 + q] = z[n][j]·z[n][q], q ≤ j. */
-function symmetricKhatriRao(z: Float64Array, nz: number, c: number): Float64Array {
-  const w = (nz * (nz + 1)) / 2;
-  const out = new Float64Array(c * w);
-  for (let n = 0; n < c; n++) {
-    let o = n * w;
-    const zo = n * nz;
-    for (let j = 0; j < nz; j++) {
-      const v = z[zo + j];
-      for (let q = 0; q <= j; q++) out[o++] = v * z[zo + q];
-    }
-  }
+/** Symmetric Khatri–Rao rows: out[n][j(j+1)/2 + q] = z[n][j]·z[n][q], q ≤ j (the backend's symmetricKhatriRao). */
+function symmetricKhatriRao(z: Float64Array, nz: number, c: number, rows: Rows): Float64Array {
+  const out = rows.take((c * nz * (nz + 1)) / 2);
+  linalg().symmetricKhatriRao(z, nz, c, out);
   return out;
 }
 
@@ -568,6 +560,8 @@ function addCurvature(p: Problem, exact: boolean, h: Target | ((l: number) => Ta
     ? net.layers.map((ll, l) => net.layers.slice(0, l + 1).map((lm, m) => (need(l, m) ? new Float64Array(blockSumLength(
       sizeOf(ll), sizeOf(lm), m === l)) : undefined)))
     : undefined;
+  // the rows of the GEMMs' second factor (Khatri–Rao), of the packed A's, and of the cross terms' δ ⊗ z̃
+  const krRows = new Rows(), packedRows = new Rows(), crossRows = new Rows();
   for (let n0 = 0; n0 < f.n; n0 += chunk) {
     const c = Math.min(chunk, f.n - n0);
     const aSelf = selfCurvatures(p, f, b, exact, n0, c, lowest);
@@ -583,8 +577,8 @@ function addCurvature(p: Problem, exact: boolean, h: Target | ((l: number) => Ta
         const lm = net.layers[m];
         if (m === l) {
           if (!need(l, l)) continue;
-          const packed = packLower(pm, ll.out, c);
-          const kr = symmetricKhatriRao(zt[l], ll.aug, c);
+          const packed = packLower(pm, ll.out, c, packedRows);
+          const kr = symmetricKhatriRao(zt[l], ll.aug, c, krRows);
           const sum = sums?.[l][l];
           if (sum) {
             diagonalProduct(ll, packed, kr, c, 0, ll.out, n0 === 0 ? 0 : 1, sum);
@@ -609,7 +603,7 @@ function addCurvature(p: Problem, exact: boolean, h: Target | ((l: number) => Ta
           }
         }
         if (!need(l, m)) continue;
-        const kr = khatriRao(zt[l], ll.aug, zt[m], lm.aug, c);
+        const kr = khatriRao(zt[l], ll.aug, zt[m], lm.aug, c, krRows);
         const sum = sums?.[l][m];
         if (sum) {
           curvatureProduct(ll, lm, pm, kr, c, 0, ll.out, n0 === 0 ? 0 : 1, sum);
@@ -623,7 +617,7 @@ function addCurvature(p: Problem, exact: boolean, h: Target | ((l: number) => Ta
           }
         }
         if (exact) {
-          const dz = khatriRao(b!.deltas[l].subarray(n0 * ll.out), ll.out, zt[m], lm.aug, c);
+          const dz = khatriRao(b!.deltas[l].subarray(n0 * ll.out), ll.out, zt[m], lm.aug, c, crossRows);
           if (m === l - 1) addAdjacentCrossBlock(target(l), ll, lm, f.d1[m]!.subarray(n0 * ll.in), dz, c, tileBudget);
           else addCrossBlock(target(l), ll, lm, s!, dz, c, tileBudget);
         }

@@ -1,10 +1,11 @@
 /**
- * The block form's scatter kernels (LinalgBackend.scatterOwnBlock, scatterBlock, mirrorLower,
- * populate): the TypeScript reference against an oracle written from the formulas in types.ts,
- * and the addon's against the reference bit for bit, at 1 and 3 threads (its parts must not
- * change a bit), on random layers with and without bias, whole targets, row slabs, own-block
- * targets (colOffset) and mirroring; and the addon refusing arguments that would reach outside
- * a buffer.
+ * The block form's memory-bound kernels: the scatters (LinalgBackend.scatterOwnBlock,
+ * scatterBlock, mirrorLower, populate), the TypeScript reference against an oracle written from
+ * the formulas in types.ts, and the addon's against the reference bit for bit, at 1 and 3 threads
+ * (its parts must not change a bit), on random layers with and without bias, whole targets, row
+ * slabs, own-block targets (colOffset) and mirroring; the per-point row kernels (khatriRao,
+ * symmetricKhatriRao, packLower, transposeEach, scaleColumns) and allFinite on every backend
+ * against their formulas; and the addon refusing arguments that would reach outside a buffer.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -250,4 +251,62 @@ test('allFinite finds one NaN or ±Infinity anywhere, on every backend and threa
     if (before !== undefined) addon!.setNumThreads(before);
   }
   if (!native) t.diagnostic(`native backend not tested: ${nativeMissing}`);
+});
+
+/** The row kernels' calls on random inputs: [name, run(kernels, out-or-in-place array), the array's length, oracle]. */
+function rowCases(c: number, rnd: () => number): { name: string; length: number; run: (k: LinalgBackend, out: Float64Array) => void; oracle: (out: Float64Array) => void }[] {
+  const nx = 13, ny = 33, r = 17, q = 5;
+  const x = randomArray(c * nx, rnd), y = randomArray(c * ny, rnd), z = randomArray(c * ny, rnd), a = randomArray(c * r * r, rnd), b = randomArray(c * r * q, rnd), d = randomArray(c * q, rnd);
+  return [
+    { name: 'khatriRao', length: c * nx * ny, run: (k, out) => k.khatriRao(x, nx, y, ny, c, out), oracle: (out) => { for (let n = 0; n < c; n++) for (let j = 0; j < nx; j++) for (let p = 0; p < ny; p++) out[(n * nx + j) * ny + p] = x[n * nx + j] * y[n * ny + p]; } },
+    { name: 'symmetricKhatriRao', length: c * pairs(ny), run: (k, out) => k.symmetricKhatriRao(z, ny, c, out), oracle: (out) => { for (let n = 0; n < c; n++) for (let j = 0; j < ny; j++) for (let p = 0; p <= j; p++) out[n * pairs(ny) + pairs(j) + p] = z[n * ny + j] * z[n * ny + p]; } },
+    { name: 'packLower', length: c * pairs(r), run: (k, out) => k.packLower(a, r, c, out), oracle: (out) => { for (let n = 0; n < c; n++) for (let i = 0; i < r; i++) for (let p = 0; p <= i; p++) out[n * pairs(r) + pairs(i) + p] = a[(n * r + i) * r + p]; } },
+    { name: 'transposeEach', length: c * r * q, run: (k, out) => k.transposeEach(b, c, r, q, out), oracle: (out) => { for (let n = 0; n < c; n++) for (let i = 0; i < r; i++) for (let j = 0; j < q; j++) out[(n * q + j) * r + i] = b[(n * r + i) * q + j]; } },
+    // in place: the array starts as b
+    { name: 'scaleColumns', length: c * r * q, run: (k, out) => { out.set(b); k.scaleColumns(out, c, r, q, d); }, oracle: (out) => { for (let n = 0; n < c; n++) for (let i = 0; i < r; i++) for (let j = 0; j < q; j++) out[(n * r + i) * q + j] = b[(n * r + i) * q + j] * d[n * q + j]; } },
+  ];
+}
+
+test('the row kernels (khatriRao, symmetricKhatriRao, packLower, transposeEach, scaleColumns) write the formulas exactly, on every backend and thread count', (t) => {
+  const addon = native ? openBlasAddon() : undefined;
+  const before = addon?.getNumThreads();
+  const kernels: [LinalgBackend, number][] = [[typescriptBackend, 1], ...(native ? [[native, 1], [native, 3]] as [LinalgBackend, number][] : [])];
+  try {
+    // 3 points, and 7,000 (over 2^19 entries for each kernel, so the addon splits them into parts)
+    for (const c of [3, 7000]) {
+      for (const rc of rowCases(c, seededRandom(c))) {
+        const want = new Float64Array(rc.length);
+        rc.oracle(want);
+        for (const [k, threads] of kernels) {
+          addon?.setNumThreads(threads);
+          // every entry overwritten: a NaN start must not survive
+          const got = new Float64Array(rc.length + 1).fill(Number.NaN);
+          rc.run(k, got.subarray(0, rc.length));
+          assert.ok(Buffer.from(got.buffer, 0, rc.length * 8).equals(Buffer.from(want.buffer)), `${rc.name} ${k.name}/${threads}t, ${c} points`);
+          assert.ok(Number.isNaN(got[rc.length]), `${rc.name} ${k.name}/${threads}t wrote past its rows`);
+        }
+      }
+    }
+  } finally {
+    if (before !== undefined) addon!.setNumThreads(before);
+  }
+  if (!native) t.diagnostic(`native backend not tested: ${nativeMissing}`);
+});
+
+test('the addon refuses row-kernel arrays too short for their points, with a RangeError', (t) => {
+  if (!native) {
+    t.skip(`native backend not tested: ${nativeMissing}`);
+    return;
+  }
+  const x = openBlasAddon();
+  const a = new Float64Array(6), b = new Float64Array(12), out = new Float64Array(24);
+  x.khatriRao(a, 3, b, 6, 2, new Float64Array(36)); // fits
+  assert.throws(() => x.khatriRao(a, 3, b, 6, 2, out), RangeError, 'out too short');
+  assert.throws(() => x.khatriRao(a, 4, b, 6, 2, new Float64Array(48)), RangeError, 'x too short');
+  assert.throws(() => x.symmetricKhatriRao(a, 3, 2, new Float64Array(11)), RangeError, 'packed out too short');
+  assert.throws(() => x.packLower(a, 3, 2, new Float64Array(12)), RangeError, 'x holds fewer than c r × r matrices');
+  assert.throws(() => x.transposeEach(a, 2, 2, 2, out), RangeError, 'x too short');
+  assert.throws(() => x.scaleColumns(b, 2, 3, 2, new Float64Array(3)), RangeError, 'd too short');
+  assert.throws(() => (x.scaleColumns as (...a: unknown[]) => void)(b, 2, 3, 2), TypeError, 'an argument missing');
+  assert.throws(() => x.packLower(a, -1, 2, out), TypeError, 'a negative size');
 });

@@ -47,6 +47,11 @@ export const KERNEL_FLOPS: FlopsOf = {
   mirrorLower: () => 0,
   populate: () => 0,
   allFinite: () => 0,
+  khatriRao: () => 0,
+  symmetricKhatriRao: () => 0,
+  packLower: () => 0,
+  transposeEach: () => 0,
+  scaleColumns: () => 0,
 };
 
 /** The nominal flops of calling `kernel` with `args` (0 for a name that is no kernel). */

@@ -50,6 +50,11 @@ export interface OpenBlasAddon {
   mirrorLower(a: Float64Array, lda: number, r0: number, r1: number, c0: number, c1: number): void;
   populate(a: Float64Array, threads: number): number;
   allFinite(a: Float64Array): boolean;
+  khatriRao(x: Float64Array, nx: number, y: Float64Array, ny: number, c: number, out: Float64Array): void;
+  symmetricKhatriRao(z: Float64Array, nz: number, c: number, out: Float64Array): void;
+  packLower(x: Float64Array, r: number, c: number, out: Float64Array): void;
+  transposeEach(x: Float64Array, c: number, r: number, q: number, out: Float64Array): void;
+  scaleColumns(x: Float64Array, c: number, r: number, w: number, d: Float64Array): void;
 }
 
 export const ADDON_PACKAGE = 'curvature-openblas';
@@ -140,5 +145,10 @@ export function openBlasBackend(): LinalgBackend {
     mirrorLower: (a, lda, r0, r1, c0, c1) => x.mirrorLower(a, lda, r0, r1, c0, c1),
     populate: (a) => void x.populate(a, x.getNumThreads()),
     allFinite: (a) => x.allFinite(a),
+    khatriRao: (a, na, b, nb, c, out) => x.khatriRao(a, na, b, nb, c, out),
+    symmetricKhatriRao: (z, nz, c, out) => x.symmetricKhatriRao(z, nz, c, out),
+    packLower: (a, r, c, out) => x.packLower(a, r, c, out),
+    transposeEach: (a, c, r, q, out) => x.transposeEach(a, c, r, q, out),
+    scaleColumns: (a, c, r, w, d) => x.scaleColumns(a, c, r, w, d),
   };
 }

@@ -147,6 +147,27 @@ export interface LinalgBackend {
 
   /** Whether no entry of `a` is NaN or ±Infinity (the finiteness pass over every answer, finite.ts). Cost: a read of `a`. */
   allFinite(a: Float64Array): boolean;
+
+  /*
+   * The per-point rows the block form's GEMMs multiply (hessian.ts), for c points, point n's
+   * row at n · (its length). Memory-bound, no flops counted: each output entry is written once.
+   * `out` must not overlap the inputs.
+   */
+
+  /** Khatri–Rao rows: out[n][j·ny + q] = x[n][j]·y[n][q] (c × nx and c × ny into c × nx·ny). */
+  khatriRao(x: Float64Array, nx: number, y: Float64Array, ny: number, c: number, out: Float64Array): void;
+
+  /** Symmetric Khatri–Rao rows: out[n][j(j+1)/2 + q] = z[n][j]·z[n][q] for q ≤ j < nz. */
+  symmetricKhatriRao(z: Float64Array, nz: number, c: number, out: Float64Array): void;
+
+  /** Packed lower pairs of c symmetric r × r matrices: out[n][i(i+1)/2 + p] = x[n][i][p], p ≤ i. */
+  packLower(x: Float64Array, r: number, c: number, out: Float64Array): void;
+
+  /** Each of c r × q matrices transposed: out[n][j][i] = x[n][i][j]. */
+  transposeEach(x: Float64Array, c: number, r: number, q: number, out: Float64Array): void;
+
+  /** Each of c r × w matrices times diag(d_n) on the right, in place: x[n][i][j] *= d[n][j] (d is c × w). */
+  scaleColumns(x: Float64Array, c: number, r: number, w: number, d: Float64Array): void;
 }
 
 /** What {@link LinalgBackend.syevr} returns: LAPACK's info and the number of eigenpairs found. */

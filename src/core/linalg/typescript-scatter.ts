@@ -1,8 +1,10 @@
 /**
- * The block form's scatter kernels in TypeScript (LinalgBackend.scatterOwnBlock, scatterBlock,
- * mirrorLower; the layouts in types.ts) and the finiteness pass (allFinite). The reference for the addon's (native/src/scatter.cc),
- * which runs the same loops with the same order of additions: the two give identical matrices
- * (test/core/scatter.test.ts).
+ * The block form's memory-bound kernels in TypeScript: its scatters into H
+ * (LinalgBackend.scatterOwnBlock, scatterBlock, mirrorLower; the layouts in types.ts), the
+ * per-point rows its GEMMs multiply (khatriRao, symmetricKhatriRao, packLower, transposeEach,
+ * scaleColumns), and the finiteness pass (allFinite). The reference for the addon's
+ * (native/src/scatter.cc), which runs the same loops with the same order of additions: the two
+ * give identical matrices (test/core/scatter.test.ts).
  */
 import type { BlockLayer, BlockTarget } from './types.ts';
 
@@ -103,4 +105,53 @@ export function allFinite(data: Float64Array): boolean {
   }
   for (let i = end4; i < data.length; i++) a0 += data[i] * 0;
   return a0 + a1 + a2 + a3 === 0;
+}
+
+export function khatriRao(x: Float64Array, nx: number, y: Float64Array, ny: number, c: number, out: Float64Array): void {
+  for (let i = 0; i < c; i++) {
+    const xo = i * nx, yo = i * ny;
+    let o = i * nx * ny;
+    for (let j = 0; j < nx; j++) {
+      const v = x[xo + j];
+      for (let q = 0; q < ny; q++) out[o++] = v * y[yo + q];
+    }
+  }
+}
+
+export function symmetricKhatriRao(z: Float64Array, nz: number, c: number, out: Float64Array): void {
+  const w = (nz * (nz + 1)) / 2;
+  for (let n = 0; n < c; n++) {
+    let o = n * w;
+    const zo = n * nz;
+    for (let j = 0; j < nz; j++) {
+      const v = z[zo + j];
+      for (let q = 0; q <= j; q++) out[o++] = v * z[zo + q];
+    }
+  }
+}
+
+export function packLower(x: Float64Array, r: number, c: number, out: Float64Array): void {
+  const w = (r * (r + 1)) / 2;
+  for (let n = 0; n < c; n++) {
+    let o = n * w;
+    for (let i = 0; i < r; i++) for (let p = 0; p <= i; p++) out[o++] = x[n * r * r + i * r + p];
+  }
+}
+
+export function transposeEach(x: Float64Array, c: number, r: number, q: number, out: Float64Array): void {
+  const size = r * q;
+  for (let n = 0; n < c; n++) {
+    const o = n * size;
+    for (let i = 0; i < r; i++) for (let j = 0; j < q; j++) out[o + j * r + i] = x[o + i * q + j];
+  }
+}
+
+export function scaleColumns(x: Float64Array, c: number, r: number, w: number, d: Float64Array): void {
+  for (let n = 0; n < c; n++) {
+    const dn = n * w;
+    for (let i = 0; i < r; i++) {
+      const o = (n * r + i) * w;
+      for (let j = 0; j < w; j++) x[o + j] *= d[dn + j];
+    }
+  }
 }

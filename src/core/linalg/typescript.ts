@@ -6,7 +6,7 @@
  */
 import type { LinalgBackend } from './types.ts';
 import { syevr as symmetricEigen } from './typescript-eigen.ts';
-import { allFinite, mirrorLower, scatterBlock, scatterOwnBlock } from './typescript-scatter.ts';
+import { allFinite, khatriRao, mirrorLower, packLower, scaleColumns, scatterBlock, scatterOwnBlock, symmetricKhatriRao, transposeEach } from './typescript-scatter.ts';
 
 const MR = 4;
 const NR = 4;
@@ -395,4 +395,9 @@ export const typescriptBackend: LinalgBackend = {
   mirrorLower,
   populate: () => undefined,
   allFinite,
+  khatriRao,
+  symmetricKhatriRao,
+  packLower,
+  transposeEach,
+  scaleColumns,
 };
