@@ -28,6 +28,8 @@ const cases: [string, readonly number[]][] = [
   ['a vector', [17]], ['an empty vector', [0]], ['a long vector (several chunks)', [JSON_CHUNK_ELEMENTS * 2 + 5]],
   ['a matrix', [7, 5]], ['a tall matrix of one column', [JSON_CHUNK_ELEMENTS + 3, 1]], ['a Jacobian N × K × W', [4, 3, 6]],
   ['a 4-D array', [2, 3, 2, 2]], ['an N × 0 matrix', [3, 0]], ['a matrix of long rows', [3, JSON_CHUNK_ELEMENTS + 1]],
+  // chunks of 93 rows of 700 that the addon formats in parts on its threads, the blocks' brackets falling inside and across the parts
+  ['an N × K × W array of many chunks', [40, 30, 700]],
 ];
 
 const writers = [['JavaScript', jsonRowsScript] as const, ...(nativeMissing === undefined ? [['native', jsonRowWriter()] as const] : [])];
