@@ -87,7 +87,7 @@ export function selfCurvatures(p: Problem, f: ForwardPass, b: BackwardPass | und
 }
 
 /**
- * A buffer reused for per-chunk rows of one kind (the Khatri–Rao rows, the packed A's), grown to
+ * A buffer reused for per-chunk rows of one kind (the Khatri–Rao rows, the packed A's, the tiles of block products), grown to
  * the largest asked for: the rows of one pair of layers are consumed by its GEMMs before the
  * next pair's are laid out, so one buffer serves them all, with no fresh pages or garbage per pair.
  */
@@ -561,7 +561,8 @@ function addCurvature(p: Problem, exact: boolean, h: Target | ((l: number) => Ta
       sizeOf(ll), sizeOf(lm), m === l)) : undefined)))
     : undefined;
   // the rows of the GEMMs' second factor (Khatri–Rao), of the packed A's, and of the cross terms' δ ⊗ z̃
-  const krRows = new Rows(), packedRows = new Rows(), crossRows = new Rows();
+  // and the block products of one tile (each GEMM with β = 0 overwrites its tile, scattered before the next)
+  const krRows = new Rows(), packedRows = new Rows(), crossRows = new Rows(), tiles = new Rows();
   for (let n0 = 0; n0 < f.n; n0 += chunk) {
     const c = Math.min(chunk, f.n - n0);
     const aSelf = selfCurvatures(p, f, b, exact, n0, c, lowest);
@@ -585,7 +586,7 @@ function addCurvature(p: Problem, exact: boolean, h: Target | ((l: number) => Ta
           } else {
             let i0 = 0;
             for (const i1 of diagonalTiles(ll, tileBudget)) {
-              const t = new Float64Array(((i1 * (i1 + 1)) / 2 - (i0 * (i0 + 1)) / 2) * ((ll.aug * (ll.aug + 1)) / 2));
+              const t = tiles.take(((i1 * (i1 + 1)) / 2 - (i0 * (i0 + 1)) / 2) * ((ll.aug * (ll.aug + 1)) / 2));
               diagonalProduct(ll, packed, kr, c, i0, i1, 0, t);
               scatterDiagonal(target(l), ll, t, i0, i1);
               i0 = i1;
@@ -609,7 +610,7 @@ function addCurvature(p: Problem, exact: boolean, h: Target | ((l: number) => Ta
           curvatureProduct(ll, lm, pm, kr, c, 0, ll.out, n0 === 0 ? 0 : 1, sum);
         } else {
           const tile = curvatureTile(ll, lm, tileBudget);
-          const t = new Float64Array(tile * lm.out * ll.aug * lm.aug);
+          const t = tiles.take(tile * lm.out * ll.aug * lm.aug);
           for (let i0 = 0; i0 < ll.out; i0 += tile) {
             const ti = Math.min(tile, ll.out - i0);
             curvatureProduct(ll, lm, pm, kr, c, i0, ti, 0, t);
