@@ -377,8 +377,9 @@ export interface CurvatureForm {
  *            directions (≈ 3L steps of a few GEMM calls);
  *   exact stack: the outer product's stack, then per layer with a d_k (every hidden layer, the
  *            output with a residual) 2N·out_k·W_{<k}² for V_kᵀDV_k and 2N·W_k·W_{<k} for its rows
- *            against the layers below, the cross terms' 2N·W_l·W_{<l−1}, and L(L+1)/2 pull-back
- *            steps per chunk for the V_k.
+ *            against the layers below, the cross terms' 2N·W_l·W_{<l−1}, L(L+1)/2 pull-back
+ *            steps per chunk for the V_k, the per-point loops' N·(2W_k + in_k·aug_{k−1}) doubles,
+ *            and the output head's matrices per point.
  *
  * The rates were fitted to the benchmark sweep's shapes on a 2-core Xeon with OpenBLAS's
  * SkylakeX kernels (2026-12-01, under load from other work, so rough): what matters is the ratio,
@@ -393,6 +394,12 @@ const CACHED_DOUBLES_PER_SECOND = 1e9;
 const SECONDS_PER_BLOCK = 5e-6;
 /** Seconds of fixed work per layer step of the columns form (a few GEMM calls and loops). */
 const SECONDS_PER_LAYER_STEP = 2e-5;
+/**
+ * Seconds per data point of the exact stack form's three output-head matrices: 8-10-1 at
+ * N = 10,000 took 60–90 ms in that form against its 27 ms estimate without this and the
+ * per-point loops' doubles, and 41 ms in the block form (estimated 45), 2026-12-01.
+ */
+const SECONDS_PER_POINT_HEADS = 1e-6;
 
 /** What the cost model is asked about beyond the sizes. */
 export interface FormQuestion {
@@ -436,12 +443,17 @@ export function curvatureForm(layers: readonly LayerSize[], n: number, exact: bo
         if (withD) flops += 2 * n * l.out * below * below + (l.selected ? 2 * n * wl * below : 0);
         if (l.selected) flops += 2 * n * wl * belowPrevious;
         moved += 3 * n * l.out * below;
+        // its per-point loops: d ⊗ z̃ for each unit's rows and own block (out·aug, twice), and the cross term's h′ ⊗ z̃ (in·aug of the layer below)
+        const augBelow = i > 0 ? ls[i - 1].in + (ls[i - 1].hasBias ? 1 : 0) : 0;
+        if (withD) moved += 2 * n * wl;
+        if (i > 0) moved += n * l.in * augBelow;
         belowPrevious = below;
         if (l.selected) below += wl;
       });
       // each layer's V_k is its own pull-back through the layers below: L(L − 1)/2 steps per chunk
       const steps = (ls.length * (ls.length + 1)) / 2;
-      stackSeconds = flops / GEMM_FLOPS_PER_SECOND + moved / MOVED_DOUBLES_PER_SECOND + chunks * steps * SECONDS_PER_LAYER_STEP;
+      // and the output head's three matrices per point (G's factor, L_n and G_n)
+      stackSeconds = flops / GEMM_FLOPS_PER_SECOND + moved / MOVED_DOUBLES_PER_SECOND + chunks * steps * SECONDS_PER_LAYER_STEP + n * SECONDS_PER_POINT_HEADS;
     }
   } else {
     stackSeconds = (n * k * w * w) / GEMM_FLOPS_PER_SECOND + (n * k * (w + units) + w * w) / MOVED_DOUBLES_PER_SECOND;

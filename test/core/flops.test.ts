@@ -66,7 +66,7 @@ function problem(sizes: number[], activations: string[], loss: ProblemData['loss
 const PROBLEMS: Record<string, ProblemData> = {
   'blocks (many points)': problem([3, 8, 4], ['tanh', 'identity'], 'sum-of-squares', 200, 1),
   'stack (wide, few points)': problem([3, 60, 1], ['tanh', 'identity'], 'sum-of-squares', 5, 2),
-  'exact stack with a residual': problem([3, 60, 1], ['tanh', 'sigmoid'], 'sum-of-squares', 3, 3),
+  'exact stack with a residual': problem([3, 60, 1], ['tanh', 'sigmoid'], 'sum-of-squares', 5, 3),
   'columns (deep, narrow)': problem([1, ...Array<number>(80).fill(1), 1], [...Array<string>(80).fill('tanh'), 'identity'], 'sum-of-squares', 2, 4),
   'four layers, cross-entropy': problem([3, 6, 5, 4, 2], ['tanh', 'sigmoid', 'softplus', 'sigmoid'], 'cross-entropy', 50, 5),
   'softmax cross-entropy': problem([4, 7, 5], ['tanh', 'softmax'], 'softmax-cross-entropy', 40, 6),
