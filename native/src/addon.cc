@@ -151,6 +151,7 @@ class OpenBlasAddon : public Napi::Addon<OpenBlasAddon> {
                              InstanceMethod("packLower", &OpenBlasAddon::PackLower),
                              InstanceMethod("transposeEach", &OpenBlasAddon::TransposeEach),
                              InstanceMethod("scaleColumns", &OpenBlasAddon::ScaleColumns),
+                             InstanceMethod("layerRows", &OpenBlasAddon::LayerRows),
                          });
   }
 
@@ -694,6 +695,22 @@ class OpenBlasAddon : public Napi::Addon<OpenBlasAddon> {
     Holds(g, x, "x", c * r * w);
     Holds(g, d, "d", c * w);
     curvature::ScaleColumns(x.Data(), c, r, w, d.Data(), openblas_get_num_threads());
+    return info.Env().Undefined();
+  }
+
+  // layerRows(x, c, k, offset, in, out, bias, z, rows, width): a layer's columns of c·k Jacobian rows.
+  Napi::Value LayerRows(const Napi::CallbackInfo& info) {
+    const Args g{info, "layerRows"};
+    g.Count(10);
+    Napi::Float64Array x = g.F64(0), z = g.F64(7), rows = g.F64(8);
+    const uint64_t c = g.Dim(1), k = g.Dim(2), width = g.Dim(9);
+    const curvature::Layer l{g.Dim(3), g.Dim(4), g.Dim(5), g.Bool(6)};
+    const uint64_t aug = static_cast<uint64_t>(l.aug());
+    if (static_cast<uint64_t>(l.offset) + static_cast<uint64_t>(l.out) * aug > width) g.Fail(9, "at least the layer's last column + 1");
+    Holds(g, x, "x", c * k * static_cast<uint64_t>(l.out));
+    Holds(g, z, "z", c * aug);
+    Holds(g, rows, "rows", c * k * width);
+    curvature::LayerRows(x.Data(), c, k, l, z.Data(), rows.Data(), width, openblas_get_num_threads());
     return info.Env().Undefined();
   }
 

@@ -259,4 +259,23 @@ void ScaleColumns(double* x, long c, long r, long w, const double* d, int thread
   });
 }
 
+void LayerRows(const double* x, long c, long k, const Layer& l, const double* z, double* rows, size_t width, int threads) {
+  const long out = l.out, in = l.in, aug = l.aug(), biasAt = l.offset + out * in;
+  OverPoints(threads, c, static_cast<double>(k) * out * aug, [&](long n0, long n1) {
+    for (long n = n0; n < n1; n++) {
+      const double* zn = z + static_cast<size_t>(n) * aug;
+      for (long r = 0; r < k; r++) {
+        double* dst = rows + static_cast<size_t>(n * k + r) * width;
+        const double* src = x + static_cast<size_t>(n * k + r) * out;
+        for (long p = 0; p < out; p++) {
+          const double v = src[p];
+          double* at = dst + l.offset + p * in;
+          for (long q = 0; q < in; q++) at[q] = v * zn[q];
+          if (l.bias) dst[biasAt + p] = v * zn[in];
+        }
+      }
+    }
+  });
+}
+
 }  // namespace curvature

@@ -69,4 +69,7 @@ void TransposeEach(const double* x, long c, long r, long q, double* out, int thr
 /** Each of c r × w matrices times diag(d_n) on the right, in place: x[n][i][j] *= d[n][j]. */
 void ScaleColumns(double* x, long c, long r, long w, const double* d, int threads);
 
+/** A layer's columns of Jacobian rows: rows[(n·k + r)·width + θ(p, q)] = x[(n·k + r)·out + p] · z[n·aug + q]. */
+void LayerRows(const double* x, long c, long k, const Layer& l, const double* z, double* rows, size_t width, int threads);
+
 }  // namespace curvature

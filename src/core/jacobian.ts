@@ -2,7 +2,7 @@
  * Jacobians of the network outputs y (PRML §5.3.4), per data point, by backpropagation.
  */
 import { shapeError } from './errors.ts';
-import { augmentedInputs, chunkSize, outputMatrices, parameterIndexMap, pullBack } from './backprop.ts';
+import { augmentedInputs, chunkSize, outputMatrices, pullBack } from './backprop.ts';
 import type { LayerSize } from './network.ts';
 import { linalg } from './linalg/index.ts';
 import { checkInputs, forward, type ForwardPass, type Matrix, type Network, type Problem } from './network.ts';
@@ -92,21 +92,7 @@ export function jacobianRows(
     if (m < top) x = pullBack(net, f, m, x, c, k, n0);
     const layer = net.layers[m];
     if (layer.offset < 0 || (m === top && !own)) continue;
-    const { out: outM, aug } = layer;
-    const zt = augmentedInputs(f, layer, m, n0, c);
-    const map = parameterIndexMap(net, m);
-    for (let i = 0; i < c; i++) {
-      for (let r = 0; r < k; r++) {
-        const dst = (i * k + r) * W;
-        const src = (i * k + r) * outM;
-        for (let pp = 0; pp < outM; pp++) {
-          const v = x[src + pp];
-          const mo = pp * aug;
-          const zo = i * aug;
-          for (let q = 0; q < aug; q++) rows[dst + map[mo + q]] = v * zt[zo + q];
-        }
-      }
-    }
+    linalg().layerRows(x, c, k, layer, augmentedInputs(f, layer, m, n0, c), rows, W);
   }
   return rows;
 }

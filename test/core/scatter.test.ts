@@ -310,3 +310,38 @@ test('the addon refuses row-kernel arrays too short for their points, with a Ran
   assert.throws(() => (x.scaleColumns as (...a: unknown[]) => void)(b, 2, 3, 2), TypeError, 'an argument missing');
   assert.throws(() => x.packLower(a, -1, 2, out), TypeError, 'a negative size');
 });
+
+test('layerRows writes a layer\'s columns of Jacobian rows by the formula and nothing else, on every backend and thread count', (t) => {
+  const addon = native ? openBlasAddon() : undefined;
+  const before = addon?.getNumThreads();
+  const kernels: [LinalgBackend, number][] = [[typescriptBackend, 1], ...(native ? [[native, 1], [native, 3]] as [LinalgBackend, number][] : [])];
+  try {
+    for (const [c, k, bias] of [[3, 2, true], [2500, 3, true], [2500, 1, false]] as const) {
+      const rnd = seededRandom(c + k);
+      const l = layer(7, 11, 13, bias);
+      const width = 7 + size(l) + 5;
+      const x = randomArray(c * k * l.out, rnd), z = randomArray(c * l.aug, rnd);
+      const start = randomArray(c * k * width, rnd);
+      const want = start.slice();
+      for (let n = 0; n < c; n++) for (let r = 0; r < k; r++) for (let p = 0; p < l.out; p++) for (let q = 0; q < l.aug; q++) {
+        want[(n * k + r) * width + theta(l, p, q)] = x[(n * k + r) * l.out + p] * z[n * l.aug + q];
+      }
+      for (const [kern, threads] of kernels) {
+        addon?.setNumThreads(threads);
+        const got = start.slice();
+        kern.layerRows(x, c, k, l, z, got, width);
+        assert.ok(Buffer.from(got.buffer).equals(Buffer.from(want.buffer)), `${kern.name}/${threads}t: ${c} points, k = ${k}, bias ${bias}`);
+      }
+    }
+  } finally {
+    if (before !== undefined) addon!.setNumThreads(before);
+  }
+  if (!native) t.diagnostic(`native backend not tested: ${nativeMissing}`);
+  if (native) {
+    const x = openBlasAddon(), a = new Float64Array(6), z = new Float64Array(8), rows = new Float64Array(2 * 3 * 10);
+    x.layerRows(a, 2, 3, 2, 3, 1, true, z, rows, 10); // one output, three inputs and a bias at columns 2 … 5 of 10: fits
+    assert.throws(() => x.layerRows(a, 2, 3, 7, 3, 1, true, z, rows, 10), TypeError, "the layer's columns past the width");
+    assert.throws(() => x.layerRows(a, 2, 3, 2, 3, 1, true, z.subarray(1), rows, 10), RangeError, 'z too short');
+    assert.throws(() => x.layerRows(a, 2, 3, 2, 3, 1, true, z, rows.subarray(1), 10), RangeError, 'rows too short');
+  }
+});

@@ -52,6 +52,7 @@ export const KERNEL_FLOPS: FlopsOf = {
   packLower: () => 0,
   transposeEach: () => 0,
   scaleColumns: () => 0,
+  layerRows: () => 0,
 };
 
 /** The nominal flops of calling `kernel` with `args` (0 for a name that is no kernel). */

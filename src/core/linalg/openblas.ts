@@ -55,6 +55,7 @@ export interface OpenBlasAddon {
   packLower(x: Float64Array, r: number, c: number, out: Float64Array): void;
   transposeEach(x: Float64Array, c: number, r: number, q: number, out: Float64Array): void;
   scaleColumns(x: Float64Array, c: number, r: number, w: number, d: Float64Array): void;
+  layerRows(x: Float64Array, c: number, k: number, offset: number, inputs: number, outputs: number, bias: boolean, z: Float64Array, rows: Float64Array, width: number): void;
 }
 
 export const ADDON_PACKAGE = 'curvature-openblas';
@@ -150,5 +151,6 @@ export function openBlasBackend(): LinalgBackend {
     packLower: (a, r, c, out) => x.packLower(a, r, c, out),
     transposeEach: (a, c, r, q, out) => x.transposeEach(a, c, r, q, out),
     scaleColumns: (a, c, r, w, d) => x.scaleColumns(a, c, r, w, d),
+    layerRows: (a, c, k, l, z, rows, width) => x.layerRows(a, c, k, l.offset, l.in, l.out, l.aug > l.in, z, rows, width),
   };
 }

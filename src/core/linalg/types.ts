@@ -168,6 +168,14 @@ export interface LinalgBackend {
 
   /** Each of c r × w matrices times diag(d_n) on the right, in place: x[n][i][j] *= d[n][j] (d is c × w). */
   scaleColumns(x: Float64Array, c: number, r: number, w: number, d: Float64Array): void;
+
+  /**
+   * A layer's columns of Jacobian rows (jacobian.ts jacobianRows): for c points of k rows each,
+   * rows[(n·k + r)·width + θ_l(p, q)] = x[(n·k + r)·out + p] · z̃[n·aug + q] for p < out, q < aug
+   * (θ_l as in BlockLayer, within the first `width` columns). Every entry of the layer's columns
+   * in those rows is written once; the other columns are not touched.
+   */
+  layerRows(x: Float64Array, c: number, k: number, l: BlockLayer, z: Float64Array, rows: Float64Array, width: number): void;
 }
 
 /** What {@link LinalgBackend.syevr} returns: LAPACK's info and the number of eigenpairs found. */

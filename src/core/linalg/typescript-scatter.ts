@@ -2,7 +2,7 @@
  * The block form's memory-bound kernels in TypeScript: its scatters into H
  * (LinalgBackend.scatterOwnBlock, scatterBlock, mirrorLower; the layouts in types.ts), the
  * per-point rows its GEMMs multiply (khatriRao, symmetricKhatriRao, packLower, transposeEach,
- * scaleColumns), and the finiteness pass (allFinite). The reference for the addon's
+ * scaleColumns), a layer's columns of Jacobian rows (layerRows), and the finiteness pass (allFinite). The reference for the addon's
  * (native/src/scatter.cc), which runs the same loops with the same order of additions: the two
  * give identical matrices (test/core/scatter.test.ts).
  */
@@ -152,6 +152,23 @@ export function scaleColumns(x: Float64Array, c: number, r: number, w: number, d
     for (let i = 0; i < r; i++) {
       const o = (n * r + i) * w;
       for (let j = 0; j < w; j++) x[o + j] *= d[dn + j];
+    }
+  }
+}
+
+export function layerRows(x: Float64Array, c: number, k: number, l: BlockLayer, z: Float64Array, rows: Float64Array, width: number): void {
+  const { out, aug, offset } = l;
+  const inL = l.in, biasAt = offset + out * inL;
+  for (let n = 0; n < c; n++) {
+    const zo = n * aug;
+    for (let r = 0; r < k; r++) {
+      const dst = (n * k + r) * width, src = (n * k + r) * out;
+      for (let p = 0; p < out; p++) {
+        const v = x[src + p];
+        const at = dst + offset + p * inL;
+        for (let q = 0; q < inL; q++) rows[at + q] = v * z[zo + q];
+        if (aug > inL) rows[dst + biasAt + p] = v * z[zo + inL];
+      }
     }
   }
 }

@@ -6,7 +6,7 @@
  */
 import type { LinalgBackend } from './types.ts';
 import { syevr as symmetricEigen } from './typescript-eigen.ts';
-import { allFinite, khatriRao, mirrorLower, packLower, scaleColumns, scatterBlock, scatterOwnBlock, symmetricKhatriRao, transposeEach } from './typescript-scatter.ts';
+import { allFinite, khatriRao, layerRows, mirrorLower, packLower, scaleColumns, scatterBlock, scatterOwnBlock, symmetricKhatriRao, transposeEach } from './typescript-scatter.ts';
 
 const MR = 4;
 const NR = 4;
@@ -400,4 +400,5 @@ export const typescriptBackend: LinalgBackend = {
   packLower,
   transposeEach,
   scaleColumns,
+  layerRows,
 };
