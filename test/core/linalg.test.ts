@@ -79,7 +79,8 @@ function randomSpd(n: number, rand: () => number): Float64Array {
 for (const be of backends) {
   test(`${be.name}: gemm agrees with a naive triple loop for every transpose, odd sizes and strides`, () => {
     const rand = seededRandom(1);
-    for (const [m, n, k] of [[1, 1, 1], [3, 5, 7], [17, 9, 300], [70, 65, 3], [130, 1030, 5]]) {
+    // (300 × 1 × 1: the scaled column both backends do in a loop of their own)
+    for (const [m, n, k] of [[1, 1, 1], [300, 1, 1], [3, 5, 7], [17, 9, 300], [70, 65, 3], [130, 1030, 5]]) {
       for (const tA of [false, true]) for (const tB of [false, true]) {
         const lda = (tA ? m : k) + 2, ldb = (tB ? k : n) + 1, ldc = n + 3;
         const a = new Float64Array((tA ? k : m) * lda).map(() => rand() - 0.5);
@@ -88,6 +89,19 @@ for (const be of backends) {
         const want = naiveGemm(tA, tB, m, n, k, 0.7, a, lda, b, ldb, -1.3, c, ldc);
         be.gemm(tA, tB, m, n, k, 0.7, a, lda, b, ldb, -1.3, c, ldc);
         assert.ok(maxAbsDiff(c, want) < 1e-12 * k, `m=${m} n=${n} k=${k} tA=${tA} tB=${tB}`);
+      }
+    }
+  });
+
+  test(`${be.name}: a scaled column (k = n = 1) with beta 0 overwrites C, NaN included, and writes nothing between its strided entries`, () => {
+    for (const tA of [false, true]) {
+      const m = 200, lda = tA ? m : 3, ldc = 2;
+      const a = Float64Array.from({ length: tA ? m : m * lda }, (_, i) => Math.sin(i));
+      const c = new Float64Array(m * ldc).fill(NaN);
+      be.gemm(tA, false, m, 1, 1, 2, a, lda, new Float64Array([0.5]), 1, 0, c, ldc);
+      for (let i = 0; i < m; i++) {
+        assert.equal(c[i * ldc], a[tA ? i : i * lda], `tA=${tA}: entry ${i}`);
+        assert.ok(Number.isNaN(c[i * ldc + 1]), `tA=${tA}: the gap after entry ${i} untouched`);
       }
     }
   });

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { isMainThread } from 'node:worker_threads';
 import type { LinalgBackend, SyevrResult } from './types.ts';
+import { scaledColumn } from './typescript.ts';
 
 /** What the addon exports (native/index.d.ts; repeated here since the package may be absent). */
 export interface OpenBlasAddon {
@@ -131,8 +132,12 @@ export function openBlasBackend(): LinalgBackend {
   const x = openBlasAddon();
   return {
     name: 'openblas',
+    // a long product with k = n = 1 is a scaled column, cheaper in JavaScript than a call into the
+    // addon (typescript.ts scaledColumn); operands that do not fit go to the addon, which refuses them
     gemm: (transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) =>
-      x.dgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc),
+      (n === 1 && k === 1 && m >= 64 && alpha !== 0 && typeof transA === 'boolean' && a instanceof Float64Array && c instanceof Float64Array && b.length >= 1 && ldb >= 1 && ldc >= 1 && lda >= (transA ? m : 1) && (m - 1) * (transA ? 1 : lda) < a.length && (m - 1) * ldc < c.length
+        ? scaledColumn(transA, m, alpha, a, lda, b[0], beta, c, ldc)
+        : x.dgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)),
     syrk: (trans, n, k, alpha, a, lda, beta, c, ldc) => x.dsyrk(trans, n, k, alpha, a, lda, beta, c, ldc),
     trsm: (left, trans, m, n, a, lda, b, ldb) => x.dtrsm(left, trans, m, n, a, lda, b, ldb),
     symm: (left, m, n, alpha, a, lda, b, ldb, beta, c, ldc) => x.dsymm(left, m, n, alpha, a, lda, b, ldb, beta, c, ldc),
