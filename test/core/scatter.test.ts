@@ -33,6 +33,24 @@ function randomArray(n: number, rnd: () => number): Float64Array {
   return Float64Array.from({ length: n }, () => rnd() * 2 - 1);
 }
 
+/**
+ * Runs `check` with each kernel set the tests compare (TypeScript, and the addon at 1 and 3
+ * threads where it loads: its parts must not change a bit), OpenBLAS's thread count set for it,
+ * and puts the count back.
+ */
+function onEveryKernel(check: (k: LinalgBackend, threads: number) => void): void {
+  const addon = native ? openBlasAddon() : undefined;
+  const before = addon?.getNumThreads();
+  try {
+    for (const [k, threads] of [[typescriptBackend, 1], ...(native ? [[native, 1], [native, 3]] : [])] as [LinalgBackend, number][]) {
+      addon?.setNumThreads(threads);
+      check(k, threads);
+    }
+  } finally {
+    if (before !== undefined) addon!.setNumThreads(before);
+  }
+}
+
 /** H[r][c] += v where the target stores row r (the oracle's one write). */
 function add(h: BlockTarget, r: number, c: number, v: number): void {
   if (r >= h.rowStart && r < h.rowEnd) h.data[(r - h.rowStart) * h.stride + c - h.colOffset] += v;
@@ -164,21 +182,14 @@ test('mirrorLower copies exactly the lower part of the rows asked for, on every 
   const rnd = seededRandom(9);
   const n = 700, lda = 703;
   const start = randomArray(n * lda, rnd);
-  const addon = native ? openBlasAddon() : undefined;
-  const before = addon?.getNumThreads();
-  try {
-    for (const [r0, r1, c0, c1] of [[0, n, 0, n], [100, 650, 0, 100], [300, 301, 0, 300], [64, 640, 70, 500], [0, 0, 0, 0]]) {
-      const want = start.slice();
-      for (let i = r0; i < r1; i++) for (let j = c0; j < Math.min(c1, i); j++) want[j * lda + i] = want[i * lda + j];
-      for (const [k, threads] of [[typescriptBackend, 1], ...(native ? [[native, 1], [native, 3]] : [])] as [LinalgBackend, number][]) {
-        addon?.setNumThreads(threads);
-        const got = start.slice();
-        k.mirrorLower(got, lda, r0, r1, c0, c1);
-        assert.ok(Buffer.from(got.buffer).equals(Buffer.from(want.buffer)), `${k.name}/${threads}t rows ${r0}…${r1}, columns ${c0}…${c1}`);
-      }
-    }
-  } finally {
-    if (before !== undefined) addon!.setNumThreads(before);
+  for (const [r0, r1, c0, c1] of [[0, n, 0, n], [100, 650, 0, 100], [300, 301, 0, 300], [64, 640, 70, 500], [0, 0, 0, 0]]) {
+    const want = start.slice();
+    for (let i = r0; i < r1; i++) for (let j = c0; j < Math.min(c1, i); j++) want[j * lda + i] = want[i * lda + j];
+    onEveryKernel((k, threads) => {
+      const got = start.slice();
+      k.mirrorLower(got, lda, r0, r1, c0, c1);
+      assert.ok(Buffer.from(got.buffer).equals(Buffer.from(want.buffer)), `${k.name}/${threads}t rows ${r0}…${r1}, columns ${c0}…${c1}`);
+    });
   }
   if (!native) t.diagnostic(`native backend not tested: ${nativeMissing}`);
 });
@@ -227,28 +238,20 @@ test('the addon refuses scatter arguments that would reach outside a buffer, wit
 });
 
 test('allFinite finds one NaN or ±Infinity anywhere, on every backend and thread count (a pass over parts)', (t) => {
-  const addon = native ? openBlasAddon() : undefined;
-  const before = addon?.getNumThreads();
-  const kernels: [LinalgBackend, number][] = [[typescriptBackend, 1], ...(native ? [[native, 1], [native, 3]] as [LinalgBackend, number][] : [])];
-  try {
-    for (const length of [0, 1, 7, 4096, 4097, 3 << 20]) {
-      const a = randomArray(length, seededRandom(length + 1));
-      a[0] = Number.MAX_VALUE;
-      if (length > 1) a[length - 1] = -Number.MAX_VALUE;
-      for (const [k, threads] of kernels) {
-        addon?.setNumThreads(threads);
-        assert.equal(k.allFinite(a), true, `${k.name}/${threads}t: length ${length}, all finite`);
-        const spots = length < 20 ? [...Array(length).keys()] : [0, 4095, 4096, Math.floor(length / 2), Math.floor((2 * length) / 3) + 1, length - 1].filter((i) => i < length);
-        for (const at of spots) for (const bad of [Number.NaN, Infinity, -Infinity]) {
-          const keep = a[at];
-          a[at] = bad;
-          assert.equal(k.allFinite(a), false, `${k.name}/${threads}t: ${bad} at ${at} of ${length}`);
-          a[at] = keep;
-        }
+  for (const length of [0, 1, 7, 4096, 4097, 3 << 20]) {
+    const a = randomArray(length, seededRandom(length + 1));
+    a[0] = Number.MAX_VALUE;
+    if (length > 1) a[length - 1] = -Number.MAX_VALUE;
+    onEveryKernel((k, threads) => {
+      assert.equal(k.allFinite(a), true, `${k.name}/${threads}t: length ${length}, all finite`);
+      const spots = length < 20 ? [...Array(length).keys()] : [0, 4095, 4096, Math.floor(length / 2), Math.floor((2 * length) / 3) + 1, length - 1].filter((i) => i < length);
+      for (const at of spots) for (const bad of [Number.NaN, Infinity, -Infinity]) {
+        const keep = a[at];
+        a[at] = bad;
+        assert.equal(k.allFinite(a), false, `${k.name}/${threads}t: ${bad} at ${at} of ${length}`);
+        a[at] = keep;
       }
-    }
-  } finally {
-    if (before !== undefined) addon!.setNumThreads(before);
+    });
   }
   if (!native) t.diagnostic(`native backend not tested: ${nativeMissing}`);
 });
@@ -268,27 +271,19 @@ function rowCases(c: number, rnd: () => number): { name: string; length: number;
 }
 
 test('the row kernels (khatriRao, symmetricKhatriRao, packLower, transposeEach, scaleColumns) write the formulas exactly, on every backend and thread count', (t) => {
-  const addon = native ? openBlasAddon() : undefined;
-  const before = addon?.getNumThreads();
-  const kernels: [LinalgBackend, number][] = [[typescriptBackend, 1], ...(native ? [[native, 1], [native, 3]] as [LinalgBackend, number][] : [])];
-  try {
-    // 3 points, and 7,000 (over 2^19 entries for each kernel, so the addon splits them into parts)
-    for (const c of [3, 7000]) {
-      for (const rc of rowCases(c, seededRandom(c))) {
-        const want = new Float64Array(rc.length);
-        rc.oracle(want);
-        for (const [k, threads] of kernels) {
-          addon?.setNumThreads(threads);
-          // every entry overwritten: a NaN start must not survive
-          const got = new Float64Array(rc.length + 1).fill(Number.NaN);
-          rc.run(k, got.subarray(0, rc.length));
-          assert.ok(Buffer.from(got.buffer, 0, rc.length * 8).equals(Buffer.from(want.buffer)), `${rc.name} ${k.name}/${threads}t, ${c} points`);
-          assert.ok(Number.isNaN(got[rc.length]), `${rc.name} ${k.name}/${threads}t wrote past its rows`);
-        }
-      }
+  // 3 points, and 7,000 (over 2^19 entries for each kernel, so the addon splits them into parts)
+  for (const c of [3, 7000]) {
+    for (const rc of rowCases(c, seededRandom(c))) {
+      const want = new Float64Array(rc.length);
+      rc.oracle(want);
+      onEveryKernel((k, threads) => {
+        // every entry overwritten: a NaN start must not survive
+        const got = new Float64Array(rc.length + 1).fill(Number.NaN);
+        rc.run(k, got.subarray(0, rc.length));
+        assert.ok(Buffer.from(got.buffer, 0, rc.length * 8).equals(Buffer.from(want.buffer)), `${rc.name} ${k.name}/${threads}t, ${c} points`);
+        assert.ok(Number.isNaN(got[rc.length]), `${rc.name} ${k.name}/${threads}t wrote past its rows`);
+      });
     }
-  } finally {
-    if (before !== undefined) addon!.setNumThreads(before);
   }
   if (!native) t.diagnostic(`native backend not tested: ${nativeMissing}`);
 });
@@ -312,29 +307,21 @@ test('the addon refuses row-kernel arrays too short for their points, with a Ran
 });
 
 test('layerRows writes a layer\'s columns of Jacobian rows by the formula and nothing else, on every backend and thread count', (t) => {
-  const addon = native ? openBlasAddon() : undefined;
-  const before = addon?.getNumThreads();
-  const kernels: [LinalgBackend, number][] = [[typescriptBackend, 1], ...(native ? [[native, 1], [native, 3]] as [LinalgBackend, number][] : [])];
-  try {
-    for (const [c, k, bias] of [[3, 2, true], [2500, 3, true], [2500, 1, false]] as const) {
-      const rnd = seededRandom(c + k);
-      const l = layer(7, 11, 13, bias);
-      const width = 7 + size(l) + 5;
-      const x = randomArray(c * k * l.out, rnd), z = randomArray(c * l.aug, rnd);
-      const start = randomArray(c * k * width, rnd);
-      const want = start.slice();
-      for (let n = 0; n < c; n++) for (let r = 0; r < k; r++) for (let p = 0; p < l.out; p++) for (let q = 0; q < l.aug; q++) {
-        want[(n * k + r) * width + theta(l, p, q)] = x[(n * k + r) * l.out + p] * z[n * l.aug + q];
-      }
-      for (const [kern, threads] of kernels) {
-        addon?.setNumThreads(threads);
-        const got = start.slice();
-        kern.layerRows(x, c, k, l, z, got, width);
-        assert.ok(Buffer.from(got.buffer).equals(Buffer.from(want.buffer)), `${kern.name}/${threads}t: ${c} points, k = ${k}, bias ${bias}`);
-      }
+  for (const [c, k, bias] of [[3, 2, true], [2500, 3, true], [2500, 1, false]] as const) {
+    const rnd = seededRandom(c + k);
+    const l = layer(7, 11, 13, bias);
+    const width = 7 + size(l) + 5;
+    const x = randomArray(c * k * l.out, rnd), z = randomArray(c * l.aug, rnd);
+    const start = randomArray(c * k * width, rnd);
+    const want = start.slice();
+    for (let n = 0; n < c; n++) for (let r = 0; r < k; r++) for (let p = 0; p < l.out; p++) for (let q = 0; q < l.aug; q++) {
+      want[(n * k + r) * width + theta(l, p, q)] = x[(n * k + r) * l.out + p] * z[n * l.aug + q];
     }
-  } finally {
-    if (before !== undefined) addon!.setNumThreads(before);
+    onEveryKernel((kern, threads) => {
+      const got = start.slice();
+      kern.layerRows(x, c, k, l, z, got, width);
+      assert.ok(Buffer.from(got.buffer).equals(Buffer.from(want.buffer)), `${kern.name}/${threads}t: ${c} points, k = ${k}, bias ${bias}`);
+    });
   }
   if (!native) t.diagnostic(`native backend not tested: ${nativeMissing}`);
   if (native) {
