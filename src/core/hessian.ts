@@ -87,9 +87,10 @@ export function selfCurvatures(p: Problem, f: ForwardPass, b: BackwardPass | und
 }
 
 /**
- * A buffer reused for per-chunk rows of one kind (the Khatri–Rao rows, the packed A's, the tiles of block products), grown to
- * the largest asked for: the rows of one pair of layers are consumed by its GEMMs before the
- * next pair's are laid out, so one buffer serves them all, with no fresh pages or garbage per pair.
+ * A buffer reused for per-chunk arrays of one kind (the Khatri–Rao rows, the packed A's, the
+ * tiles of block products), grown to the largest asked for: one pair of layers' rows are
+ * consumed by its GEMMs (and a tile by its scatter) before the next are laid out, so one buffer
+ * serves them all, with no fresh pages or garbage per pair.
  */
 class Rows {
   private buffer = new Float64Array(0);

@@ -127,15 +127,24 @@ export function openBlasAddon(): OpenBlasAddon {
   return loaded.addon;
 }
 
+/**
+ * Whether a product is a long scaled column (k = n = 1, m ≥ 64), cheaper in JavaScript than a call
+ * into the addon (typescript.ts scaledColumn), with operands that lie inside their arrays as the
+ * addon's checks require; any other product, a malformed one included, goes to the addon.
+ */
+function isScaledColumn(transA: boolean, m: number, n: number, k: number, alpha: number, a: Float64Array, lda: number, b: Float64Array, ldb: number, c: Float64Array, ldc: number): boolean {
+  if (n !== 1 || k !== 1 || m < 64 || alpha === 0 || typeof transA !== 'boolean') return false;
+  if (!(a instanceof Float64Array && b instanceof Float64Array && c instanceof Float64Array) || b.length < 1 || ldb < 1 || ldc < 1) return false;
+  return lda >= (transA ? m : 1) && (m - 1) * (transA ? 1 : lda) < a.length && (m - 1) * ldc < c.length;
+}
+
 /** The backend over the addon; throws where the addon cannot load. */
 export function openBlasBackend(): LinalgBackend {
   const x = openBlasAddon();
   return {
     name: 'openblas',
-    // a long product with k = n = 1 is a scaled column, cheaper in JavaScript than a call into the
-    // addon (typescript.ts scaledColumn); operands that do not fit go to the addon, which refuses them
     gemm: (transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) =>
-      (n === 1 && k === 1 && m >= 64 && alpha !== 0 && typeof transA === 'boolean' && a instanceof Float64Array && c instanceof Float64Array && b.length >= 1 && ldb >= 1 && ldc >= 1 && lda >= (transA ? m : 1) && (m - 1) * (transA ? 1 : lda) < a.length && (m - 1) * ldc < c.length
+      (isScaledColumn(transA, m, n, k, alpha, a, lda, b, ldb, c, ldc)
         ? scaledColumn(transA, m, alpha, a, lda, b[0], beta, c, ldc)
         : x.dgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)),
     syrk: (trans, n, k, alpha, a, lda, beta, c, ldc) => x.dsyrk(trans, n, k, alpha, a, lda, beta, c, ldc),

@@ -22,7 +22,7 @@ const packB = new Float64Array(KC * NC);
 /**
  * The product with k = n = 1, C[i][0] ← α·op(A)[i][0]·op(B)[0][0] + β·C[i][0]: a scaled column,
  * one loop. The packed kernel pads it to 4 × 4 micro-tiles and the addon's dgemm pays its set-up
- * for it: a 3810 × 1 × 1 product took 160 µs and 12–20 µs that way, 4 µs here (2026-12-01). The
+ * for it: a 3810 × 1 × 1 product took 160 µs and 12–20 µs that way, 7–10 µs here (2026-12-01). The
  * columns form of a deep network of width 1 makes two of them per layer and batch of directions.
  */
 export function scaledColumn(transA: boolean, m: number, alpha: number, a: Float64Array, lda: number, b0: number, beta: number, c: Float64Array, ldc: number): void {
