@@ -59,10 +59,9 @@ void ScatterOwnBlock(const Target& h, const Layer& l, const double* t, long i0, 
   // bands are its own rows, written column strip after column strip; per pair, as the reference
   // does, the second band's writes would jump across H. Units c of band r: i0 … i1 − 1 for r < i0,
   // 0 … i1 − 1 for r in the tile.
-  const auto units = [&](long r) { return r < i0 ? i1 - i0 : i1; };
   const double perUnit = static_cast<double>(aug) * aug;
   const auto prefix = [&](long r) {
-    // Σ_{r' < r} units(r')
+    // the work of bands 0 … r − 1: (i1 − i0) units each below the tile, i1 each in it
     const long below = std::min(r, i0);
     return perUnit * (static_cast<double>(below) * (i1 - i0) + static_cast<double>(std::max(0L, r - i0)) * i1);
   };
