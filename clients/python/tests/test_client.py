@@ -190,6 +190,29 @@ TIMED_OUT = (503, {"Content-Type": "application/problem+json", "Retry-After": "1
              b'"code":"TIMEOUT"}')
 
 
+def test_npy_answers_are_read_straight_into_their_array_in_any_layout_and_a_short_one_is_refused(scripted):
+    """The .npy reader (the header, then readinto in pieces of a MiB): C and Fortran order, a
+    float32 answer (summed as float64, as before), an answer of several pieces, an empty one, and a
+    body cut short."""
+    server, url = scripted
+    net, x, t, loss = data(CASES[0])
+    rng = np.random.default_rng(5)
+    big = rng.standard_normal((700, 300))  # 1.7 MB: two pieces and a part
+    answers = [big, np.asfortranarray(rng.standard_normal((5, 7))), rng.standard_normal((3, 4)).astype(np.float32),
+               np.zeros((0, 3))]
+    _Scripted.script = [(200, {"Content-Type": "application/x-npy"}, _npy(a)) for a in answers]
+    client = CurvatureClient(url, progress=False)
+    for want in answers:
+        got = client.hessian(net, x, t, loss)
+        assert got.shape == want.shape and got.dtype == np.float64
+        np.testing.assert_array_equal(got, want.astype(np.float64))
+    cut = _npy(big)
+    _Scripted.script = [(200, {"Content-Type": "application/x-npy"}, cut[: len(cut) - 100])]
+    with pytest.raises(CurvatureServiceError) as e:
+        client.hessian(net, x, t, loss)
+    assert "closed 100 bytes early" in e.value.detail
+
+
 def _retry_records(caplog):
     return [r for r in caplog.records if r.name == "curvature_client" and "retry" in r.getMessage()]
 
