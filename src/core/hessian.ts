@@ -356,6 +356,7 @@ function curvaturePlan(layers: readonly LayerSize[], n: number, budget: number, 
  */
 export interface CurvatureForm {
   readonly form: 'blocks' | 'stack' | 'columns';
+  /** The estimate, or a lower bound where that alone rules the block form out (blockFormSeconds). */
   readonly blockSeconds: number;
   readonly stackSeconds: number;
   readonly columnSeconds: number;
@@ -418,11 +419,6 @@ export interface FormQuestion {
 
 export function curvatureForm(layers: readonly LayerSize[], n: number, exact: boolean, { need, directions, exactStack }: FormQuestion = {}): CurvatureForm {
   const ls = sizes(layers);
-  const plan = curvaturePlan(layers, n, CHUNK_BUDGET, need);
-  const chunks = Math.ceil(n / plan.chunk);
-  const totals = pairTotals(layers, need);
-  const blockFlops = n * (exact ? totals.exactFlopsPerPoint : totals.outerFlopsPerPoint), products = totals.sumDoubles, blocks = totals.blocks;
-  const blockSeconds = blockFlops / GEMM_FLOPS_PER_SECOND + (n * plan.perPoint + (chunks + 1) * products) / MOVED_DOUBLES_PER_SECOND + chunks * blocks * SECONDS_PER_BLOCK;
   let w = 0, units = 0, through = 0;
   for (const l of ls) if (l.selected) w += l.out * (l.in + (l.hasBias ? 1 : 0));
   for (const l of ls) { units += l.out; through += 2 * l.out + 2 * l.in; }
@@ -453,15 +449,37 @@ export function curvatureForm(layers: readonly LayerSize[], n: number, exact: bo
       });
       // each layer's V_k is its own pull-back through the layers below: L(L − 1)/2 steps per chunk
       const steps = (ls.length * (ls.length + 1)) / 2;
+      const chunks = Math.ceil(n / exactStackChunk(ls, n, w));
       // and the output head's three matrices per point (G's factor, L_n and G_n)
       stackSeconds = flops / GEMM_FLOPS_PER_SECOND + moved / MOVED_DOUBLES_PER_SECOND + chunks * steps * SECONDS_PER_LAYER_STEP + n * SECONDS_PER_POINT_HEADS;
     }
   } else {
     stackSeconds = (n * k * w * w) / GEMM_FLOPS_PER_SECOND + (n * k * (w + units) + w * w) / MOVED_DOUBLES_PER_SECOND;
   }
+  const blockSeconds = blockFormSeconds(layers, n, exact, need, Math.min(stackSeconds, columnSeconds));
   const best = Math.min(blockSeconds, stackSeconds, columnSeconds);
   const form = best === blockSeconds ? 'blocks' : best === stackSeconds ? 'stack' : 'columns';
   return { form, blockSeconds, stackSeconds, columnSeconds };
+}
+
+/**
+ * The block form's seconds (curvatureForm's model), or, for the whole matrix, where its fixed
+ * cost per block alone over the S(S + 1)/2 pairs of S selected layers already exceeds `other`,
+ * that lower bound, without the pass over the pairs: 1,000 layers have 500,500 of them, which
+ * took 14–23 ms of every such request (twice: sized in the main thread, chosen in the worker).
+ */
+function blockFormSeconds(layers: readonly LayerSize[], n: number, exact: boolean, need: BlockFilter | undefined, other: number): number {
+  if (!need) {
+    let selected = 0;
+    for (const l of sizes(layers)) if (l.selected) selected++;
+    const atLeast = ((selected * (selected + 1)) / 2) * SECONDS_PER_BLOCK;
+    if (atLeast > other) return atLeast;
+  }
+  const plan = curvaturePlan(layers, n, CHUNK_BUDGET, need);
+  const chunks = Math.ceil(n / plan.chunk);
+  const totals = pairTotals(layers, need);
+  const flops = n * (exact ? totals.exactFlopsPerPoint : totals.outerFlopsPerPoint);
+  return flops / GEMM_FLOPS_PER_SECOND + (n * plan.perPoint + (chunks + 1) * totals.sumDoubles) / MOVED_DOUBLES_PER_SECOND + chunks * totals.blocks * SECONDS_PER_BLOCK;
 }
 
 /** What of a curvature matrix an answer holds: all of it, each selected layer's own block, or rows start … end − 1. */
