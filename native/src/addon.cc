@@ -498,7 +498,7 @@ class OpenBlasAddon : public Napi::Addon<OpenBlasAddon> {
       if (!(v >= 1) || std::floor(v) != v) g.Fail(2, "a Float64Array of positive integers");
       per[d] = static_cast<uint64_t>(v);
     }
-    // Rows in parts on OpenBLAS's thread count (the stream formats while no kernel runs), each part
+    // Rows in parts on OpenBLAS's thread count (the cores the service gives one kernel call), each part
     // written through a pointer into its own stretch of one Buffer of the most its rows can take (a
     // number is at most 24 characters); the stretches are then moved together.
     const double* x = data.Data();
