@@ -615,15 +615,7 @@ class CurvatureClient:
         copy. A 909 MB Hessian took 6-10 s through ``r.content`` and ``np.load`` (requests' small
         chunks joined, then copied out of a BytesIO), against 1.6 s for the service to send it."""
         raw = r.raw
-        raw.decode_content = True  # should a proxy compress it
-        version = np.lib.format.read_magic(raw)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(raw)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(raw)
-        else:
-            raise CurvatureServiceError(None, "Unexpected answer", f".npy format {version} (expected 1.0 or 2.0)", url=r.url)
-        dtype = np.dtype(dtype)
+        shape, fortran, dtype = _npy_header(r)
         if dtype.hasobject:
             raise CurvatureServiceError(None, "Unexpected answer", f".npy of {dtype} (expected numbers)", url=r.url)
         out = np.empty(shape, dtype=dtype, order="F" if fortran else "C")
@@ -738,20 +730,27 @@ def _read_into(raw: Any, view: memoryview, url: str) -> None:
         got += n
 
 
+def _npy_header(r: requests.Response) -> Tuple[Tuple[int, ...], bool, np.dtype]:
+    """The header of a .npy answer, read from the socket (shape, Fortran order, dtype); the data follow."""
+    raw = r.raw
+    raw.decode_content = True  # should a proxy compress it
+    version = np.lib.format.read_magic(raw)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(raw)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(raw)
+    else:
+        raise CurvatureServiceError(None, "Unexpected answer", f".npy format {version} (expected 1.0 or 2.0)", url=r.url)
+    return tuple(shape), bool(fortran), np.dtype(dtype)
+
+
 def _stream_npy_rows(r: requests.Response, shape: Tuple[int, int], sink: Callable[[int, np.ndarray], None]) -> None:
     """Reads a .npy answer of ``shape`` (rows x W, float64, C order) from the socket in pieces of
     about PIECE_BYTES, calling ``sink(first row, rows)`` with each; the piece's buffer is reused,
     so the sink copies what it keeps."""
     raw = r.raw
-    raw.decode_content = True  # should a proxy compress it
-    version = np.lib.format.read_magic(raw)
-    if version == (1, 0):
-        got, fortran, dtype = np.lib.format.read_array_header_1_0(raw)
-    elif version == (2, 0):
-        got, fortran, dtype = np.lib.format.read_array_header_2_0(raw)
-    else:
-        raise CurvatureServiceError(None, "Unexpected answer", f".npy format {version} (expected 1.0 or 2.0)", url=r.url)
-    if tuple(got) != shape or fortran or np.dtype(dtype) != np.dtype("<f8"):
+    got, fortran, dtype = _npy_header(r)
+    if tuple(got) != shape or fortran or dtype != np.dtype("<f8"):
         raise CurvatureServiceError(None, "Unexpected answer", f"a .npy of shape {tuple(got)} and dtype {dtype}"
                                     f"{' in Fortran order' if fortran else ''}; expected {shape} <f8 in C order", url=r.url)
     n_rows, w = shape
