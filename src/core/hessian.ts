@@ -33,7 +33,7 @@
  * others held fixed), and of those only the diagonal blocks for a block-diagonal answer, or those
  * that reach a slab of rows. The pull-backs stop at the lowest layer needed.
  */
-import { linalg, newMatrix } from './linalg/index.ts';
+import { linalg, newMatrix, Rows } from './linalg/index.ts';
 import type { BlockTarget } from './linalg/types.ts';
 import { augmentedInputs, backward, chunkSize, outputMatrices, parameterIndexMap, pullBack, type BackwardPass } from './backprop.ts';
 import { forward, type ForwardPass, type Layer, type LayerSize, type Problem } from './network.ts';
@@ -84,21 +84,6 @@ export function selfCurvatures(p: Problem, f: ForwardPass, b: BackwardPass | und
     as[l] = a;
   }
   return as;
-}
-
-/**
- * A buffer reused for per-chunk arrays of one kind (the Khatri–Rao rows, the packed A's, the
- * tiles of block products), grown to the largest asked for: one pair of layers' rows are
- * consumed by its GEMMs (and a tile by its scatter) before the next are laid out, so one buffer
- * serves them all, with no fresh pages or garbage per pair.
- */
-class Rows {
-  private buffer = new Float64Array(0);
-  /** `length` doubles, contents unspecified (the kernels overwrite every one). */
-  take(length: number): Float64Array {
-    if (this.buffer.length < length) this.buffer = new Float64Array(length);
-    return this.buffer.subarray(0, length);
-  }
 }
 
 /** Khatri–Rao rows: out[n][(j,q)] = x[n][j]·y[n][q] for c points (the backend's khatriRao). Cost c·nx·ny. */

@@ -4,7 +4,7 @@
  */
 import { backward, outputMatrices, passesBytes, type BackwardPass } from './backprop.ts';
 import { checkParameterVector, lowestSelected } from './jacobian.ts';
-import { linalg } from './linalg/index.ts';
+import { linalg, Rows } from './linalg/index.ts';
 import { forward, type ForwardPass, type LayerSize, type Problem } from './network.ts';
 
 /**
@@ -70,12 +70,8 @@ export function curvatureOperator(p: Problem, gaussNewton: boolean): CurvatureOp
   const lowest = lowestSelected(net);
   const la = linalg();
   // working arrays kept between calls (a product allocates only its answer): per kind and layer
-  const cache: Float64Array[][] = Array.from({ length: 8 }, () => new Array<Float64Array>(L + 1));
-  const work = (kind: number, l: number, length: number): Float64Array => {
-    let b = cache[kind][l];
-    if (!b || b.length < length) { b = new Float64Array(length); cache[kind][l] = b; }
-    return b.length === length ? b : b.subarray(0, length);
-  };
+  const cache: Rows[][] = Array.from({ length: 8 }, () => Array.from({ length: L + 1 }, () => new Rows()));
+  const work = (kind: number, l: number, length: number): Float64Array => cache[kind][l].take(length);
   const [STACKED, BY_ROW, RA, RZ, RD, RG, T1, T2] = [0, 1, 2, 3, 4, 5, 6, 7];
   const applyMany = (v: Float64Array, m: number, from = lowest): Float64Array => {
     if (v.length !== m * W) throw new Error(`applyMany: ${v.length} entries for ${m} directions of W = ${W}`);

@@ -144,6 +144,21 @@ export function newMatrix(length: number): Float64Array {
   return a;
 }
 
+/**
+ * A working buffer reused for arrays of one kind, grown to the largest asked for: where each use
+ * is consumed before the next is laid out (the block form's rows of one pair of layers by its
+ * GEMMs, a tile by its scatter; a step of the R-operator's passes), one buffer serves them all,
+ * with no fresh pages or garbage per use.
+ */
+export class Rows {
+  private buffer = new Float64Array(0);
+  /** `length` doubles, contents unspecified (whatever a previous use left): the caller writes every one it reads. */
+  take(length: number): Float64Array {
+    if (this.buffer.length < length) this.buffer = new Float64Array(length);
+    return this.buffer.length === length ? this.buffer : this.buffer.subarray(0, length);
+  }
+}
+
 /** Mirrors the lower triangle of the n × n row-major matrix `a` into its upper triangle (cost n²/2 moves; the backend's mirrorLower). */
 export function symmetrizeFromLower(n: number, a: Float64Array, lda = n): void {
   current.mirrorLower(a, lda, 0, n, 0, n);
