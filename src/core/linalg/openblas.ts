@@ -10,8 +10,11 @@ import { isMainThread } from 'node:worker_threads';
 import type { LinalgBackend, SyevrResult } from './types.ts';
 import { scaledColumn } from './typescript.ts';
 
-/** What the addon exports (native/index.d.ts; repeated here since the package may be absent). */
-export interface OpenBlasAddon {
+/**
+ * What the addon exports (native/index.d.ts; repeated here since the package may be absent). The
+ * kernels whose arguments are the backend's own take them from LinalgBackend.
+ */
+export interface OpenBlasAddon extends Pick<LinalgBackend, 'allFinite' | 'khatriRao' | 'symmetricKhatriRao' | 'packLower' | 'transposeEach' | 'scaleColumns'> {
   dgemm(
     transA: boolean, transB: boolean, m: number, n: number, k: number,
     alpha: number, a: Float64Array, lda: number, b: Float64Array, ldb: number,
@@ -50,12 +53,6 @@ export interface OpenBlasAddon {
   ): void;
   mirrorLower(a: Float64Array, lda: number, r0: number, r1: number, c0: number, c1: number): void;
   populate(a: Float64Array, threads: number): number;
-  allFinite(a: Float64Array): boolean;
-  khatriRao(x: Float64Array, nx: number, y: Float64Array, ny: number, c: number, out: Float64Array): void;
-  symmetricKhatriRao(z: Float64Array, nz: number, c: number, out: Float64Array): void;
-  packLower(x: Float64Array, r: number, c: number, out: Float64Array): void;
-  transposeEach(x: Float64Array, c: number, r: number, q: number, out: Float64Array): void;
-  scaleColumns(x: Float64Array, c: number, r: number, w: number, d: Float64Array): void;
   layerRows(x: Float64Array, c: number, k: number, offset: number, inputs: number, outputs: number, bias: boolean, z: Float64Array, rows: Float64Array, width: number): void;
 }
 
